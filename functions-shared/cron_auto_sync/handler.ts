@@ -1,0 +1,26 @@
+/**
+ * Wires `cron-auto-sync` from its environment. A missing or invalid keyring throws
+ * here, so the function fails closed at start-up instead of accepting anything.
+ */
+import { createBackground } from "../background.ts";
+import { connectDatabase } from "../database.ts";
+import { createImportRunner } from "../import_emails/import_run.ts";
+import { createLogger } from "../log.ts";
+import { createRunStore } from "../run_store.ts";
+import { parseKeyring } from "../standard_webhooks.ts";
+import { createCronAutoSyncApp } from "./app.ts";
+
+export function createCronAutoSyncHandler(env: Record<string, string | undefined>) {
+  const log = createLogger("cron-auto-sync");
+  const keyring = parseKeyring(env.AUTO_SYNC_SIGNING_SECRETS);
+  const store = createRunStore(connectDatabase(env.SUPABASE_DB_URL, "cron-auto-sync"));
+  const app = createCronAutoSyncApp({
+    keyring,
+    store,
+    // The same runner import-emails serves: the hand-off is a function call.
+    runImport: createImportRunner({ store, log }),
+    background: createBackground(log),
+    log,
+  });
+  return { fetch: app.fetch };
+}

@@ -1,0 +1,46 @@
+/**
+ * `import-emails` over HTTP: a signed-in user's "sync now". The token decides whose
+ * mail is imported; nothing in the request can name another user.
+ */
+import { Hono } from "hono";
+import type { Background } from "../background.ts";
+import { errorText } from "../background.ts";
+import { errorResponse } from "../http.ts";
+import type { Logger } from "../log.ts";
+import type { RunStore } from "../run_store.ts";
+import type { UserAuthenticator } from "../user_auth.ts";
+import type { ImportRunner } from "./import_run.ts";
+
+export interface ImportEmailsDeps {
+  authenticate: UserAuthenticator;
+  store: RunStore;
+  runImport: ImportRunner;
+  background: Background;
+  log: Logger;
+}
+
+export function createImportEmailsApp(deps: ImportEmailsDeps): Hono {
+  const { authenticate, store, runImport, background, log } = deps;
+  const app = new Hono();
+
+  app.all("*", async (c) => {
+    if (c.req.method !== "POST") return errorResponse(405, { Allow: "POST" });
+    const user = await authenticate(c.req.header("authorization") ?? null);
+    if (!user) {
+      log.warn("Rejected sync request", { status: 401, reason: "missing or invalid user token" });
+      return errorResponse(401);
+    }
+    let runId: string;
+    try {
+      runId = await store.startManualRun(user.userId);
+    } catch (error) {
+      log.error("Cannot record manual run", { user_id: user.userId, error: errorText(error) });
+      return errorResponse(503);
+    }
+    background(runImport({ runId, userId: user.userId }));
+    log.info("Manual sync accepted", { run_id: runId, user_id: user.userId });
+    return c.json({ run_id: runId }, 202);
+  });
+
+  return app;
+}

@@ -1,0 +1,50 @@
+/** Run bookkeeping in auto_sync.runs, through the functions the migration grants. */
+import type { Sql } from "./database.ts";
+
+export type AcceptOutcome =
+  | "accepted"
+  | "replayed"
+  | "unknown_run"
+  | "wrong_user"
+  | "not_dispatched"
+  | "schedule_disabled";
+
+export type FinalStatus = "succeeded" | "partial" | "skipped" | "failed";
+
+export interface RunStore {
+  /** Burns the request id and moves the run dispatched -> accepted, atomically. */
+  acceptRequest(requestId: string, runId: string, userId: string): Promise<AcceptOutcome>;
+  /** Records a signed-in user's "sync now" as an accepted run; returns its id. */
+  startManualRun(userId: string): Promise<string>;
+  /** accepted -> running; false when the run was not in `accepted`. */
+  startRun(runId: string): Promise<boolean>;
+  finishRun(
+    runId: string,
+    status: FinalStatus,
+    options?: { error?: string; details?: Record<string, unknown> },
+  ): Promise<boolean>;
+}
+
+export function createRunStore(sql: Sql): RunStore {
+  return {
+    async acceptRequest(requestId, runId, userId) {
+      const [row] = await sql`
+        select auto_sync.accept_request(${requestId}, ${runId}::uuid, ${userId}::uuid) as outcome`;
+      return row.outcome as AcceptOutcome;
+    },
+    async startManualRun(userId) {
+      const [row] = await sql`select auto_sync.start_manual_run(${userId}::uuid) as id`;
+      return row.id as string;
+    },
+    async startRun(runId) {
+      const [row] = await sql`select auto_sync.start_run(${runId}::uuid) as started`;
+      return row.started === true;
+    },
+    async finishRun(runId, status, options = {}) {
+      const details = options.details === undefined ? null : sql.json(options.details as never);
+      const [row] = await sql`
+        select auto_sync.finish_run(${runId}::uuid, ${status}, ${options.error ?? null}, ${details}) as finished`;
+      return row.finished === true;
+    },
+  };
+}

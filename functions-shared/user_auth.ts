@@ -1,0 +1,58 @@
+/**
+ * Verifies a signed-in user's access token (the `Authorization: Bearer` JWT).
+ *
+ * Supabase projects sign user tokens either with asymmetric keys published as
+ * SUPABASE_JWKS (injected into Edge Functions) or, on older projects, with the
+ * legacy HS256 JWT secret (set it as SUPABASE_JWT_SECRET). Only tokens for the
+ * `authenticated` role with a user id in `sub` are accepted.
+ */
+import {
+  createLocalJWKSet,
+  decodeProtectedHeader,
+  type JSONWebKeySet,
+  type JWTVerifyGetKey,
+  jwtVerify,
+} from "jose";
+import { z } from "zod";
+
+export type UserAuthenticator = (authorization: string | null) => Promise<{ userId: string } | null>;
+
+const ASYMMETRIC_ALGORITHMS = ["ES256", "RS256", "EdDSA"];
+const userClaims = z.object({ sub: z.uuid(), role: z.literal("authenticated") });
+
+export function createUserAuthenticator(
+  env: { SUPABASE_JWKS?: string; SUPABASE_JWT_SECRET?: string },
+  options: { now?: () => Date } = {},
+): UserAuthenticator {
+  let jwks: JWTVerifyGetKey | null = null;
+  if (env.SUPABASE_JWKS) {
+    try {
+      jwks = createLocalJWKSet(JSON.parse(env.SUPABASE_JWKS) as JSONWebKeySet);
+    } catch {
+      throw new Error('Invalid SUPABASE_JWKS: expected a JSON Web Key Set ({"keys": [...]})');
+    }
+  }
+  const secret = env.SUPABASE_JWT_SECRET ? new TextEncoder().encode(env.SUPABASE_JWT_SECRET) : null;
+  if (!jwks && !secret) {
+    throw new Error("Missing SUPABASE_JWKS or SUPABASE_JWT_SECRET: cannot verify user tokens");
+  }
+
+  return async (authorization) => {
+    const match = authorization?.match(/^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/);
+    if (!match) return null;
+    const token = match[1];
+    try {
+      const { alg } = decodeProtectedHeader(token);
+      const common = { audience: "authenticated", currentDate: options.now?.(), requiredClaims: ["exp", "sub"] };
+      const { payload } = alg === "HS256" && secret
+        ? await jwtVerify(token, secret, { ...common, algorithms: ["HS256"] })
+        : jwks
+        ? await jwtVerify(token, jwks, { ...common, algorithms: ASYMMETRIC_ALGORITHMS })
+        : { payload: null };
+      const claims = userClaims.safeParse(payload);
+      return claims.success ? { userId: claims.data.sub } : null;
+    } catch {
+      return null;
+    }
+  };
+}

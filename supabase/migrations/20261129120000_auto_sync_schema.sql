@@ -1,0 +1,118 @@
+-- Signed auto-sync, part 1: the private schema and its tables.
+--
+-- `auto_sync` is not exposed through the Data API (add it to nothing in
+-- config.toml's [api] schemas). The API roles get no access to its tables; a
+-- signed-in user manages their own schedule only through the wrappers in `public`
+-- (see ..._auto_sync_api.sql).
+
+create extension if not exists pgcrypto with schema extensions;
+create extension if not exists pg_cron;
+
+-- pg_net: hosted Supabase and `supabase start` ship it; enable it unless something
+-- already provides the `net` schema (the local stack's stand-in, tests/stack/).
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_namespace where nspname = 'net') then
+    create extension if not exists pg_net with schema extensions;
+  end if;
+end
+$$;
+
+create schema if not exists auto_sync;
+comment on schema auto_sync is
+  'Signed auto-sync: per-user schedules dispatched by one pg_cron job as HMAC-signed requests. Private: not exposed to the Data API.';
+revoke all on schema auto_sync from public, anon, authenticated;
+grant usage on schema auto_sync to service_role;
+-- Postgres grants EXECUTE on new functions to PUBLIC; nothing here is public.
+alter default privileges in schema auto_sync revoke execute on functions from public;
+
+-- One row: where dispatch() sends requests and how much it sends per tick. Not a
+-- secret (the signing key lives in Vault). Kept in a table because
+-- `ALTER DATABASE ... SET app.settings.*` is refused on hosted Supabase.
+create table auto_sync.settings (
+  id boolean primary key default true check (id),
+  endpoint_url text check (
+    endpoint_url ~ '^https://[^\s]+$'
+    -- plain http only to the local stack's own hosts
+    or endpoint_url ~ '^http://(127\.0\.0\.1|localhost|host\.docker\.internal|kong)(:[0-9]+)?/[^\s]*$'
+  ),
+  batch_limit integer not null default 500 check (batch_limit between 1 and 10000),
+  request_ttl interval not null default '5 minutes'
+    check (request_ttl between interval '30 seconds' and interval '5 minutes'),
+  request_timeout_ms integer not null default 5000 check (request_timeout_ms between 1000 and 60000),
+  in_flight_timeout interval not null default '15 minutes' check (in_flight_timeout >= interval '1 minute'),
+  jitter_fraction numeric not null default 0.1 check (jitter_fraction between 0 and 0.5),
+  updated_at timestamptz not null default now()
+);
+insert into auto_sync.settings default values;
+comment on table auto_sync.settings is
+  'Single row of non-secret dispatch settings: endpoint URL, batch limit per tick, request lifetime and timeout, in-flight timeout, jitter.';
+comment on column auto_sync.settings.endpoint_url is
+  'URL of the cron-auto-sync Edge Function, e.g. https://<ref>.supabase.co/functions/v1/cron-auto-sync. dispatch() sends nothing while it is null.';
+comment on column auto_sync.settings.request_ttl is
+  'exp - iat of each signed request; at most the verifier''s 5-minute timestamp tolerance.';
+comment on column auto_sync.settings.in_flight_timeout is
+  'A run not finished after this long no longer blocks the next dispatch for its user.';
+comment on column auto_sync.settings.jitter_fraction is
+  'Each next run lands at now() + every * (1 + jitter_fraction * random()), spreading load.';
+
+create table auto_sync.schedules (
+  user_id uuid primary key references auth.users (id) on delete cascade,
+  every interval not null default '30 minutes' check (every >= interval '1 minute'),
+  enabled boolean not null default true,
+  next_run_at timestamptz not null default now(),
+  last_run_id uuid,
+  last_outcome text,
+  last_outcome_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+create index schedules_due_idx on auto_sync.schedules (next_run_at) where enabled;
+comment on table auto_sync.schedules is 'One auto-sync schedule per user: how often, whether enabled, when next due, how the last run ended.';
+
+create table auto_sync.runs (
+  id uuid primary key default gen_random_uuid(),
+  user_id uuid not null references auth.users (id) on delete cascade,
+  trigger text not null check (trigger in ('schedule', 'manual')),
+  status text not null check (status in (
+    'dispatched', -- signed request queued in pg_net
+    'accepted',   -- cron-auto-sync verified it (or a user asked for a sync)
+    'running',    -- the importer started
+    'succeeded', 'partial', 'skipped', 'failed', 'rejected', 'lost'
+  )),
+  scheduled_for timestamptz,
+  dispatched_at timestamptz,
+  accepted_at timestamptz,
+  started_at timestamptz,
+  finished_at timestamptz,
+  net_request_id bigint,
+  error text,
+  details jsonb,
+  created_at timestamptz not null default now()
+);
+create index runs_in_flight_idx on auto_sync.runs (user_id, created_at)
+  where status in ('dispatched', 'accepted', 'running');
+create index runs_user_created_idx on auto_sync.runs (user_id, created_at desc);
+comment on table auto_sync.runs is
+  'One row per dispatched request or manual sync. Written by the function, so it is the truth about a run (cron.job_run_details only says the request was queued).';
+comment on column auto_sync.runs.net_request_id is 'pg_net request id (net._http_response.id) of the signed request.';
+comment on column auto_sync.runs.error is 'Why the run did not succeed, for humans. Never holds a credential.';
+
+-- Every webhook-id that passed signature verification, so a captured request
+-- cannot be replayed inside its validity window.
+create table auto_sync.used_request_ids (
+  request_id text primary key check (length(request_id) between 1 and 256),
+  used_at timestamptz not null default now()
+);
+comment on table auto_sync.used_request_ids is
+  'Replay ledger: webhook-ids already accepted by cron-auto-sync. The primary key makes the check-and-insert atomic.';
+
+-- RLS on every table, with no policy for anon or authenticated: the API roles
+-- read nothing here. service_role bypasses RLS; the owner (postgres) is exempt.
+alter table auto_sync.settings enable row level security;
+alter table auto_sync.schedules enable row level security;
+alter table auto_sync.runs enable row level security;
+alter table auto_sync.used_request_ids enable row level security;
+
+revoke all on all tables in schema auto_sync from public, anon, authenticated;
+grant select on all tables in schema auto_sync to service_role;

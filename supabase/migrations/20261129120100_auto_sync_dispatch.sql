@@ -1,0 +1,147 @@
+-- Signed auto-sync, part 2: signing and the dispatcher pg_cron runs every minute.
+--
+-- Wire format: Standard Webhooks v1. For each due schedule dispatch() queues one
+-- pg_net POST with
+--   webhook-id:        the run id
+--   webhook-timestamp: unix seconds
+--   webhook-signature: v1,<base64 HMAC-SHA256(key, id.timestamp.body)> [one per key]
+--   body:              {"aud":"cron-auto-sync","scope":"import-emails","sub":<user>,
+--                       "run_id":<run>,"iat":<s>,"exp":<s>}
+-- The signing keys stay in Vault (names starting 'auto_sync_signing_key:', values
+-- 'whsec_<base64>'); only signatures leave the database.
+
+-- The Vault keys dispatch() signs with, newest first. Two keys = a rotation in
+-- progress: every request then carries one signature per key. Fails loudly on a
+-- missing or malformed key, so a broken setup dispatches nothing instead of
+-- sending requests no verifier accepts.
+create function auto_sync.signing_keys() returns bytea[]
+language plpgsql stable security definer set search_path = ''
+as $$
+declare
+  v_keys bytea[] := '{}';
+  v_secret record;
+begin
+  for v_secret in
+    select s.name, s.decrypted_secret
+      from vault.decrypted_secrets s
+     where starts_with(s.name, 'auto_sync_signing_key:')
+     order by s.created_at desc, s.name
+  loop
+    if v_secret.decrypted_secret !~ '^whsec_[A-Za-z0-9+/]{32,}={0,2}$' then
+      raise exception 'Cannot sign: Vault secret "%" is not a whsec_ key', v_secret.name;
+    end if;
+    v_keys := v_keys || decode(substr(v_secret.decrypted_secret, 7), 'base64');
+  end loop;
+  if cardinality(v_keys) = 0 then
+    raise exception 'Cannot sign: no Vault secret named "auto_sync_signing_key:<label>"';
+  end if;
+  if cardinality(v_keys) > 3 then
+    raise exception 'Cannot sign: % signing keys in Vault; keep at most 3 during a rotation', cardinality(v_keys);
+  end if;
+  return v_keys;
+end
+$$;
+comment on function auto_sync.signing_keys() is
+  'Decoded HMAC keys from Vault secrets named auto_sync_signing_key:<label>, newest first. Raises when none or malformed.';
+
+-- The webhook-signature header value for one request: 'v1,<sig>' per key,
+-- space-separated. p_payload must be exactly the text pg_net will send
+-- (jsonb::text, which pg_net converts to UTF-8).
+create function auto_sync.sign(p_id text, p_timestamp bigint, p_payload text, p_keys bytea[])
+returns text
+language sql immutable strict set search_path = ''
+as $$
+  select string_agg(
+           'v1,' || encode(
+             extensions.hmac(convert_to(p_id || '.' || p_timestamp || '.' || p_payload, 'UTF8'), k.key, 'sha256'),
+             'base64'),
+           ' ' order by k.ord)
+    from unnest(p_keys) with ordinality as k (key, ord)
+$$;
+comment on function auto_sync.sign(text, bigint, text, bytea[]) is
+  'Standard Webhooks v1 signature header for id.timestamp.payload, one v1,<base64> per key.';
+
+-- Picks due schedules and queues one signed request each. Set-based so a tick
+-- costs a few statements whatever the batch size; the pg_net insert, the run row
+-- and the schedule update commit together or not at all.
+create function auto_sync.dispatch() returns integer
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  v_settings auto_sync.settings;
+  v_keys bytea[];
+  v_timestamp bigint := floor(extract(epoch from now()))::bigint;
+  v_count integer;
+begin
+  select * into strict v_settings from auto_sync.settings;
+  if v_settings.endpoint_url is null then
+    raise warning 'auto_sync.dispatch: settings.endpoint_url is not set; nothing dispatched';
+    return 0;
+  end if;
+  v_keys := auto_sync.signing_keys();
+
+  with due as (
+    select s.user_id, s.next_run_at, gen_random_uuid() as run_id
+      from auto_sync.schedules s
+     where s.enabled
+       and s.next_run_at <= now()
+       and not exists (
+             select 1 from auto_sync.runs r
+              where r.user_id = s.user_id
+                and r.status in ('dispatched', 'accepted', 'running')
+                and r.created_at > now() - v_settings.in_flight_timeout)
+     order by s.next_run_at
+     limit v_settings.batch_limit
+       for update of s skip locked
+  ), claimed as (
+    select d.user_id, d.next_run_at, d.run_id,
+           jsonb_build_object(
+             'aud', 'cron-auto-sync',
+             'scope', 'import-emails',
+             'sub', d.user_id,
+             'run_id', d.run_id,
+             'iat', v_timestamp,
+             'exp', v_timestamp + floor(extract(epoch from v_settings.request_ttl))::bigint
+           ) as body
+      from due d
+  ), sent as (
+    select c.user_id, c.next_run_at, c.run_id,
+           net.http_post(
+             url := v_settings.endpoint_url,
+             body := c.body,
+             headers := jsonb_build_object(
+               'Content-Type', 'application/json',
+               'webhook-id', c.run_id::text,
+               'webhook-timestamp', v_timestamp::text,
+               'webhook-signature', auto_sync.sign(c.run_id::text, v_timestamp, c.body::text, v_keys)
+             ),
+             timeout_milliseconds := v_settings.request_timeout_ms
+           ) as net_request_id
+      from claimed c
+  ), new_runs as (
+    insert into auto_sync.runs (id, user_id, trigger, status, scheduled_for, dispatched_at, net_request_id)
+    select run_id, user_id, 'schedule', 'dispatched', next_run_at, now(), net_request_id
+      from sent
+    returning id, user_id
+  )
+  update auto_sync.schedules s
+     set next_run_at = now() + s.every * (1 + v_settings.jitter_fraction * random()),
+         last_run_id = n.id,
+         updated_at = now()
+    from new_runs n
+   where s.user_id = n.user_id;
+
+  get diagnostics v_count = row_count;
+  return v_count;
+end
+$$;
+comment on function auto_sync.dispatch() is
+  'Run by the pg_cron job auto-sync-dispatch every minute: queues one signed request per due, enabled schedule with no run in flight, up to settings.batch_limit. Returns how many.';
+
+revoke execute on function auto_sync.signing_keys() from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.sign(text, bigint, text, bytea[]) from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.dispatch() from public, anon, authenticated, service_role;
+
+-- The one cron job, installed idempotently. Its command holds no secret.
+select cron.unschedule(jobid) from cron.job where jobname = 'auto-sync-dispatch';
+select cron.schedule('auto-sync-dispatch', '* * * * *', 'select auto_sync.dispatch()');

@@ -1,0 +1,214 @@
+-- Signed auto-sync, part 3: the functions that manage schedules and record runs.
+--
+--   service role (server code, the Edge Functions):
+--     auto_sync.enable(user, every), auto_sync.disable(user)
+--     auto_sync.accept_request(request_id, run_id, user)   -- cron-auto-sync, after HMAC
+--     auto_sync.start_manual_run(user)                     -- import-emails "sync now"
+--     auto_sync.start_run(run_id), auto_sync.finish_run(run_id, status, error, details)
+--   a signed-in user, for their own schedule only (public, callable over the Data API):
+--     public.enable_auto_sync(every), public.disable_auto_sync(), public.get_auto_sync()
+
+create function auto_sync.enable(p_user_id uuid, p_every interval default '30 minutes')
+returns auto_sync.schedules
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  v_schedule auto_sync.schedules;
+begin
+  if p_user_id is null then
+    raise exception 'Cannot enable auto-sync: user id is null' using errcode = '22004';
+  end if;
+  if p_every is null or p_every < interval '1 minute' then
+    raise exception 'Cannot enable auto-sync: interval "%" is shorter than 1 minute', p_every
+      using errcode = '22023';
+  end if;
+  if not exists (select 1 from auth.users u where u.id = p_user_id) then
+    raise exception 'Cannot enable auto-sync: user "%" does not exist', p_user_id using errcode = '23503';
+  end if;
+
+  insert into auto_sync.schedules as s (user_id, every, enabled, next_run_at)
+  values (p_user_id, p_every, true, now())          -- a new schedule is due at once
+  on conflict (user_id) do update
+     set every = excluded.every,
+         enabled = true,
+         -- re-enabling makes it due now; changing the interval never delays a run
+         next_run_at = case when s.enabled then least(s.next_run_at, now() + excluded.every) else now() end,
+         updated_at = now()
+  returning * into v_schedule;
+  return v_schedule;
+end
+$$;
+comment on function auto_sync.enable(uuid, interval) is
+  'Creates or re-enables a user''s schedule (due at once when new or re-enabled). Interval at least 1 minute.';
+
+create function auto_sync.disable(p_user_id uuid) returns boolean
+language sql volatile security definer set search_path = ''
+as $$
+  update auto_sync.schedules
+     set enabled = false, updated_at = now()
+   where user_id = p_user_id
+  returning true
+$$;
+comment on function auto_sync.disable(uuid) is
+  'Disables a user''s schedule. Returns true when there was one. A dispatched request for a disabled schedule is refused by cron-auto-sync.';
+
+-- Called by cron-auto-sync after the signature, timestamp and claims checked out.
+-- One transaction: burn the request id (atomic through the primary key), then
+-- accept the run if it is this user's, still dispatched, and its schedule enabled.
+-- Returns 'accepted' or the reason for refusal.
+create function auto_sync.accept_request(p_request_id text, p_run_id uuid, p_user_id uuid)
+returns text
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  v_run auto_sync.runs;
+begin
+  insert into auto_sync.used_request_ids (request_id) values (p_request_id)
+  on conflict (request_id) do nothing;
+  if not found then
+    return 'replayed';
+  end if;
+
+  select * into v_run from auto_sync.runs where id = p_run_id for update;
+  if not found then
+    return 'unknown_run';
+  end if;
+  if v_run.user_id <> p_user_id then
+    return 'wrong_user';
+  end if;
+  if v_run.status <> 'dispatched' then
+    return 'not_dispatched';
+  end if;
+  if v_run.trigger = 'schedule' and not exists (
+       select 1 from auto_sync.schedules s where s.user_id = v_run.user_id and s.enabled) then
+    update auto_sync.runs
+       set status = 'rejected', finished_at = now(), error = 'Schedule disabled before the request arrived'
+     where id = p_run_id;
+    return 'schedule_disabled';
+  end if;
+
+  update auto_sync.runs set status = 'accepted', accepted_at = now() where id = p_run_id;
+  return 'accepted';
+end
+$$;
+comment on function auto_sync.accept_request(text, uuid, uuid) is
+  'For cron-auto-sync after signature checks: records the request id (replays return ''replayed'') and moves the run dispatched -> accepted. Returns accepted | replayed | unknown_run | wrong_user | not_dispatched | schedule_disabled.';
+
+create function auto_sync.start_manual_run(p_user_id uuid) returns uuid
+language sql volatile security definer set search_path = ''
+as $$
+  insert into auto_sync.runs (user_id, trigger, status, accepted_at)
+  values (p_user_id, 'manual', 'accepted', now())
+  returning id
+$$;
+comment on function auto_sync.start_manual_run(uuid) is 'For import-emails: records a signed-in user''s "sync now" as an accepted run and returns its id.';
+
+create function auto_sync.start_run(p_run_id uuid) returns boolean
+language sql volatile security definer set search_path = ''
+as $$
+  update auto_sync.runs set status = 'running', started_at = now()
+   where id = p_run_id and status = 'accepted'
+  returning true
+$$;
+comment on function auto_sync.start_run(uuid) is 'For the importer: accepted -> running. Returns null when the run was not accepted.';
+
+create function auto_sync.finish_run(
+  p_run_id uuid,
+  p_status text,
+  p_error text default null,
+  p_details jsonb default null
+) returns boolean
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  v_run auto_sync.runs;
+begin
+  if p_status not in ('succeeded', 'partial', 'skipped', 'failed') then
+    raise exception 'Cannot finish run: status "%" is not a final status', p_status using errcode = '22023';
+  end if;
+  update auto_sync.runs
+     set status = p_status, finished_at = now(), error = p_error, details = p_details
+   where id = p_run_id and status in ('accepted', 'running')
+  returning * into v_run;
+  if not found then
+    return false;
+  end if;
+  update auto_sync.schedules
+     set last_outcome = p_status, last_outcome_at = now(), updated_at = now()
+   where user_id = v_run.user_id;
+  return true;
+end
+$$;
+comment on function auto_sync.finish_run(uuid, text, text, jsonb) is
+  'For the importer: records a run''s final status (succeeded | partial | skipped | failed), error and details, and the schedule''s last outcome.';
+
+revoke execute on function auto_sync.enable(uuid, interval) from public, anon, authenticated;
+revoke execute on function auto_sync.disable(uuid) from public, anon, authenticated;
+revoke execute on function auto_sync.accept_request(text, uuid, uuid) from public, anon, authenticated;
+revoke execute on function auto_sync.start_manual_run(uuid) from public, anon, authenticated;
+revoke execute on function auto_sync.start_run(uuid) from public, anon, authenticated;
+revoke execute on function auto_sync.finish_run(uuid, text, text, jsonb) from public, anon, authenticated;
+grant execute on function auto_sync.enable(uuid, interval) to service_role;
+grant execute on function auto_sync.disable(uuid) to service_role;
+grant execute on function auto_sync.accept_request(text, uuid, uuid) to service_role;
+grant execute on function auto_sync.start_manual_run(uuid) to service_role;
+grant execute on function auto_sync.start_run(uuid) to service_role;
+grant execute on function auto_sync.finish_run(uuid, text, text, jsonb) to service_role;
+
+-------------------------------------------------------------------------------
+-- What a signed-in user may do, for themself only (auth.uid()).
+-------------------------------------------------------------------------------
+create function public.enable_auto_sync(p_every interval default '30 minutes')
+returns table (enabled boolean, every interval, next_run_at timestamptz)
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  v_user_id uuid := auth.uid();
+  v_schedule auto_sync.schedules;
+begin
+  if v_user_id is null then
+    raise exception 'Cannot enable auto-sync: not signed in' using errcode = '42501';
+  end if;
+  if p_every is null or p_every < interval '5 minutes' then
+    raise exception 'Cannot enable auto-sync: interval "%" is shorter than 5 minutes', p_every
+      using errcode = '22023';
+  end if;
+  v_schedule := auto_sync.enable(v_user_id, p_every);
+  return query select v_schedule.enabled, v_schedule.every, v_schedule.next_run_at;
+end
+$$;
+comment on function public.enable_auto_sync(interval) is
+  'Signed-in user: turn on auto-sync of your own mailbox every p_every (at least 5 minutes).';
+
+create function public.disable_auto_sync() returns boolean
+language plpgsql volatile security definer set search_path = ''
+as $$
+begin
+  if auth.uid() is null then
+    raise exception 'Cannot disable auto-sync: not signed in' using errcode = '42501';
+  end if;
+  return coalesce(auto_sync.disable(auth.uid()), false);
+end
+$$;
+comment on function public.disable_auto_sync() is 'Signed-in user: turn off your own auto-sync.';
+
+create function public.get_auto_sync()
+returns table (
+  enabled boolean, every interval, next_run_at timestamptz,
+  last_outcome text, last_outcome_at timestamptz
+)
+language sql stable security definer set search_path = ''
+as $$
+  select s.enabled, s.every, s.next_run_at, s.last_outcome, s.last_outcome_at
+    from auto_sync.schedules s
+   where s.user_id = auth.uid()
+$$;
+comment on function public.get_auto_sync() is 'Signed-in user: your own auto-sync schedule and its last outcome (no row when never enabled).';
+
+-- Supabase grants anon everything in public by default: take it back.
+revoke execute on function public.enable_auto_sync(interval) from public, anon;
+revoke execute on function public.disable_auto_sync() from public, anon;
+revoke execute on function public.get_auto_sync() from public, anon;
+grant execute on function public.enable_auto_sync(interval) to authenticated;
+grant execute on function public.disable_auto_sync() to authenticated;
+grant execute on function public.get_auto_sync() to authenticated;
