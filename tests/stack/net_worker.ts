@@ -5,9 +5,15 @@
  * net._http_response under the same id: status, headers and body, or
  * timed_out / error_msg. No retries, like pg_net.
  *
- *   deno run --allow-net --allow-env --allow-read net_worker.ts --db-url <url>
+ * With --capture-dir it also keeps a copy of each request it sends (url, headers,
+ * base64 body), the way a network observer could: the demo and the tests replay
+ * those copies to show that a captured request is worthless.
+ *
+ *   deno run --allow-net --allow-env --allow-read --allow-write net_worker.ts \
+ *     --db-url <url> [--capture-dir <dir>]
  */
 import postgres from "postgres";
+import { Buffer } from "node:buffer";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
@@ -15,12 +21,15 @@ const { values } = parseArgs({
     "db-url": { type: "string" },
     "batch-size": { type: "string", default: "200" },
     "poll-ms": { type: "string", default: "250" },
+    "capture-dir": { type: "string" },
   },
 });
 const dbUrl = values["db-url"];
 if (!dbUrl) throw new Error("Usage: net_worker.ts --db-url <postgres url>");
 const batchSize = Number(values["batch-size"]);
 const pollMs = Number(values["poll-ms"]);
+const captureDir = values["capture-dir"];
+if (captureDir) Deno.mkdirSync(captureDir, { recursive: true });
 
 const sql = postgres(dbUrl, { max: 2, onnotice: () => {}, connection: { application_name: "pg_net stand-in" } });
 
@@ -33,7 +42,19 @@ interface QueuedRequest {
   timeout_milliseconds: number;
 }
 
+function capture(request: QueuedRequest) {
+  const copy = {
+    id: request.id,
+    method: request.method,
+    url: request.url,
+    headers: request.headers,
+    body_base64: request.body ? Buffer.from(request.body).toString("base64") : null,
+  };
+  Deno.writeTextFileSync(`${captureDir}/${request.id}.json`, JSON.stringify(copy, null, 2));
+}
+
 async function send(request: QueuedRequest) {
+  if (captureDir) capture(request);
   try {
     const response = await fetch(request.url, {
       method: request.method,

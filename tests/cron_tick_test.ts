@@ -1,0 +1,74 @@
+/**
+ * End to end with nothing simulated but pg_net's worker: the real pg_cron job fires
+ * auto_sync.dispatch(), the worker delivers the signed request, cron-auto-sync
+ * verifies it and hands off to import-emails, and the run row reaches its final
+ * status. Then the captured request is replayed and refused.
+ *
+ * Waits for the next pg_cron tick: up to ~60 s (pg_cron 1.4 has no seconds schedule).
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { connect, createUser, stateDir, waitFor } from "./support/local_stack.ts";
+import { readCapturedRequest, send } from "./support/signed_requests.ts";
+
+const sql = connect();
+
+Deno.test("pg_cron tick -> signed request -> cron-auto-sync -> import-emails -> run row", async (t) => {
+  const userId = await createUser(sql, "cron");
+  await sql`select auto_sync.enable(${userId})`;
+
+  const run = await waitFor(async () => {
+    const [row] = await sql`
+      select * from auto_sync.runs where user_id = ${userId} and finished_at is not null`;
+    return row;
+  }, { timeoutMs: 80_000, intervalMs: 500 });
+
+  await t.step("the run is the schedule's, verified, and honestly skipped", () => {
+    assert.equal(run.trigger, "schedule");
+    assert.equal(run.status, "skipped");
+    assert.equal(run.error, "no mailbox configured");
+    assert.ok(run.dispatched_at <= run.accepted_at && run.accepted_at <= run.finished_at);
+  });
+
+  await t.step("it was dispatched by the pg_cron job, which reported success", async () => {
+    const [detail] = await sql`
+      select d.status, d.start_time
+        from cron.job_run_details d join cron.job j using (jobid)
+       where j.jobname = 'auto-sync-dispatch'
+         and d.start_time between ${run.dispatched_at}::timestamptz - interval '5 seconds'
+                              and ${run.dispatched_at}::timestamptz + interval '1 second'`;
+    assert.ok(detail, "a cron.job_run_details row for the tick that dispatched the run");
+    assert.equal(detail.status, "succeeded");
+  });
+
+  await t.step("pg_net recorded the function's 202 under the run's request id", async () => {
+    const [response] = await sql`select status_code, content from net._http_response where id = ${run.net_request_id}`;
+    assert.equal(response.status_code, 202);
+    assert.deepEqual(JSON.parse(response.content), { run_id: run.id });
+  });
+
+  await t.step("the schedule moved on by its interval plus at most 10 % jitter", async () => {
+    const [schedule] = await sql`
+      select extract(epoch from next_run_at - ${run.dispatched_at}::timestamptz) as seconds, last_outcome
+        from auto_sync.schedules where user_id = ${userId}`;
+    assert.ok(schedule.seconds >= 1800 && schedule.seconds <= 1980, `next run in ${schedule.seconds} s`);
+    assert.equal(schedule.last_outcome, "skipped");
+  });
+
+  await t.step("replaying the captured request is refused and changes nothing", async () => {
+    const path = `${stateDir}/captured/${run.net_request_id}.json`;
+    assert.ok(existsSync(path));
+    const captured = readCapturedRequest(path);
+    assert.equal(captured.id, run.id);
+    const response = await send(captured);
+    assert.equal(response.status, 409);
+    assert.deepEqual(await response.json(), { error: "conflict" });
+    const [after] = await sql`select status, finished_at from auto_sync.runs where id = ${run.id}`;
+    assert.equal(after.status, "skipped");
+    assert.deepEqual(after.finished_at, run.finished_at);
+  });
+
+  await sql`select auto_sync.disable(${userId})`;
+});
+
+Deno.test({ name: "close the database connection", fn: () => sql.end() });

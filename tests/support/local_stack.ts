@@ -1,0 +1,75 @@
+/**
+ * What the integration tests need to reach the running local stack (scripts/stack):
+ * its database, its functions URL, and a way to mint user tokens with the stack's
+ * own JWT key. Reads .stack/ (written by scripts/stack start).
+ */
+import { importJWK, SignJWT } from "jose";
+import postgres from "postgres";
+import { parseKeyring, type SigningKey } from "../../functions-shared/standard_webhooks.ts";
+
+const repo = new URL("../../", import.meta.url).pathname;
+export const stateDir = `${repo}.stack`;
+export const dbUrl = Deno.env.get("STACK_DB_URL") ?? "postgresql://postgres:postgres@127.0.0.1:54322/postgres";
+export const functionsUrl = Deno.env.get("STACK_FUNCTIONS_URL") ?? "http://127.0.0.1:54321/functions/v1";
+
+export function connect(): postgres.Sql {
+  return postgres(dbUrl, { max: 4, onnotice: () => {} });
+}
+
+export function readFunctionsEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of Deno.readTextFileSync(`${stateDir}/functions.env`).split("\n")) {
+    const match = line.match(/^([A-Z_][A-Z0-9_]*)=(.*)$/);
+    if (match) env[match[1]] = match[2];
+  }
+  return env;
+}
+
+/** The stack's signing keyring, as the function sees it. */
+export function stackKeyring(): SigningKey[] {
+  return parseKeyring(readFunctionsEnv().AUTO_SYNC_SIGNING_SECRETS);
+}
+
+/** The raw `whsec_...` secrets, for tests that scan output for leaks. */
+export function stackSecrets(): string[] {
+  return readFunctionsEnv().AUTO_SYNC_SIGNING_SECRETS.split("|").map((entry) => entry.slice(3));
+}
+
+/** A user access token as Supabase Auth would issue it, signed with the stack's key. */
+export async function mintUserToken(
+  userId: string,
+  options: { role?: string; expiresIn?: string } = {},
+): Promise<string> {
+  const jwk = JSON.parse(Deno.readTextFileSync(`${stateDir}/jwt_private.jwk`));
+  const key = await importJWK(jwk, "ES256");
+  return await new SignJWT({ role: options.role ?? "authenticated", email: `${userId}@example.test` })
+    .setProtectedHeader({ alg: "ES256", kid: jwk.kid, typ: "JWT" })
+    .setSubject(userId)
+    .setAudience("authenticated")
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? "10m")
+    .sign(key);
+}
+
+/** Creates an auth user and returns its id. */
+export async function createUser(sql: postgres.Sql, label = "user"): Promise<string> {
+  const id = crypto.randomUUID();
+  await sql`insert into auth.users (id, email) values (${id}, ${`${label}-${id}@example.test`})`;
+  return id;
+}
+
+/** Polls until `check` returns a value (not undefined) or the time runs out. */
+export async function waitFor<T>(
+  check: () => Promise<T | undefined>,
+  options: { timeoutMs: number; intervalMs?: number; onWait?: (elapsedMs: number) => void },
+): Promise<T> {
+  const started = Date.now();
+  while (true) {
+    const value = await check();
+    if (value !== undefined) return value;
+    const elapsed = Date.now() - started;
+    if (elapsed > options.timeoutMs) throw new Error(`Timed out after ${options.timeoutMs} ms`);
+    options.onWait?.(elapsed);
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 250));
+  }
+}

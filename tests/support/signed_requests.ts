@@ -1,0 +1,101 @@
+/**
+ * Signed requests for integration tests, signed by the database's own signer
+ * (auto_sync.sign with the Vault keys), so every test exercises the SQL side of
+ * the wire format too. Runs are created directly, without dispatch(), so tests do
+ * not race the pg_cron job or the pg_net worker for them.
+ */
+import { Buffer } from "node:buffer";
+import type postgres from "postgres";
+import { functionsUrl } from "./local_stack.ts";
+
+export interface SignedRequest {
+  id: string;
+  timestamp: string;
+  signature: string;
+  body: Uint8Array;
+}
+
+export interface Claims {
+  aud: string;
+  scope: string;
+  sub: string;
+  run_id: string;
+  iat: number;
+  exp: number;
+  [extra: string]: unknown;
+}
+
+export const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/**
+ * A run in `dispatched` state for the user, as dispatch() leaves it, and the user's
+ * enabled schedule, next due in an hour (so the pg_cron job leaves it alone).
+ */
+export async function createDispatchedRun(sql: postgres.Sql, userId: string): Promise<string> {
+  return await sql.begin(async (tx) => {
+    await tx`select auto_sync.enable(${userId}, '1 hour')`;
+    await tx`update auto_sync.schedules set next_run_at = now() + interval '1 hour' where user_id = ${userId}`;
+    const [run] = await tx`
+      insert into auto_sync.runs (user_id, trigger, status, scheduled_for, dispatched_at)
+      values (${userId}, 'schedule', 'dispatched', now(), now())
+      returning id`;
+    return run.id as string;
+  });
+}
+
+export function claimsFor(userId: string, runId: string, iat = nowSeconds()): Claims {
+  return { aud: "cron-auto-sync", scope: "import-emails", sub: userId, run_id: runId, iat, exp: iat + 300 };
+}
+
+/**
+ * Signs claims exactly as dispatch() does: body = jsonb::text as UTF-8 (what
+ * pg_net sends), signature = auto_sync.sign over it with the Vault keys.
+ */
+export async function signInDatabase(
+  sql: postgres.Sql,
+  claims: Record<string, unknown>,
+  options: { id?: string; timestamp?: number } = {},
+): Promise<SignedRequest> {
+  const id = options.id ?? String(claims.run_id);
+  const timestamp = options.timestamp ?? Number(claims.iat);
+  const [row] = await sql`
+    with body as (select ${sql.json(claims as never)}::jsonb as claims)
+    select convert_to(claims::text, 'UTF8') as body,
+           auto_sync.sign(${id}, ${timestamp}, claims::text, auto_sync.signing_keys()) as signature
+      from body`;
+  return { id, timestamp: String(timestamp), signature: row.signature, body: new Uint8Array(row.body) };
+}
+
+/** Sends a signed request to cron-auto-sync through the gateway, over real HTTP. */
+export function send(
+  request: SignedRequest,
+  overrides: { headers?: Record<string, string | null>; body?: BodyInit; method?: string } = {},
+): Promise<Response> {
+  const headers = new Headers({
+    "content-type": "application/json",
+    "webhook-id": request.id,
+    "webhook-timestamp": request.timestamp,
+    "webhook-signature": request.signature,
+  });
+  for (const [name, value] of Object.entries(overrides.headers ?? {})) {
+    if (value === null) headers.delete(name);
+    else headers.set(name, value);
+  }
+  return fetch(`${functionsUrl}/cron-auto-sync`, {
+    method: overrides.method ?? "POST",
+    headers,
+    body: overrides.method === "GET" ? undefined : (overrides.body ?? request.body as BodyInit),
+  });
+}
+
+/** A request the pg_net worker sent, as captured in .stack/captured/<id>.json. */
+export function readCapturedRequest(path: string): SignedRequest & { url: string } {
+  const copy = JSON.parse(Deno.readTextFileSync(path));
+  return {
+    url: copy.url,
+    id: copy.headers["webhook-id"],
+    timestamp: copy.headers["webhook-timestamp"],
+    signature: copy.headers["webhook-signature"],
+    body: new Uint8Array(Buffer.from(copy.body_base64, "base64")),
+  };
+}
