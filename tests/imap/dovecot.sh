@@ -31,7 +31,7 @@ die() { echo "dovecot.sh: error: $*" >&2; exit 1; }
 log() { echo "dovecot.sh: $*"; }
 
 usage() {
-  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # --- state dir & identity ------------------------------------------------------
@@ -163,13 +163,25 @@ init_state() {
 
 # master_pid: print the pid of this instance's master, if it is alive.
 master_pid() {
-  local pid
+  local pid cmdline
   [[ -r "$PIDFILE" ]] || return 1
   pid=$(<"$PIDFILE")
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   # Guard against pid reuse: it must be a dovecot master using our config.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$CONF" || return 1
+  # (A zombie has an empty cmdline, so a killed master counts as not running.)
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ "$cmdline" == *"dovecot -c $CONF"* ]] || return 1
   echo "$pid"
+}
+
+# alive PID: process exists and is not a zombie (in containers PID 1 may not
+# reap orphans promptly, and kill -0 succeeds on zombies).
+alive() {
+  local stat
+  # (cat, not $(<file): a failed redirection there aborts the script under -e.)
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }            # drop "pid (comm) "; the state letter follows
+  [[ "${stat:0:1}" != Z ]]
 }
 
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
@@ -252,17 +264,17 @@ cmd_stop() {
   children=$(pgrep -P "$pid" || true)
   kill -TERM "$pid"
 
-  local deadline=$((SECONDS + STOP_TIMEOUT)) alive
+  local deadline=$((SECONDS + STOP_TIMEOUT)) left
   while :; do
-    alive=""
+    left=""
     for p in $pid $children; do
-      if kill -0 "$p" 2>/dev/null; then alive+=" $p"; fi
+      if alive "$p"; then left+=" $p"; fi
     done
-    [[ -z "$alive" ]] && break
+    [[ -z "$left" ]] && break
     if (( SECONDS >= deadline )); then
-      log "processes still alive after ${STOP_TIMEOUT}s, sending SIGKILL:$alive"
+      log "processes still alive after ${STOP_TIMEOUT}s, sending SIGKILL:$left"
       # shellcheck disable=SC2086
-      kill -KILL $alive 2>/dev/null || true
+      kill -KILL $left 2>/dev/null || true
       break
     fi
     sleep 0.1
