@@ -145,7 +145,10 @@ export function verify(
   }
   const seconds = Number(timestamp);
   const tolerance = options.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS;
-  if (Math.abs(options.nowSeconds - seconds) > tolerance) {
+  if (!Number.isFinite(options.nowSeconds) || !Number.isFinite(tolerance)) {
+    throw new TypeError("Cannot verify signature: clock or tolerance is not a finite number");
+  }
+  if (!(Math.abs(options.nowSeconds - seconds) <= tolerance)) {
     return { ok: false, reason: "timestamp outside tolerance" };
   }
   const v1Signatures = candidates

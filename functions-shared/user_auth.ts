@@ -26,11 +26,14 @@ export function createUserAuthenticator(
 ): UserAuthenticator {
   let jwks: JWTVerifyGetKey | null = null;
   if (env.SUPABASE_JWKS) {
+    let keySet: JSONWebKeySet | null = null;
     try {
-      jwks = createLocalJWKSet(JSON.parse(env.SUPABASE_JWKS) as JSONWebKeySet);
-    } catch {
-      throw new Error('Invalid SUPABASE_JWKS: expected a JSON Web Key Set ({"keys": [...]})');
+      keySet = JSON.parse(env.SUPABASE_JWKS) as JSONWebKeySet;
+    } catch { /* reported below */ }
+    if (!Array.isArray(keySet?.keys) || keySet.keys.length === 0) {
+      throw new Error('Invalid SUPABASE_JWKS: expected a JSON Web Key Set with keys ({"keys": [...]})');
     }
+    jwks = createLocalJWKSet(keySet);
   }
   const secret = env.SUPABASE_JWT_SECRET ? new TextEncoder().encode(env.SUPABASE_JWT_SECRET) : null;
   if (!jwks && !secret) {
@@ -38,7 +41,7 @@ export function createUserAuthenticator(
   }
 
   return async (authorization) => {
-    const match = authorization?.match(/^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/);
+    const match = authorization?.match(/^bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i);
     if (!match) return null;
     const token = match[1];
     try {

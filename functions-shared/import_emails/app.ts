@@ -19,12 +19,26 @@ export interface ImportEmailsDeps {
   log: Logger;
 }
 
+// "Sync now" is called from the browser (supabase.functions.invoke), so it answers
+// CORS preflights. The token, not the origin, is what authorises a call.
+const CORS_HEADERS = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Headers": "authorization, x-client-info, apikey, content-type",
+  "Access-Control-Allow-Methods": "POST, OPTIONS",
+};
+
 export function createImportEmailsApp(deps: ImportEmailsDeps): Hono {
   const { authenticate, store, runImport, background, log } = deps;
   const app = new Hono();
 
+  app.use("*", async (c, next) => {
+    await next();
+    for (const [name, value] of Object.entries(CORS_HEADERS)) c.res.headers.set(name, value);
+  });
+
   app.all("*", async (c) => {
-    if (c.req.method !== "POST") return errorResponse(405, { Allow: "POST" });
+    if (c.req.method === "OPTIONS") return new Response(null, { status: 204 });
+    if (c.req.method !== "POST") return errorResponse(405, { Allow: "POST, OPTIONS" });
     const user = await authenticate(c.req.header("authorization") ?? null);
     if (!user) {
       log.warn("Rejected sync request", { status: 401, reason: "missing or invalid user token" });

@@ -44,10 +44,13 @@ comment on function auto_sync.enable(uuid, interval) is
 create function auto_sync.disable(p_user_id uuid) returns boolean
 language sql volatile security definer set search_path = ''
 as $$
-  update auto_sync.schedules
-     set enabled = false, updated_at = now()
-   where user_id = p_user_id
-  returning true
+  with disabled as (
+    update auto_sync.schedules
+       set enabled = false, updated_at = now()
+     where user_id = p_user_id
+    returning 1
+  )
+  select exists (select 1 from disabled)
 $$;
 comment on function auto_sync.disable(uuid) is
   'Disables a user''s schedule. Returns true when there was one. A dispatched request for a disabled schedule is refused by cron-auto-sync.';
@@ -73,7 +76,7 @@ begin
   if not found then
     return 'unknown_run';
   end if;
-  if v_run.user_id <> p_user_id then
+  if p_user_id is null or v_run.user_id is distinct from p_user_id then
     return 'wrong_user';
   end if;
   if v_run.status <> 'dispatched' then
@@ -123,7 +126,7 @@ as $$
 declare
   v_run auto_sync.runs;
 begin
-  if p_status not in ('succeeded', 'partial', 'skipped', 'failed') then
+  if p_status is null or p_status not in ('succeeded', 'partial', 'skipped', 'failed') then
     raise exception 'Cannot finish run: status "%" is not a final status', p_status using errcode = '22023';
   end if;
   update auto_sync.runs
@@ -187,7 +190,7 @@ begin
   if auth.uid() is null then
     raise exception 'Cannot disable auto-sync: not signed in' using errcode = '42501';
   end if;
-  return coalesce(auto_sync.disable(auth.uid()), false);
+  return auto_sync.disable(auth.uid());
 end
 $$;
 comment on function public.disable_auto_sync() is 'Signed-in user: turn off your own auto-sync.';

@@ -7,7 +7,8 @@
  * (the injected SUPABASE_* variables plus the secrets from --env-file), as separate
  * edge workers would. The gateway honours `verify_jwt` from supabase/config.toml:
  * when true, a request needs `Authorization: Bearer <JWT>` signed by the project
- * (any role), otherwise it is refused with 401 before the function sees it.
+ * (any role), otherwise it is refused with 401 before the function sees it
+ * (CORS preflights excepted, as on Supabase).
  *
  *   deno run --allow-net --allow-env --allow-read --allow-run gateway.ts \
  *     --port 54321 --db-url <postgres url> --env-file .stack/functions.env
@@ -125,7 +126,9 @@ Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, async (request) 
   const served = match ? functions.get(match[1]) : undefined;
   if (!match || !served) return json(404, { code: "NOT_FOUND", message: "Requested function was not found" });
   if (served.exited) return json(503, { code: "BOOT_ERROR", message: "Function failed to start (please check logs)" });
-  if (verifyJwtFor(served.name) && !(await hasProjectJwt(request))) {
+  // CORS preflights carry no Authorization header; the function answers them itself.
+  const preflight = request.method === "OPTIONS";
+  if (verifyJwtFor(served.name) && !preflight && !(await hasProjectJwt(request))) {
     return json(401, { code: 401, message: "Invalid JWT" });
   }
 

@@ -1,0 +1,173 @@
+import assert from "node:assert/strict";
+import { createMemoryLogger } from "../log.ts";
+import type { AcceptOutcome, FinalStatus, RunStore } from "../run_store.ts";
+import { createImportEmailsApp } from "./app.ts";
+import type { ImportJob } from "./import_run.ts";
+
+const USER_ID = "6a1f2e3d-4c5b-4a69-8b7c-1d2e3f4a5b6c";
+const RUN_ID = "0b7d3c1e-5f2a-4c9b-8e61-3a2f9d4c7b10";
+const GOOD_TOKEN = "header.payload.signature";
+const URL = "http://localhost:54321/functions/v1/import-emails";
+
+/** An in-memory RunStore that records calls; startManualRun answers RUN_ID or fails. */
+class FakeRunStore implements RunStore {
+  calls: Array<{ method: string; args: unknown[] }> = [];
+  constructor(private failure?: Error) {}
+  acceptRequest(requestId: string, runId: string, userId: string): Promise<AcceptOutcome> {
+    this.calls.push({ method: "acceptRequest", args: [requestId, runId, userId] });
+    return Promise.resolve("accepted");
+  }
+  startManualRun(userId: string): Promise<string> {
+    this.calls.push({ method: "startManualRun", args: [userId] });
+    return this.failure ? Promise.reject(this.failure) : Promise.resolve(RUN_ID);
+  }
+  startRun(runId: string): Promise<boolean> {
+    this.calls.push({ method: "startRun", args: [runId] });
+    return Promise.resolve(true);
+  }
+  finishRun(runId: string, status: FinalStatus, options?: unknown): Promise<boolean> {
+    this.calls.push({ method: "finishRun", args: [runId, status, options] });
+    return Promise.resolve(true);
+  }
+}
+
+function setup(options: { storeFailure?: Error } = {}) {
+  const store = new FakeRunStore(options.storeFailure);
+  const authorizations: Array<string | null> = [];
+  const jobs: ImportJob[] = [];
+  const started: Promise<void>[] = [];
+  const backgrounded: Promise<unknown>[] = [];
+  const log = createMemoryLogger();
+  const app = createImportEmailsApp({
+    // A fake verifier: one known token belongs to USER_ID, nothing else is valid.
+    authenticate: (authorization) => {
+      authorizations.push(authorization);
+      return Promise.resolve(authorization === `Bearer ${GOOD_TOKEN}` ? { userId: USER_ID } : null);
+    },
+    store,
+    runImport: (job) => {
+      jobs.push(job);
+      const task = Promise.resolve();
+      started.push(task);
+      return task;
+    },
+    background: (task) => backgrounded.push(task),
+    log,
+  });
+  return { app, store, authorizations, jobs, started, backgrounded, log };
+}
+
+function request(
+  options: { method?: string; authorization?: string; body?: string } = {},
+): Request {
+  const headers = new Headers({ "Content-Type": "application/json" });
+  if (options.authorization !== undefined) headers.set("Authorization", options.authorization);
+  const method = options.method ?? "POST";
+  return new Request(URL, {
+    method,
+    headers,
+    body: method === "GET" ? null : options.body ?? "{}",
+  });
+}
+
+Deno.test("GET is refused with 405 and Allow: POST, OPTIONS, before authentication", async () => {
+  const ctx = setup();
+  const response = await ctx.app.fetch(
+    request({ method: "GET", authorization: `Bearer ${GOOD_TOKEN}` }),
+  );
+  assert.equal(response.status, 405);
+  assert.equal(response.headers.get("allow"), "POST, OPTIONS");
+  assert.deepEqual(await response.json(), { error: "method_not_allowed" });
+  assert.deepEqual(ctx.authorizations, []);
+  assert.deepEqual(ctx.store.calls, []);
+  assert.deepEqual(ctx.jobs, []);
+});
+
+Deno.test("a request without a token or with an invalid one is refused with 401", async () => {
+  for (const authorization of [undefined, "Bearer wrong.token.value", "Basic x"]) {
+    const ctx = setup();
+    const response = await ctx.app.fetch(request({ authorization }));
+    assert.equal(response.status, 401, String(authorization));
+    assert.deepEqual(await response.json(), { error: "unauthorized" });
+    assert.deepEqual(
+      ctx.authorizations,
+      [authorization ?? null],
+      "the header reaches the verifier",
+    );
+    assert.deepEqual(ctx.store.calls, [], "no database work");
+    assert.deepEqual(ctx.jobs, []);
+    assert.equal(ctx.backgrounded.length, 0);
+  }
+});
+
+Deno.test("a valid token starts a manual run for that user: 202 with its run_id", async () => {
+  const ctx = setup();
+  const response = await ctx.app.fetch(request({ authorization: `Bearer ${GOOD_TOKEN}` }));
+  assert.equal(response.status, 202);
+  assert.deepEqual(await response.json(), { run_id: RUN_ID });
+  assert.deepEqual(ctx.store.calls, [{ method: "startManualRun", args: [USER_ID] }]);
+  assert.deepEqual(ctx.jobs, [{ runId: RUN_ID, userId: USER_ID }]);
+  assert.equal(ctx.backgrounded.length, 1);
+  assert.equal(ctx.backgrounded[0], ctx.started[0], "the import's promise goes to background()");
+});
+
+Deno.test("the request body cannot name another user", async () => {
+  const ctx = setup();
+  const body = JSON.stringify({
+    userId: "00000000-0000-4000-8000-000000000000",
+    user_id: "x",
+    sub: "x",
+  });
+  const response = await ctx.app.fetch(request({ authorization: `Bearer ${GOOD_TOKEN}`, body }));
+  assert.equal(response.status, 202);
+  assert.deepEqual(ctx.store.calls, [{ method: "startManualRun", args: [USER_ID] }]);
+  assert.deepEqual(ctx.jobs, [{ runId: RUN_ID, userId: USER_ID }]);
+});
+
+Deno.test("a store failure answers 503 with a generic body and starts no import", async () => {
+  const ctx = setup({
+    storeFailure: new Error("connection to postgres://postgres:hunter2@db failed"),
+  });
+  const response = await ctx.app.fetch(request({ authorization: `Bearer ${GOOD_TOKEN}` }));
+  assert.equal(response.status, 503);
+  const text = await response.text();
+  assert.deepEqual(JSON.parse(text), { error: "unavailable" });
+  assert.ok(!text.includes("hunter2"));
+  assert.deepEqual(ctx.jobs, []);
+  assert.equal(ctx.backgrounded.length, 0);
+  assert.ok(
+    ctx.log.lines.some((line) => JSON.parse(line).level === "error"),
+    "the failure is logged",
+  );
+});
+
+Deno.test("the bearer token never reaches a response or the log", async () => {
+  const ctx = setup();
+  for (const authorization of [`Bearer ${GOOD_TOKEN}`, "Bearer wrong.token.value"]) {
+    const response = await ctx.app.fetch(request({ authorization }));
+    const text = await response.text();
+    assert.ok(!text.includes(GOOD_TOKEN) && !text.includes("wrong.token.value"), text);
+  }
+  const logged = ctx.log.lines.join("\n");
+  assert.ok(!logged.includes(GOOD_TOKEN) && !logged.includes("wrong.token.value"), logged);
+});
+
+Deno.test("a CORS preflight gets 204 and the CORS headers, without authentication or a run", async () => {
+  const ctx = setup();
+  const response = await ctx.app.fetch(new Request(URL, { method: "OPTIONS" }));
+  assert.equal(response.status, 204);
+  assert.equal(response.headers.get("access-control-allow-origin"), "*");
+  assert.match(response.headers.get("access-control-allow-headers") ?? "", /authorization/);
+  assert.match(response.headers.get("access-control-allow-methods") ?? "", /POST/);
+  assert.deepEqual(ctx.authorizations, []);
+  assert.deepEqual(ctx.store.calls, []);
+});
+
+Deno.test("answers carry the CORS headers too, refusals included", async () => {
+  const ctx = setup();
+  for (const authorization of [`Bearer ${GOOD_TOKEN}`, undefined]) {
+    const response = await ctx.app.fetch(request({ authorization }));
+    assert.equal(response.headers.get("access-control-allow-origin"), "*", String(response.status));
+    await response.body?.cancel();
+  }
+});
