@@ -14,8 +14,8 @@ export type FinalStatus = "succeeded" | "partial" | "skipped" | "failed";
 export interface RunStore {
   /** Burns the request id and moves the run dispatched -> accepted, atomically. */
   acceptRequest(requestId: string, runId: string, userId: string): Promise<AcceptOutcome>;
-  /** Records a signed-in user's "sync now" as an accepted run; returns its id. */
-  startManualRun(userId: string): Promise<string>;
+  /** Records a signed-in user's "sync now" as an accepted run, at most one a minute. */
+  requestManualRun(userId: string): Promise<{ runId: string } | { retryAfterSeconds: number }>;
   /** accepted -> running; false when the run was not in `accepted`. */
   startRun(runId: string): Promise<boolean>;
   finishRun(
@@ -32,9 +32,9 @@ export function createRunStore(sql: Sql): RunStore {
         select auto_sync.accept_request(${requestId}, ${runId}::uuid, ${userId}::uuid) as outcome`;
       return row.outcome as AcceptOutcome;
     },
-    async startManualRun(userId) {
-      const [row] = await sql`select auto_sync.start_manual_run(${userId}::uuid) as id`;
-      return row.id as string;
+    async requestManualRun(userId) {
+      const [row] = await sql`select * from auto_sync.request_manual_run(${userId}::uuid)`;
+      return row.run_id ? { runId: row.run_id as string } : { retryAfterSeconds: row.retry_after_seconds as number };
     },
     async startRun(runId) {
       const [row] = await sql`select auto_sync.start_run(${runId}::uuid) as started`;

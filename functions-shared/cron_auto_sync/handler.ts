@@ -4,7 +4,7 @@
  */
 import { createBackground } from "../background.ts";
 import { connectDatabase } from "../database.ts";
-import { createImportRunner } from "../import_emails/import_run.ts";
+import { importRunnerFromEnv } from "../import_emails/runner_from_env.ts";
 import { createLogger } from "../log.ts";
 import { createRunStore } from "../run_store.ts";
 import { parseKeyring } from "../standard_webhooks.ts";
@@ -13,12 +13,13 @@ import { createCronAutoSyncApp } from "./app.ts";
 export function createCronAutoSyncHandler(env: Record<string, string | undefined>) {
   const log = createLogger("cron-auto-sync");
   const keyring = parseKeyring(env.AUTO_SYNC_SIGNING_SECRETS);
-  const store = createRunStore(connectDatabase(env.SUPABASE_DB_URL, "cron-auto-sync"));
+  const sql = connectDatabase(env.SUPABASE_DB_URL, "cron-auto-sync");
+  const store = createRunStore(sql);
   const app = createCronAutoSyncApp({
     keyring,
     store,
     // The same runner import-emails serves: the hand-off is a function call.
-    runImport: createImportRunner({ store, log }),
+    runImport: importRunnerFromEnv(env, { sql, store, log }),
     background: createBackground(log),
     log,
   });

@@ -44,13 +44,18 @@ export function createImportEmailsApp(deps: ImportEmailsDeps): Hono {
       log.warn("Rejected sync request", { status: 401, reason: "missing or invalid user token" });
       return errorResponse(401);
     }
-    let runId: string;
+    let request: Awaited<ReturnType<RunStore["requestManualRun"]>>;
     try {
-      runId = await store.startManualRun(user.userId);
+      request = await store.requestManualRun(user.userId);
     } catch (error) {
       log.error("Cannot record manual run", { user_id: user.userId, error: errorText(error) });
       return errorResponse(503);
     }
+    if ("retryAfterSeconds" in request) {
+      log.info("Manual sync refused: at most one a minute", { user_id: user.userId });
+      return errorResponse(429, { "Retry-After": String(request.retryAfterSeconds) });
+    }
+    const { runId } = request;
     background(runImport({ runId, userId: user.userId }));
     log.info("Manual sync accepted", { run_id: runId, user_id: user.userId });
     return c.json({ run_id: runId }, 202);

@@ -5,15 +5,16 @@ import { createLogger } from "../log.ts";
 import { createRunStore } from "../run_store.ts";
 import { createUserAuthenticator } from "../user_auth.ts";
 import { createImportEmailsApp } from "./app.ts";
-import { createImportRunner } from "./import_run.ts";
+import { importRunnerFromEnv } from "./runner_from_env.ts";
 
 export function createImportEmailsHandler(env: Record<string, string | undefined>) {
   const log = createLogger("import-emails");
-  const store = createRunStore(connectDatabase(env.SUPABASE_DB_URL, "import-emails"));
+  const sql = connectDatabase(env.SUPABASE_DB_URL, "import-emails");
+  const store = createRunStore(sql);
   const app = createImportEmailsApp({
     authenticate: createUserAuthenticator(env),
     store,
-    runImport: createImportRunner({ store, log }),
+    runImport: importRunnerFromEnv(env, { sql, store, log }),
     background: createBackground(log),
     log,
   });

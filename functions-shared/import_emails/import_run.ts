@@ -1,13 +1,18 @@
 /**
  * One import run for one user: the work behind both a verified cron request and a
- * signed-in user's "sync now". The run row tells the truth about how it ended.
- *
- * The IMAP importer is a separate issue; until it lands a run ends honestly as
- * `skipped` with the reason "no mailbox configured", never as `succeeded`.
+ * signed-in user's "sync now". Imports each enabled mailbox of the user within a
+ * budget (messages and seconds that fit the edge limits), one import per mailbox at
+ * a time, and ends the run with the truth: succeeded, partial (budget reached or a
+ * mailbox failed after others imported), skipped (nothing to import, or already
+ * running) or failed, with counts and an error text that never holds a credential.
  */
 import { errorText } from "../background.ts";
 import type { Logger } from "../log.ts";
-import type { RunStore } from "../run_store.ts";
+import type { FinalStatus, RunStore } from "../run_store.ts";
+import { type ImportBudget, type ImportTally, syncFolder } from "./folder_sync.ts";
+import { type ImapSession, openImapSession } from "./imap_session.ts";
+import type { Mailbox, MailStore } from "./mail_store.ts";
+import { DEFAULT_MAX_BODY_CHARS } from "./message_parser.ts";
 
 export interface ImportJob {
   runId: string;
@@ -16,19 +21,179 @@ export interface ImportJob {
 
 export type ImportRunner = (job: ImportJob) => Promise<void>;
 
-export function createImportRunner(deps: { store: RunStore; log: Logger }): ImportRunner {
-  const { store, log } = deps;
+export interface ImportLimits {
+  /** Messages per run. Parsing costs CPU; the edge runtime allows 2 s of it per request. */
+  maxMessages: number;
+  /** Seconds per run after which no new chunk starts (edge wall clock: 150 s). */
+  maxSeconds: number;
+  /** Bytes fetched per message; a larger message keeps headers, the text that fit, and attachment metadata. */
+  maxMessageBytes: number;
+  maxBodyChars: number;
+  /** Messages per FETCH and per database transaction. */
+  chunkSize: number;
+}
+
+export const DEFAULT_LIMITS: ImportLimits = {
+  maxMessages: 500,
+  maxSeconds: 100,
+  maxMessageBytes: 1024 * 1024,
+  maxBodyChars: DEFAULT_MAX_BODY_CHARS,
+  chunkSize: 25,
+};
+
+export type ImapConnector = (mailbox: Mailbox, credential: string) => Promise<ImapSession>;
+
+export interface ImportRunnerDeps {
+  store: RunStore;
+  mail: MailStore;
+  log: Logger;
+  connect?: ImapConnector;
+  limits?: Partial<ImportLimits>;
+  now?: () => number;
+}
+
+interface MailboxOutcome {
+  mailboxId: string;
+  busy?: boolean;
+  error?: string;
+  hasMore?: boolean;
+  commands?: Record<string, number>;
+}
+
+/** A helpful error text for a failed mailbox import, with the credential scrubbed. */
+export function describeImportError(error: unknown, mailbox: Mailbox, credential: string | null) {
+  const e = error as { authenticationFailed?: boolean; code?: string; message?: string; responseText?: string };
+  let text: string;
+  if (e?.authenticationFailed) {
+    text = `Login failed for "${mailbox.username}" at ${mailbox.host}: the server refused the ${
+      mailbox.auth_kind === "oauth2" ? "access token" : "password"
+    }`;
+  } else if (e?.code && /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|NoConnection|ETIMEOUT)$/.test(e.code)) {
+    text = `Cannot reach ${mailbox.host}:${mailbox.port} (${e.code})`;
+  } else if (e?.code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(e.code)) {
+    text = `The TLS certificate of ${mailbox.host} is not trusted (${e.code})`;
+  } else {
+    const detail = e?.responseText && e.responseText !== e.message ? `: ${e.responseText}` : "";
+    text = `IMAP error at ${mailbox.host}: ${errorText(error)}${detail}`;
+  }
+  if (credential && credential.length >= 4) text = text.replaceAll(credential, "[redacted]");
+  return { text: text.slice(0, 500), authFailed: Boolean(e?.authenticationFailed) };
+}
+
+export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
+  const { store, mail, log } = deps;
+  const limits = { ...DEFAULT_LIMITS, ...deps.limits };
+  const now = deps.now ?? Date.now;
+  const connect: ImapConnector = deps.connect ?? ((mailbox, credential) => openImapSession(mailbox, credential));
+
+  async function importMailbox(
+    runId: string,
+    mailbox: Mailbox,
+    budget: ImportBudget,
+    tally: ImportTally,
+  ): Promise<MailboxOutcome> {
+    const leaseSeconds = limits.maxSeconds + 60;
+    if (!(await mail.claim(mailbox.id, runId, leaseSeconds))) return { mailboxId: mailbox.id, busy: true };
+    let credential: string | null = null;
+    let session: ImapSession | null = null;
+    try {
+      credential = await mail.credential(mailbox.id);
+      if (!credential) throw new Error("No password or token is stored for this mailbox");
+      session = await connect(mailbox, credential);
+      const states = await mail.folderStates(mailbox.id);
+      let hasMore = false;
+      for (const folder of mailbox.folders) {
+        const outcome = await syncFolder(session, mail, { mailbox, folder, state: states.get(folder) }, budget, tally);
+        if (outcome.hasMore) {
+          hasMore = true;
+          break;
+        }
+      }
+      await mail.recordOutcome(mailbox.id, { error: null, authFailed: false });
+      return { mailboxId: mailbox.id, hasMore, commands: session.commands };
+    } catch (error) {
+      const described = describeImportError(error, mailbox, credential);
+      const paused = await mail.recordOutcome(mailbox.id, { error: described.text, authFailed: described.authFailed })
+        .catch(() => null);
+      return {
+        mailboxId: mailbox.id,
+        error: paused ? `${described.text}. ${paused}` : described.text,
+        commands: session?.commands,
+      };
+    } finally {
+      await session?.close().catch(() => {});
+      await mail.release(mailbox.id, runId).catch(() => {});
+    }
+  }
+
   return async ({ runId, userId }) => {
     if (!(await store.startRun(runId))) {
       log.warn("Import not started: run is not accepted", { run_id: runId });
       return;
     }
+    const started = now();
     try {
-      await store.finishRun(runId, "skipped", {
-        error: "no mailbox configured",
-        details: { fetched: 0, inserted: 0, duplicates: 0 },
+      const mailboxes = await mail.importTargets(userId);
+      if (mailboxes.length === 0) {
+        await store.finishRun(runId, "skipped", {
+          error: "no mailbox configured",
+          details: { fetched: 0, inserted: 0, duplicates: 0 },
+        });
+        log.info("Import skipped", { run_id: runId, user_id: userId, reason: "no mailbox configured" });
+        return;
+      }
+
+      const budget: ImportBudget = {
+        remainingMessages: limits.maxMessages,
+        deadline: started + limits.maxSeconds * 1000,
+        now,
+        maxMessageBytes: limits.maxMessageBytes,
+        maxBodyChars: limits.maxBodyChars,
+        chunkSize: limits.chunkSize,
+      };
+      const tally: ImportTally = { fetched: 0, inserted: 0, remapped: 0, duplicates: 0, bytes: 0, resets: [] };
+      const outcomes: MailboxOutcome[] = [];
+      for (const mailbox of mailboxes) outcomes.push(await importMailbox(runId, mailbox, budget, tally));
+
+      const errors = outcomes.flatMap((outcome) => outcome.error ? [outcome.error] : []);
+      const busy = outcomes.filter((outcome) => outcome.busy);
+      const hasMore = outcomes.some((outcome) => outcome.hasMore);
+      let status: FinalStatus;
+      let error: string | null = errors.join("; ") || null;
+      if (busy.length === outcomes.length) {
+        status = "skipped";
+        error = "An import of this mailbox is already running";
+      } else if (errors.length > 0) {
+        status = tally.fetched > 0 ? "partial" : "failed";
+      } else {
+        status = hasMore ? "partial" : "succeeded";
+        if (hasMore) error = "Budget reached; the next run continues";
+      }
+      const details = {
+        fetched: tally.fetched,
+        inserted: tally.inserted,
+        remapped: tally.remapped,
+        duplicates: tally.duplicates,
+        bytes: tally.bytes,
+        duration_ms: now() - started,
+        has_more: hasMore,
+        uidvalidity_resets: tally.resets,
+        mailboxes: outcomes.map((outcome) => ({
+          id: outcome.mailboxId,
+          ...(outcome.busy ? { already_running: true } : {}),
+          ...(outcome.error ? { error: outcome.error } : {}),
+          ...(outcome.commands ? { imap_commands: outcome.commands } : {}),
+        })),
+      };
+      await store.finishRun(runId, status, { error: error ?? undefined, details });
+      log.info("Import finished", {
+        run_id: runId,
+        user_id: userId,
+        status,
+        fetched: tally.fetched,
+        inserted: tally.inserted,
+        has_more: hasMore,
       });
-      log.info("Import skipped", { run_id: runId, user_id: userId, reason: "no mailbox configured" });
     } catch (error) {
       log.error("Import failed", { run_id: runId, error: errorText(error) });
       await store.finishRun(runId, "failed", { error: "Import failed unexpectedly; see the function log" })

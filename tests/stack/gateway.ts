@@ -16,6 +16,7 @@
 import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from "jose";
 import { parse as parseToml } from "smol-toml";
 import { parseArgs } from "node:util";
+import { readEnvFile } from "./env_file.ts";
 
 const { values } = parseArgs({
   options: {
@@ -28,16 +29,6 @@ const { values } = parseArgs({
 });
 const port = Number(values.port);
 const functionsDir = values["functions-dir"]!;
-
-function readEnvFile(path: string | undefined): Record<string, string> {
-  if (!path) return {};
-  const env: Record<string, string> = {};
-  for (const line of Deno.readTextFileSync(path).split("\n")) {
-    const match = line.match(/^([A-Z_][A-Z0-9_]*)=(.*)$/);
-    if (match) env[match[1]] = match[2];
-  }
-  return env;
-}
 
 const secrets = readEnvFile(values["env-file"]);
 const config = parseToml(Deno.readTextFileSync(values.config)) as {

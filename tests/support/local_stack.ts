@@ -6,6 +6,7 @@
 import { importJWK, SignJWT } from "jose";
 import postgres from "postgres";
 import { parseKeyring, type SigningKey } from "../../functions-shared/standard_webhooks.ts";
+import { readEnvFile } from "../stack/env_file.ts";
 
 const repo = new URL("../../", import.meta.url).pathname;
 export const stateDir = `${repo}.stack`;
@@ -17,12 +18,7 @@ export function connect(): postgres.Sql {
 }
 
 export function readFunctionsEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of Deno.readTextFileSync(`${stateDir}/functions.env`).split("\n")) {
-    const match = line.match(/^([A-Z_][A-Z0-9_]*)=(.*)$/);
-    if (match) env[match[1]] = match[2];
-  }
-  return env;
+  return readEnvFile(`${stateDir}/functions.env`);
 }
 
 /** The stack's signing keyring, as the function sees it. */

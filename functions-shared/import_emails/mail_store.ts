@@ -1,0 +1,120 @@
+/** The importer's database side, through the auto_sync.* functions for the service role. */
+import type { Sql } from "../database.ts";
+import type { EmailAddress } from "./message_parser.ts";
+import type { Attachment } from "./bodystructure.ts";
+
+export interface Mailbox {
+  id: string;
+  user_id: string;
+  host: string;
+  port: number;
+  tls_mode: "tls" | "starttls" | "plain";
+  username: string;
+  auth_kind: "password" | "oauth2";
+  folders: string[];
+}
+
+export interface FolderState {
+  folder: string;
+  uid_validity: number;
+  last_uid: number;
+}
+
+export interface EmailRecord {
+  uid: number;
+  message_key: string;
+  message_id: string | null;
+  in_reply_to: string | null;
+  references: string[] | null;
+  from_address: EmailAddress | null;
+  to_addresses: EmailAddress[];
+  cc_addresses: EmailAddress[];
+  subject: string | null;
+  sent_at: string | null;
+  internal_date: string | null;
+  flags: string[];
+  size_bytes: number | null;
+  body_text: string | null;
+  body_truncated: boolean;
+  source_truncated: boolean;
+  snippet: string | null;
+  attachments: Attachment[];
+  parse_error: string | null;
+}
+
+export interface BatchResult {
+  inserted: number;
+  remapped: number;
+  duplicates: number;
+}
+
+export interface FolderProgress {
+  uidValidity: number;
+  lastUid: number;
+  highestModseq: bigint | null;
+  messageCount: number | null;
+}
+
+export interface MailStore {
+  importTargets(userId: string): Promise<Mailbox[]>;
+  credential(mailboxId: string): Promise<string | null>;
+  claim(mailboxId: string, runId: string, leaseSeconds: number): Promise<boolean>;
+  release(mailboxId: string, runId: string): Promise<void>;
+  folderStates(mailboxId: string): Promise<Map<string, FolderState>>;
+  resetFolder(mailboxId: string, folder: string, uidValidity: number): Promise<void>;
+  /** Messages and the folder state covering them, in one transaction. */
+  storeBatch(mailboxId: string, folder: string, records: EmailRecord[], progress: FolderProgress): Promise<BatchResult>;
+  touchFolder(mailboxId: string, folder: string, progress: Omit<FolderProgress, "lastUid">): Promise<void>;
+  /** Returns the pause reason when this outcome paused the mailbox. */
+  recordOutcome(mailboxId: string, outcome: { error: string | null; authFailed: boolean }): Promise<string | null>;
+}
+
+export function createMailStore(sql: Sql): MailStore {
+  return {
+    async importTargets(userId) {
+      return await sql<Mailbox[]>`
+        select id, user_id, host, port, tls_mode, username, auth_kind, folders
+          from auto_sync.import_targets(${userId}::uuid)`;
+    },
+    async credential(mailboxId) {
+      const [row] = await sql`select auto_sync.mailbox_credential(${mailboxId}::uuid) as secret`;
+      return row?.secret ?? null;
+    },
+    async claim(mailboxId, runId, leaseSeconds) {
+      const [row] = await sql`
+        select auto_sync.claim_mailbox(${mailboxId}::uuid, ${runId}::uuid, make_interval(secs => ${leaseSeconds})) as claimed`;
+      return row.claimed === true;
+    },
+    async release(mailboxId, runId) {
+      await sql`select auto_sync.release_mailbox(${mailboxId}::uuid, ${runId}::uuid)`;
+    },
+    async folderStates(mailboxId) {
+      const rows = await sql`
+        select folder, uid_validity, last_uid from auto_sync.folder_states(${mailboxId}::uuid)`;
+      return new Map(rows.map((row) => [
+        row.folder as string,
+        { folder: row.folder, uid_validity: Number(row.uid_validity), last_uid: Number(row.last_uid) },
+      ]));
+    },
+    async resetFolder(mailboxId, folder, uidValidity) {
+      await sql`select auto_sync.reset_folder(${mailboxId}::uuid, ${folder}, ${uidValidity})`;
+    },
+    async storeBatch(mailboxId, folder, records, progress) {
+      const [row] = await sql`
+        select * from auto_sync.store_batch(
+          ${mailboxId}::uuid, ${folder}, ${progress.uidValidity}, ${sql.json(records as never)}::jsonb,
+          ${progress.lastUid}, ${progress.highestModseq?.toString() ?? null}::numeric, ${progress.messageCount})`;
+      return { inserted: row.inserted, remapped: row.remapped, duplicates: row.duplicates };
+    },
+    async touchFolder(mailboxId, folder, progress) {
+      await sql`
+        select auto_sync.touch_folder(${mailboxId}::uuid, ${folder}, ${progress.uidValidity},
+          ${progress.highestModseq?.toString() ?? null}::numeric, ${progress.messageCount})`;
+    },
+    async recordOutcome(mailboxId, outcome) {
+      const [row] = await sql`
+        select auto_sync.record_mailbox_outcome(${mailboxId}::uuid, ${outcome.error}, ${outcome.authFailed}) as paused`;
+      return row.paused ?? null;
+    },
+  };
+}

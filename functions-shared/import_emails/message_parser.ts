@@ -1,0 +1,160 @@
+/**
+ * Turns one (possibly truncated) RFC 822 source into the row we store.
+ *
+ * Parser: postal-mime, not mailparser. postal-mime is plain ESM built on Web APIs
+ * (TextDecoder for charsets, no Node streams or iconv), made for Workers-style
+ * runtimes like the edge runtime, small, and it parses a truncated source as far as
+ * it goes. mailparser needs Node streams and iconv-lite and is several times larger.
+ *
+ * Everything here is hostile input: strings are made safe for Postgres text and
+ * jsonb (no NUL, no lone surrogates), sizes are capped, and a parse failure still
+ * yields a row (with parse_error) so one bad message never aborts a batch.
+ */
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import PostalMime from "postal-mime";
+
+export interface EmailAddress {
+  name: string | null;
+  address: string | null;
+}
+
+export interface ParsedEmail {
+  message_key: string;
+  message_id: string | null;
+  in_reply_to: string | null;
+  references: string[] | null;
+  from_address: EmailAddress | null;
+  to_addresses: EmailAddress[];
+  cc_addresses: EmailAddress[];
+  subject: string | null;
+  sent_at: string | null;
+  body_text: string | null;
+  body_truncated: boolean;
+  snippet: string | null;
+  parse_error: string | null;
+}
+
+export const DEFAULT_MAX_BODY_CHARS = 256 * 1024;
+const SNIPPET_CHARS = 200;
+const MAX_HEADER_CHARS = 2000;
+
+/** Safe for Postgres text and jsonb: no NUL, well-formed UTF-16, bounded. */
+export function cleanText(value: unknown, maxChars = MAX_HEADER_CHARS): string | null {
+  if (typeof value !== "string") return null;
+  const cleaned = value.replaceAll("\u0000", "").toWellFormed().slice(0, maxChars);
+  return cleaned === "" ? null : cleaned;
+}
+
+/** The raw header block: bytes up to the first empty line. */
+function headerBlock(source: Uint8Array): Uint8Array {
+  for (let i = 0; i + 1 < source.length; i++) {
+    if (source[i] === 0x0a && source[i + 1] === 0x0a) return source.subarray(0, i);
+    if (source[i] === 0x0a && source[i + 1] === 0x0d && source[i + 2] === 0x0a) return source.subarray(0, i);
+  }
+  return source;
+}
+
+/**
+ * Identity across UIDVALIDITY resets: the Message-ID when there is one, else a hash
+ * of the raw header block (stable for the same stored message).
+ */
+export function messageKey(messageId: string | null, source: Uint8Array): string {
+  if (messageId) return `mid:${messageId}`;
+  return `sha256:${createHash("sha256").update(headerBlock(source)).digest("hex")}`;
+}
+
+function normaliseMessageId(value: unknown): string | null {
+  const text = cleanText(value, 998);
+  if (!text) return null;
+  const trimmed = text.trim().replace(/^<|>$/g, "").trim();
+  return trimmed === "" ? null : trimmed;
+}
+
+interface PostalAddress {
+  name?: string;
+  address?: string;
+  group?: PostalAddress[];
+}
+
+function addresses(list: unknown, limit = 100): EmailAddress[] {
+  if (!Array.isArray(list)) return [];
+  const flat: EmailAddress[] = [];
+  for (const entry of list as PostalAddress[]) {
+    for (const member of entry.group ?? [entry]) {
+      if (flat.length >= limit) return flat;
+      flat.push({ name: cleanText(member.name, 300), address: cleanText(member.address, 320) });
+    }
+  }
+  return flat;
+}
+
+function validDate(value: unknown): string | null {
+  if (typeof value !== "string") return null;
+  const date = new Date(value);
+  const year = date.getUTCFullYear();
+  return Number.isNaN(date.getTime()) || year < 1970 || year > 2200 ? null : date.toISOString();
+}
+
+/** A readable text from HTML when a message has no text part. */
+function htmlToText(html: string): string {
+  return html
+    .replace(/<(script|style|head)[^>]*>[\s\S]*?<\/\1>/gi, " ")
+    .replace(/<br\s*\/?>|<\/(p|div|li|tr|h[1-6])>/gi, "\n")
+    .replace(/<[^>]+>/g, " ")
+    .replace(/&nbsp;/g, " ").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'").replace(/&amp;/g, "&")
+    .replace(/[ \t]+/g, " ")
+    .replace(/\n\s*\n+/g, "\n\n")
+    .trim();
+}
+
+export async function parseMessage(
+  source: Uint8Array,
+  options: { maxBodyChars?: number } = {},
+): Promise<ParsedEmail> {
+  const maxBodyChars = options.maxBodyChars ?? DEFAULT_MAX_BODY_CHARS;
+  try {
+    const email = await PostalMime.parse(source, { attachmentEncoding: "arraybuffer" });
+    const messageId = normaliseMessageId(email.messageId);
+    const fullText = email.text ?? (email.html ? htmlToText(email.html) : null);
+    const text = fullText === null ? null : fullText.replaceAll("\u0000", "").toWellFormed();
+    const bodyText = text === null ? null : text.slice(0, maxBodyChars);
+    const from = addresses(email.from ? [email.from] : [], 1)[0] ?? null;
+    return {
+      message_key: messageKey(messageId, source),
+      message_id: messageId,
+      in_reply_to: normaliseMessageId(email.inReplyTo),
+      references: (cleanText(email.references, 20_000)?.match(/<[^>]+>|[^\s<>]+/g) ?? [])
+        .slice(0, 200).map((id) => id.replace(/^<|>$/g, "")),
+      from_address: from,
+      to_addresses: addresses(email.to),
+      cc_addresses: addresses(email.cc),
+      subject: cleanText(email.subject),
+      sent_at: validDate(email.date),
+      body_text: cleanText(bodyText, maxBodyChars),
+      body_truncated: text !== null && text.length > maxBodyChars,
+      snippet: cleanText(text?.replace(/\s+/g, " ").trim(), SNIPPET_CHARS),
+      parse_error: null,
+    };
+  } catch (error) {
+    return {
+      message_key: messageKey(null, source),
+      message_id: null,
+      in_reply_to: null,
+      references: null,
+      from_address: null,
+      to_addresses: [],
+      cc_addresses: [],
+      subject: null,
+      sent_at: null,
+      body_text: null,
+      body_truncated: false,
+      snippet: null,
+      parse_error: cleanText(`Cannot parse message: ${(error as Error).message}`, 300),
+    };
+  }
+}
+
+/** Bytes of a decoded string, for run statistics. */
+export const byteLength = (text: string) => Buffer.byteLength(text, "utf8");

@@ -1,0 +1,39 @@
+/**
+ * The import runner as both functions build it from their environment: the
+ * cron-auto-sync hand-off and import-emails' "sync now" run exactly the same code.
+ *   IMAP_TLS_CA           optional PEM of a private CA that IMAP servers' certificates chain to
+ *   IMPORT_MAX_MESSAGES   optional per-run message budget (default 500)
+ *   IMPORT_MAX_SECONDS    optional per-run time budget (default 100)
+ */
+import type { Sql } from "../database.ts";
+import type { Logger } from "../log.ts";
+import type { RunStore } from "../run_store.ts";
+import { openImapSession } from "./imap_session.ts";
+import { createImportRunner, DEFAULT_LIMITS, type ImportRunner } from "./import_run.ts";
+import { createMailStore } from "./mail_store.ts";
+
+function positiveInteger(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  if (!/^[1-9][0-9]{0,6}$/.test(value)) throw new Error(`Invalid ${name}: "${value}" is not a positive integer`);
+  return Number(value);
+}
+
+export function importRunnerFromEnv(
+  env: Record<string, string | undefined>,
+  deps: { sql: Sql; store: RunStore; log: Logger },
+): ImportRunner {
+  const caPem = env.IMAP_TLS_CA?.trim() || undefined;
+  if (caPem && !caPem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new Error("Invalid IMAP_TLS_CA: expected a PEM certificate");
+  }
+  return createImportRunner({
+    store: deps.store,
+    mail: createMailStore(deps.sql),
+    log: deps.log,
+    connect: (mailbox, credential) => openImapSession(mailbox, credential, { caPem }),
+    limits: {
+      maxMessages: positiveInteger(env.IMPORT_MAX_MESSAGES, "IMPORT_MAX_MESSAGES", DEFAULT_LIMITS.maxMessages),
+      maxSeconds: positiveInteger(env.IMPORT_MAX_SECONDS, "IMPORT_MAX_SECONDS", DEFAULT_LIMITS.maxSeconds),
+    },
+  });
+}
