@@ -9,17 +9,22 @@ const RUN_ID = "0b7d3c1e-5f2a-4c9b-8e61-3a2f9d4c7b10";
 const GOOD_TOKEN = "header.payload.signature";
 const URL = "http://localhost:54321/functions/v1/import-emails";
 
-/** An in-memory RunStore that records calls; startManualRun answers RUN_ID or fails. */
+type ManualRunAnswer = { runId: string } | { retryAfterSeconds: number };
+
+/**
+ * An in-memory RunStore that records calls; requestManualRun answers `answer`
+ * (default: RUN_ID) or fails.
+ */
 class FakeRunStore implements RunStore {
   calls: Array<{ method: string; args: unknown[] }> = [];
-  constructor(private failure?: Error) {}
+  constructor(private failure?: Error, private answer: ManualRunAnswer = { runId: RUN_ID }) {}
   acceptRequest(requestId: string, runId: string, userId: string): Promise<AcceptOutcome> {
     this.calls.push({ method: "acceptRequest", args: [requestId, runId, userId] });
     return Promise.resolve("accepted");
   }
-  startManualRun(userId: string): Promise<string> {
-    this.calls.push({ method: "startManualRun", args: [userId] });
-    return this.failure ? Promise.reject(this.failure) : Promise.resolve(RUN_ID);
+  requestManualRun(userId: string): Promise<ManualRunAnswer> {
+    this.calls.push({ method: "requestManualRun", args: [userId] });
+    return this.failure ? Promise.reject(this.failure) : Promise.resolve(this.answer);
   }
   startRun(runId: string): Promise<boolean> {
     this.calls.push({ method: "startRun", args: [runId] });
@@ -31,8 +36,8 @@ class FakeRunStore implements RunStore {
   }
 }
 
-function setup(options: { storeFailure?: Error } = {}) {
-  const store = new FakeRunStore(options.storeFailure);
+function setup(options: { storeFailure?: Error; answer?: ManualRunAnswer } = {}) {
+  const store = new FakeRunStore(options.storeFailure, options.answer);
   const authorizations: Array<string | null> = [];
   const jobs: ImportJob[] = [];
   const started: Promise<void>[] = [];
@@ -105,7 +110,7 @@ Deno.test("a valid token starts a manual run for that user: 202 with its run_id"
   const response = await ctx.app.fetch(request({ authorization: `Bearer ${GOOD_TOKEN}` }));
   assert.equal(response.status, 202);
   assert.deepEqual(await response.json(), { run_id: RUN_ID });
-  assert.deepEqual(ctx.store.calls, [{ method: "startManualRun", args: [USER_ID] }]);
+  assert.deepEqual(ctx.store.calls, [{ method: "requestManualRun", args: [USER_ID] }]);
   assert.deepEqual(ctx.jobs, [{ runId: RUN_ID, userId: USER_ID }]);
   assert.equal(ctx.backgrounded.length, 1);
   assert.equal(ctx.backgrounded[0], ctx.started[0], "the import's promise goes to background()");
@@ -120,8 +125,45 @@ Deno.test("the request body cannot name another user", async () => {
   });
   const response = await ctx.app.fetch(request({ authorization: `Bearer ${GOOD_TOKEN}`, body }));
   assert.equal(response.status, 202);
-  assert.deepEqual(ctx.store.calls, [{ method: "startManualRun", args: [USER_ID] }]);
+  assert.deepEqual(ctx.store.calls, [{ method: "requestManualRun", args: [USER_ID] }]);
   assert.deepEqual(ctx.jobs, [{ runId: RUN_ID, userId: USER_ID }]);
+});
+
+Deno.test("a second sync within the minute is refused with 429 and Retry-After, and imports nothing", async () => {
+  const ctx = setup({ answer: { retryAfterSeconds: 42 } });
+  const response = await ctx.app.fetch(request({ authorization: `Bearer ${GOOD_TOKEN}` }));
+  assert.equal(response.status, 429);
+  assert.equal(response.headers.get("retry-after"), "42");
+  assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
+  assert.deepEqual(await response.json(), { error: "too_many_requests" }, "a generic body, no run id");
+  assert.deepEqual(ctx.store.calls, [{ method: "requestManualRun", args: [USER_ID] }]);
+  assert.deepEqual(ctx.jobs, [], "runImport is not called");
+  assert.equal(ctx.backgrounded.length, 0, "nothing goes to background()");
+  assert.equal(response.headers.get("access-control-allow-origin"), "*", "a 429 carries CORS headers too");
+  assert.ok(
+    ctx.log.lines.some((line) => JSON.parse(line).user_id === USER_ID),
+    "the refusal is logged with the user id",
+  );
+});
+
+Deno.test("Retry-After carries the store's seconds exactly, whatever they are", async () => {
+  for (const seconds of [1, 60]) {
+    const ctx = setup({ answer: { retryAfterSeconds: seconds } });
+    const response = await ctx.app.fetch(request({ authorization: `Bearer ${GOOD_TOKEN}` }));
+    assert.equal(response.status, 429);
+    assert.equal(response.headers.get("retry-after"), String(seconds));
+    await response.body?.cancel();
+    assert.deepEqual(ctx.jobs, []);
+  }
+});
+
+Deno.test("an unauthenticated request is refused with 401 before the rate limit is consulted", async () => {
+  const ctx = setup({ answer: { retryAfterSeconds: 42 } });
+  const response = await ctx.app.fetch(request({ authorization: "Bearer wrong.token.value" }));
+  assert.equal(response.status, 401);
+  assert.equal(response.headers.get("retry-after"), null);
+  assert.deepEqual(ctx.store.calls, []);
+  await response.body?.cancel();
 });
 
 Deno.test("a store failure answers 503 with a generic body and starts no import", async () => {

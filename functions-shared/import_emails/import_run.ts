@@ -55,6 +55,7 @@ export interface ImportRunnerDeps {
 interface MailboxOutcome {
   mailboxId: string;
   busy?: boolean;
+  paused?: boolean;
   error?: string;
   hasMore?: boolean;
   commands?: Record<string, number>;
@@ -92,6 +93,7 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
     budget: ImportBudget,
     tally: ImportTally,
   ): Promise<MailboxOutcome> {
+    if (mailbox.paused_reason) return { mailboxId: mailbox.id, paused: true, error: mailbox.paused_reason };
     const leaseSeconds = limits.maxSeconds + 60;
     if (!(await mail.claim(mailbox.id, runId, leaseSeconds))) return { mailboxId: mailbox.id, busy: true };
     let credential: string | null = null;
@@ -156,13 +158,15 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
       for (const mailbox of mailboxes) outcomes.push(await importMailbox(runId, mailbox, budget, tally));
 
       const errors = outcomes.flatMap((outcome) => outcome.error ? [outcome.error] : []);
-      const busy = outcomes.filter((outcome) => outcome.busy);
       const hasMore = outcomes.some((outcome) => outcome.hasMore);
       let status: FinalStatus;
       let error: string | null = errors.join("; ") || null;
-      if (busy.length === outcomes.length) {
+      if (outcomes.every((outcome) => outcome.busy || outcome.paused)) {
+        // Nothing was attempted: say why, without calling it a failure.
         status = "skipped";
-        error = "An import of this mailbox is already running";
+        error = outcomes.some((outcome) => outcome.busy)
+          ? ["An import of this mailbox is already running", ...errors].join("; ")
+          : errors.join("; ");
       } else if (errors.length > 0) {
         status = tally.fetched > 0 ? "partial" : "failed";
       } else {
@@ -181,6 +185,7 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
         mailboxes: outcomes.map((outcome) => ({
           id: outcome.mailboxId,
           ...(outcome.busy ? { already_running: true } : {}),
+          ...(outcome.paused ? { paused: true } : {}),
           ...(outcome.error ? { error: outcome.error } : {}),
           ...(outcome.commands ? { imap_commands: outcome.commands } : {}),
         })),

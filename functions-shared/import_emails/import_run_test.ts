@@ -1,10 +1,56 @@
 import assert from "node:assert/strict";
+import os from "node:os";
 import { createMemoryLogger } from "../log.ts";
 import type { AcceptOutcome, FinalStatus, RunStore } from "../run_store.ts";
-import { createImportRunner } from "./import_run.ts";
+import type { ImapSession } from "./imap_session.ts";
+import type { ImportLimits } from "./import_run.ts";
+import type {
+  BatchResult,
+  EmailRecord,
+  FolderProgress,
+  FolderState,
+  Mailbox,
+  MailStore,
+} from "./mail_store.ts";
+
+// import_run.ts loads imap_session.ts -> imapflow -> pino, which calls os.hostname()
+// while loading; unit tests run without --allow-sys, so that call would fail the whole
+// module. Answer it for the import only (no IMAP connection is made in this file).
+// See the report: import_run.ts should not load imapflow when `connect` is injected.
+const { createImportRunner, describeImportError } = await (async () => {
+  const system = os as { hostname: () => string };
+  const hostname = system.hostname;
+  system.hostname = () => "unit-test";
+  try {
+    return await import("./import_run.ts");
+  } finally {
+    system.hostname = hostname;
+  }
+})();
 
 const USER_ID = "6a1f2e3d-4c5b-4a69-8b7c-1d2e3f4a5b6c";
 const RUN_ID = "0b7d3c1e-5f2a-4c9b-8e61-3a2f9d4c7b10";
+const MAILBOX_1 = "11111111-1111-4111-8111-111111111111";
+const MAILBOX_2 = "22222222-2222-4222-8222-222222222222";
+/** A credential distinctive enough that finding it anywhere is a leak. */
+const CREDENTIAL = "Sup3r-S3cret-Passw0rd!";
+
+function mailbox(id: string, overrides: Partial<Mailbox> = {}): Mailbox {
+  return {
+    id,
+    user_id: USER_ID,
+    host: "imap.example.test",
+    port: 993,
+    tls_mode: "tls",
+    username: "alice@example.test",
+    auth_kind: "password",
+    folders: ["INBOX"],
+    paused_reason: null,
+    ...overrides,
+  };
+}
+
+// --- fakes ------------------------------------------------------------------
 
 interface FinishCall {
   runId: string;
@@ -12,16 +58,16 @@ interface FinishCall {
   options?: { error?: string; details?: Record<string, unknown> };
 }
 
-/** An in-memory RunStore: startRun answers `started`; finishRun records and may fail once. */
+/** An in-memory RunStore: startRun answers `started`; finishRun records and may fail. */
 class FakeRunStore implements RunStore {
   startCalls: string[] = [];
   finishCalls: FinishCall[] = [];
-  constructor(private started: boolean, private finishFailures = 0) {}
+  constructor(private started = true, private finishFailures = 0) {}
   acceptRequest(): Promise<AcceptOutcome> {
     return Promise.reject(new Error("acceptRequest is not part of an import run"));
   }
-  startManualRun(): Promise<string> {
-    return Promise.reject(new Error("startManualRun is not part of an import run"));
+  requestManualRun(): Promise<{ runId: string } | { retryAfterSeconds: number }> {
+    return Promise.reject(new Error("requestManualRun is not part of an import run"));
   }
   startRun(runId: string): Promise<boolean> {
     this.startCalls.push(runId);
@@ -35,45 +81,620 @@ class FakeRunStore implements RunStore {
     }
     return Promise.resolve(true);
   }
+  get finish(): FinishCall {
+    assert.equal(this.finishCalls.length, 1, "finishRun is called exactly once");
+    return this.finishCalls[0];
+  }
 }
 
-function setup(started: boolean, finishFailures = 0) {
-  const store = new FakeRunStore(started, finishFailures);
+interface FakeMailOptions {
+  mailboxes?: Mailbox[];
+  /** Mailbox ids whose claim is refused (another run holds the lease). */
+  busy?: string[];
+  /** Credentials by mailbox id; missing -> null (no secret stored). */
+  credentials?: Record<string, string | null>;
+  /** What recordOutcome answers for a failed outcome (a pause reason). */
+  pauseReason?: string | null;
+  states?: FolderState[];
+  importTargetsError?: Error;
+  recordOutcomeError?: Error;
+  releaseError?: Error;
+}
+
+/** An in-memory MailStore that records every call in order. */
+class FakeMailStore implements MailStore {
+  calls: Array<{ method: string; args: unknown[] }> = [];
+  batches: Array<{ mailboxId: string; folder: string; records: EmailRecord[]; progress: FolderProgress }> = [];
+  seenKeys = new Set<string>();
+  constructor(private options: FakeMailOptions = {}) {}
+
+  private record(method: string, ...args: unknown[]) {
+    this.calls.push({ method, args });
+  }
+  callsOf(method: string) {
+    return this.calls.filter((call) => call.method === method).map((call) => call.args);
+  }
+
+  importTargets(userId: string): Promise<Mailbox[]> {
+    this.record("importTargets", userId);
+    if (this.options.importTargetsError) return Promise.reject(this.options.importTargetsError);
+    return Promise.resolve(this.options.mailboxes ?? []);
+  }
+  credential(mailboxId: string): Promise<string | null> {
+    this.record("credential", mailboxId);
+    const credentials = this.options.credentials ?? {};
+    return Promise.resolve(mailboxId in credentials ? credentials[mailboxId] : CREDENTIAL);
+  }
+  claim(mailboxId: string, runId: string, leaseSeconds: number): Promise<boolean> {
+    this.record("claim", mailboxId, runId, leaseSeconds);
+    return Promise.resolve(!(this.options.busy ?? []).includes(mailboxId));
+  }
+  release(mailboxId: string, runId: string): Promise<void> {
+    this.record("release", mailboxId, runId);
+    return this.options.releaseError ? Promise.reject(this.options.releaseError) : Promise.resolve();
+  }
+  folderStates(mailboxId: string): Promise<Map<string, FolderState>> {
+    this.record("folderStates", mailboxId);
+    return Promise.resolve(new Map((this.options.states ?? []).map((state) => [state.folder, state])));
+  }
+  resetFolder(mailboxId: string, folder: string, uidValidity: number): Promise<void> {
+    this.record("resetFolder", mailboxId, folder, uidValidity);
+    return Promise.resolve();
+  }
+  storeBatch(
+    mailboxId: string,
+    folder: string,
+    records: EmailRecord[],
+    progress: FolderProgress,
+  ): Promise<BatchResult> {
+    this.record("storeBatch", mailboxId, folder, records.length, progress);
+    this.batches.push({ mailboxId, folder, records, progress });
+    let inserted = 0;
+    for (const record of records) {
+      const key = `${mailboxId}/${folder}/${record.message_key}`;
+      if (!this.seenKeys.has(key)) inserted++;
+      this.seenKeys.add(key);
+    }
+    return Promise.resolve({ inserted, remapped: 0, duplicates: records.length - inserted });
+  }
+  touchFolder(mailboxId: string, folder: string, progress: Omit<FolderProgress, "lastUid">): Promise<void> {
+    this.record("touchFolder", mailboxId, folder, progress);
+    return Promise.resolve();
+  }
+  recordOutcome(mailboxId: string, outcome: { error: string | null; authFailed: boolean }): Promise<string | null> {
+    this.record("recordOutcome", mailboxId, outcome);
+    if (this.options.recordOutcomeError) return Promise.reject(this.options.recordOutcomeError);
+    return Promise.resolve(outcome.error === null ? null : this.options.pauseReason ?? null);
+  }
+}
+
+interface FakeMessage {
+  uid: number;
+  source: string;
+}
+
+interface FakeFolder {
+  uidValidity: number;
+  messages: FakeMessage[];
+}
+
+/** Just enough of imapflow's client for syncFolder: STATUS, a mailbox lock, SEARCH and FETCH. */
+function fakeSession(
+  folders: Record<string, FakeFolder>,
+  options: { statusError?: Error; closeError?: Error } = {},
+) {
+  const events: string[] = [];
+  const commands: Record<string, number> = {};
+  const count = (command: string) => commands[command] = (commands[command] ?? 0) + 1;
+  const client = {
+    status(folder: string) {
+      count("STATUS");
+      events.push(`status ${folder}`);
+      if (options.statusError) return Promise.reject(options.statusError);
+      const state = folders[folder];
+      if (!state) return Promise.resolve(undefined);
+      const uidNext = Math.max(0, ...state.messages.map((m) => m.uid)) + 1;
+      return Promise.resolve({
+        uidValidity: BigInt(state.uidValidity),
+        uidNext,
+        highestModseq: 7n,
+        messages: state.messages.length,
+      });
+    },
+    getMailboxLock(folder: string) {
+      count("SELECT");
+      events.push(`lock ${folder}`);
+      return Promise.resolve({ release: () => events.push(`unlock ${folder}`) });
+    },
+    search(query: { uid: string }) {
+      count("SEARCH");
+      const [low] = query.uid.split(":").map(Number);
+      // Like a real server: "*" always matches the newest message.
+      const uids = Object.values(folders)[0].messages.map((m) => m.uid);
+      const matched = uids.filter((uid) => uid >= low);
+      if (matched.length === 0 && uids.length > 0) matched.push(Math.max(...uids));
+      return Promise.resolve(matched);
+    },
+    async *fetch(range: string) {
+      count("FETCH");
+      const wanted = new Set(range.split(",").map(Number));
+      for (const folder of Object.values(folders)) {
+        for (const message of folder.messages) {
+          if (!wanted.has(message.uid)) continue;
+          const source = new TextEncoder().encode(message.source);
+          yield { uid: message.uid, flags: new Set(["\\Seen"]), size: source.length, source };
+        }
+      }
+    },
+  };
+  let closed = 0;
+  const session: ImapSession = {
+    client: client as never,
+    commands,
+    close() {
+      closed++;
+      events.push("close");
+      return options.closeError ? Promise.reject(options.closeError) : Promise.resolve();
+    },
+  };
+  return { session, events, get closed() {
+    return closed;
+  } };
+}
+
+function mail(uid: number): FakeMessage {
+  return {
+    uid,
+    source: [
+      `Message-ID: <m${uid}@example.test>`,
+      "From: Bob <bob@example.test>",
+      "To: alice@example.test",
+      `Subject: Message ${uid}`,
+      "Date: Mon, 2 Nov 2026 10:00:00 +0000",
+      "",
+      `Body of message ${uid}`,
+      "",
+    ].join("\r\n"),
+  };
+}
+
+function setup(
+  options: {
+    started?: boolean;
+    finishFailures?: number;
+    mail?: FakeMailOptions;
+    /** Per mailbox id: an error to throw from connect, or the folders of a fake server. */
+    servers?: Record<string, Error | Record<string, FakeFolder>>;
+    limits?: Partial<ImportLimits>;
+  } = {},
+) {
+  const store = new FakeRunStore(options.started ?? true, options.finishFailures ?? 0);
+  const mailStore = new FakeMailStore(options.mail);
   const log = createMemoryLogger();
-  return { store, log, run: createImportRunner({ store, log }) };
+  const connects: Array<{ mailboxId: string; credential: string }> = [];
+  const sessions: Array<ReturnType<typeof fakeSession>> = [];
+  let clock = 1_800_000_000_000;
+  const run = createImportRunner({
+    store,
+    mail: mailStore,
+    log,
+    limits: options.limits,
+    now: () => (clock += 10),
+    connect: (target, credential) => {
+      connects.push({ mailboxId: target.id, credential });
+      const server = options.servers?.[target.id];
+      if (server instanceof Error) return Promise.reject(server);
+      const fake = fakeSession(server ?? { INBOX: { uidValidity: 1, messages: [] } });
+      sessions.push(fake);
+      return Promise.resolve(fake.session);
+    },
+  });
+  return { store, mail: mailStore, log, connects, sessions, run: () => run({ runId: RUN_ID, userId: USER_ID }) };
 }
 
-Deno.test("a run that is not in `accepted` is left alone: no finishRun", async () => {
-  const { store, run } = setup(false);
-  await run({ runId: RUN_ID, userId: USER_ID });
-  assert.deepEqual(store.startCalls, [RUN_ID]);
-  assert.deepEqual(store.finishCalls, []);
+type Ctx = ReturnType<typeof setup>;
+
+/** Neither the run row, the mail store nor the log ever holds the credential. */
+function assertNoCredential(ctx: Ctx) {
+  const texts = {
+    "run rows": JSON.stringify(ctx.store.finishCalls),
+    "mail store calls": JSON.stringify(
+      ctx.mail.calls.filter((call) => call.method !== "credential"),
+      (_key, value) => typeof value === "bigint" ? value.toString() : value,
+    ),
+    "log": ctx.log.lines.join("\n"),
+  };
+  for (const [label, text] of Object.entries(texts)) {
+    assert.ok(!text.includes(CREDENTIAL), `${label} contain the credential: ${text}`);
+  }
+}
+
+function authError(message: string) {
+  return Object.assign(new Error(message), { authenticationFailed: true, responseText: message });
+}
+
+// --- the run lifecycle -------------------------------------------------------
+
+Deno.test("a run that is not in `accepted` is left alone: no mailbox work, no finishRun", async () => {
+  const ctx = setup({ started: false, mail: { mailboxes: [mailbox(MAILBOX_1)] } });
+  await ctx.run();
+  assert.deepEqual(ctx.store.startCalls, [RUN_ID]);
+  assert.deepEqual(ctx.store.finishCalls, []);
+  assert.deepEqual(ctx.mail.calls, [], "not even the mailbox list is read");
+  assert.deepEqual(ctx.connects, []);
+  assert.ok(ctx.log.lines.some((line) => JSON.parse(line).level === "warn"));
 });
 
 Deno.test("without a mailbox the run ends as skipped with the reason, never succeeded", async () => {
-  const { store, run, log } = setup(true);
-  await run({ runId: RUN_ID, userId: USER_ID });
-  assert.deepEqual(store.startCalls, [RUN_ID]);
-  assert.equal(store.finishCalls.length, 1);
-  const [finish] = store.finishCalls;
+  const ctx = setup();
+  await ctx.run();
+  assert.deepEqual(ctx.store.startCalls, [RUN_ID]);
+  const finish = ctx.store.finish;
   assert.equal(finish.runId, RUN_ID);
   assert.equal(finish.status, "skipped");
-  assert.notEqual(finish.status, "succeeded");
   assert.equal(finish.options?.error, "no mailbox configured");
   assert.deepEqual(finish.options?.details, { fetched: 0, inserted: 0, duplicates: 0 });
-  assert.ok(log.lines.some((line) => line.includes("no mailbox configured")));
+  assert.deepEqual(ctx.mail.calls, [{ method: "importTargets", args: [USER_ID] }]);
+  assert.deepEqual(ctx.connects, []);
+  assert.ok(ctx.log.lines.some((line) => line.includes("no mailbox configured")));
+});
+
+Deno.test("when every mailbox is busy the run is skipped as already running, without connecting", async () => {
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1), mailbox(MAILBOX_2)], busy: [MAILBOX_1, MAILBOX_2] },
+  });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "skipped");
+  assert.match(finish.options?.error ?? "", /already running/);
+  assert.deepEqual(ctx.connects, []);
+  assert.deepEqual(ctx.mail.callsOf("credential"), [], "no credential is read for a busy mailbox");
+  assert.deepEqual(ctx.mail.callsOf("recordOutcome"), [], "a busy mailbox's own state is not touched");
+  assert.deepEqual(ctx.mail.callsOf("claim").map((args) => args[0]), [MAILBOX_1, MAILBOX_2]);
+  const details = finish.options?.details as { mailboxes: unknown[] };
+  assert.deepEqual(details.mailboxes, [
+    { id: MAILBOX_1, already_running: true },
+    { id: MAILBOX_2, already_running: true },
+  ]);
+});
+
+Deno.test("a paused mailbox is neither claimed nor connected; alone it makes the run skipped with the reason", async () => {
+  const pause = "Paused after 3 failed logins: update the password or token to resume";
+  const ctx = setup({ mail: { mailboxes: [mailbox(MAILBOX_1, { paused_reason: pause })] } });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "skipped");
+  assert.equal(finish.options?.error, pause);
+  assert.deepEqual(ctx.mail.calls.map((call) => call.method), ["importTargets"]);
+  assert.deepEqual(ctx.connects, []);
+  const details = finish.options?.details as { mailboxes: unknown[] };
+  assert.deepEqual(details.mailboxes, [{ id: MAILBOX_1, paused: true, error: pause }]);
+});
+
+Deno.test("busy and paused mailboxes together: skipped, naming both reasons", async () => {
+  const pause = "Paused after 3 failed logins: update the password or token to resume";
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1), mailbox(MAILBOX_2, { paused_reason: pause })], busy: [MAILBOX_1] },
+  });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "skipped");
+  assert.match(finish.options?.error ?? "", /already running/);
+  assert.ok(finish.options?.error?.includes(pause), finish.options?.error);
+  assert.deepEqual(ctx.connects, []);
+});
+
+Deno.test("a paused mailbox next to a working one: the working one is imported, the run is partial", async () => {
+  const pause = "Paused after 3 failed logins: update the password or token to resume";
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1, { paused_reason: pause }), mailbox(MAILBOX_2)] },
+    servers: { [MAILBOX_2]: { INBOX: { uidValidity: 5, messages: [mail(1)] } } },
+  });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "partial");
+  assert.equal(finish.options?.error, pause);
+  assert.deepEqual(ctx.connects.map((c) => c.mailboxId), [MAILBOX_2]);
+  assert.deepEqual(ctx.mail.callsOf("claim").map((args) => args[0]), [MAILBOX_2]);
+});
+
+Deno.test("the lease is claimed per mailbox for this run, for the time budget plus a minute", async () => {
+  const ctx = setup({ mail: { mailboxes: [mailbox(MAILBOX_1)] }, limits: { maxSeconds: 30 } });
+  await ctx.run();
+  assert.deepEqual(ctx.mail.callsOf("claim"), [[MAILBOX_1, RUN_ID, 90]]);
+  assert.deepEqual(ctx.mail.callsOf("release"), [[MAILBOX_1, RUN_ID]]);
+});
+
+Deno.test("one busy mailbox does not stop the others: the run succeeds with the rest", async () => {
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1), mailbox(MAILBOX_2)], busy: [MAILBOX_1] },
+    servers: { [MAILBOX_2]: { INBOX: { uidValidity: 5, messages: [mail(1)] } } },
+  });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "succeeded");
+  assert.equal(finish.options?.error, undefined);
+  assert.deepEqual(ctx.connects.map((c) => c.mailboxId), [MAILBOX_2]);
+  const details = finish.options?.details as { inserted: number; mailboxes: Array<Record<string, unknown>> };
+  assert.equal(details.inserted, 1);
+  assert.deepEqual(details.mailboxes[0], { id: MAILBOX_1, already_running: true });
+});
+
+// --- a successful import --------------------------------------------------------
+
+Deno.test("a successful import stores the messages, records success, releases, and reports counts", async () => {
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1)] },
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 9, messages: [mail(1), mail(2), mail(3)] } } },
+  });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "succeeded");
+  assert.equal(finish.options?.error, undefined);
+  const details = finish.options?.details as Record<string, unknown>;
+  assert.equal(details.fetched, 3);
+  assert.equal(details.inserted, 3);
+  assert.equal(details.duplicates, 0);
+  assert.equal(details.has_more, false);
+  assert.deepEqual(details.uidvalidity_resets, []);
+  assert.equal(typeof details.duration_ms, "number");
+  assert.ok((details.bytes as number) > 0);
+
+  assert.deepEqual(ctx.connects, [{ mailboxId: MAILBOX_1, credential: CREDENTIAL }]);
+  const [batch] = ctx.mail.batches;
+  assert.deepEqual(batch.records.map((r) => [r.uid, r.message_key, r.subject]), [
+    [1, "mid:m1@example.test", "Message 1"],
+    [2, "mid:m2@example.test", "Message 2"],
+    [3, "mid:m3@example.test", "Message 3"],
+  ]);
+  assert.deepEqual(batch.progress, { uidValidity: 9, lastUid: 3, highestModseq: 7n, messageCount: 3 });
+  assert.deepEqual(ctx.mail.callsOf("recordOutcome"), [[MAILBOX_1, { error: null, authFailed: false }]]);
+  assert.deepEqual(ctx.mail.callsOf("release"), [[MAILBOX_1, RUN_ID]]);
+  assert.equal(ctx.sessions[0].closed, 1, "the IMAP session is closed");
+  // release comes after everything else for the mailbox
+  assert.equal(ctx.mail.calls.at(-1)?.method, "release");
+  assertNoCredential(ctx);
+});
+
+Deno.test("a run that reaches its message budget ends partial with has_more, and says so", async () => {
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1)] },
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 9, messages: [mail(1), mail(2), mail(3)] } } },
+    limits: { maxMessages: 2, chunkSize: 1 },
+  });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "partial");
+  assert.match(finish.options?.error ?? "", /Budget reached/);
+  const details = finish.options?.details as Record<string, unknown>;
+  assert.equal(details.has_more, true);
+  assert.equal(details.fetched, 2);
+  assert.deepEqual(ctx.mail.batches.map((b) => b.progress.lastUid), [1, 2]);
+  assert.deepEqual(
+    ctx.mail.batches.map((b) => b.progress.highestModseq),
+    [null, null],
+    "an unfinished folder never claims HIGHESTMODSEQ",
+  );
+  assert.deepEqual(ctx.mail.callsOf("release"), [[MAILBOX_1, RUN_ID]]);
+});
+
+Deno.test("a new UIDVALIDITY resets the folder and is reported", async () => {
+  const ctx = setup({
+    mail: {
+      mailboxes: [mailbox(MAILBOX_1)],
+      states: [{ folder: "INBOX", uid_validity: 1, last_uid: 50 }],
+    },
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 2, messages: [mail(1)] } } },
+  });
+  await ctx.run();
+  assert.deepEqual(ctx.mail.callsOf("resetFolder"), [[MAILBOX_1, "INBOX", 2]]);
+  const details = ctx.store.finish.options?.details as Record<string, unknown>;
+  assert.deepEqual(details.uidvalidity_resets, ["INBOX"]);
+  assert.equal(details.fetched, 1, "UID 1 is fetched again although the old last UID was 50");
+});
+
+// --- failures -----------------------------------------------------------------------
+
+Deno.test("a refused login is recorded as an auth failure, fails the run, and never leaks the credential", async () => {
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1)] },
+    servers: { [MAILBOX_1]: authError(`AUTHENTICATE failed for alice with ${CREDENTIAL}`) },
+  });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "failed");
+  assert.match(finish.options?.error ?? "", /Login failed for "alice@example.test" at imap\.example\.test/);
+  assert.match(finish.options?.error ?? "", /password/);
+  const outcomes = ctx.mail.callsOf("recordOutcome");
+  assert.equal(outcomes.length, 1);
+  const [id, outcome] = outcomes[0] as [string, { error: string; authFailed: boolean }];
+  assert.equal(id, MAILBOX_1);
+  assert.equal(outcome.authFailed, true);
+  assert.match(outcome.error, /Login failed/);
+  assert.deepEqual(ctx.mail.callsOf("release"), [[MAILBOX_1, RUN_ID]], "released after the error");
+  const details = finish.options?.details as { mailboxes: Array<{ id: string; error?: string }> };
+  assert.equal(details.mailboxes[0].id, MAILBOX_1);
+  assert.match(details.mailboxes[0].error ?? "", /Login failed/);
+  assertNoCredential(ctx);
+});
+
+Deno.test("a generic connect error quoting the credential is scrubbed everywhere", async () => {
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1)] },
+    servers: { [MAILBOX_1]: new Error(`Unexpected reply to LOGIN alice ${CREDENTIAL}: BAD`) },
+  });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "failed");
+  assert.match(finish.options?.error ?? "", /IMAP error at imap\.example\.test: Unexpected reply to LOGIN alice \[redacted\]: BAD/);
+  const [, outcome] = ctx.mail.callsOf("recordOutcome")[0] as [string, { authFailed: boolean }];
+  assert.equal(outcome.authFailed, false);
+  assertNoCredential(ctx);
+});
+
+Deno.test("a pause reason returned by recordOutcome appears in the run's error", async () => {
+  const pause = "Paused after 3 failed logins: update the password or token to resume";
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1)], pauseReason: pause },
+    servers: { [MAILBOX_1]: authError("Authentication failed") },
+  });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "failed");
+  assert.ok(finish.options?.error?.includes(pause), finish.options?.error);
+  assert.match(finish.options?.error ?? "", /^Login failed .*\. Paused after 3 failed logins/);
+  const details = finish.options?.details as { mailboxes: Array<{ error?: string }> };
+  assert.ok(details.mailboxes[0].error?.includes(pause));
+});
+
+Deno.test("a missing credential fails the mailbox with a clear text, without connecting", async () => {
+  const ctx = setup({ mail: { mailboxes: [mailbox(MAILBOX_1)], credentials: { [MAILBOX_1]: null } } });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "failed");
+  assert.match(finish.options?.error ?? "", /No password or token is stored for this mailbox/);
+  assert.deepEqual(ctx.connects, []);
+  assert.deepEqual(ctx.mail.callsOf("recordOutcome").map((args) => (args[1] as { authFailed: boolean }).authFailed), [
+    false,
+  ]);
+  assert.deepEqual(ctx.mail.callsOf("release"), [[MAILBOX_1, RUN_ID]]);
+});
+
+Deno.test("an error inside the session still closes it and releases the mailbox", async () => {
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1, { folders: ["Archive"] })] },
+    // The server has no "Archive": STATUS answers nothing.
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 1, messages: [] } } },
+  });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "failed");
+  assert.match(finish.options?.error ?? "", /Folder "Archive" does not exist on the server/);
+  assert.equal(ctx.sessions[0].closed, 1);
+  assert.deepEqual(ctx.mail.callsOf("release"), [[MAILBOX_1, RUN_ID]]);
+  const details = finish.options?.details as { mailboxes: Array<{ imap_commands?: Record<string, number> }> };
+  assert.deepEqual(details.mailboxes[0].imap_commands, { STATUS: 1 }, "commands are reported after an error too");
+});
+
+Deno.test("release is called for every claimed mailbox even when recording and releasing fail", async () => {
+  const ctx = setup({
+    mail: {
+      mailboxes: [mailbox(MAILBOX_1), mailbox(MAILBOX_2)],
+      recordOutcomeError: new Error("db down"),
+      releaseError: new Error("db down"),
+    },
+    servers: { [MAILBOX_1]: authError("nope"), [MAILBOX_2]: new Error("boom") },
+  });
+  await ctx.run();
+  assert.deepEqual(ctx.mail.callsOf("release"), [[MAILBOX_1, RUN_ID], [MAILBOX_2, RUN_ID]]);
+  assert.equal(ctx.store.finish.status, "failed");
+  assert.match(ctx.store.finish.options?.error ?? "", /Login failed.*; IMAP error at imap\.example\.test: boom/);
+});
+
+Deno.test("a failing mailbox after one that imported makes the run partial, with both reported", async () => {
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1), mailbox(MAILBOX_2)] },
+    servers: {
+      [MAILBOX_1]: { INBOX: { uidValidity: 1, messages: [mail(1)] } },
+      [MAILBOX_2]: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
+    },
+  });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "partial");
+  assert.equal(finish.options?.error, "Cannot reach imap.example.test:993 (ECONNREFUSED)");
+  const details = finish.options?.details as { fetched: number; mailboxes: Array<Record<string, unknown>> };
+  assert.equal(details.fetched, 1);
+  assert.equal(details.mailboxes.length, 2);
+  assert.equal(details.mailboxes[1].error, "Cannot reach imap.example.test:993 (ECONNREFUSED)");
+  assert.deepEqual(ctx.mail.callsOf("release").map((args) => args[0]), [MAILBOX_1, MAILBOX_2]);
+});
+
+Deno.test("an unexpected store error fails the run with a generic text and is logged", async () => {
+  const ctx = setup({ mail: { importTargetsError: new Error(`password authentication failed: ${CREDENTIAL}`) } });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "failed");
+  assert.equal(finish.options?.error, "Import failed unexpectedly; see the function log");
+  assert.ok(ctx.log.lines.some((line) => JSON.parse(line).level === "error"));
 });
 
 Deno.test("when recording the outcome fails, the run is marked failed and the runner does not throw", async () => {
-  const { store, run, log } = setup(true, 1);
-  await run({ runId: RUN_ID, userId: USER_ID });
-  assert.deepEqual(store.finishCalls.map((call) => call.status), ["skipped", "failed"]);
-  assert.equal(store.finishCalls[1].runId, RUN_ID);
-  assert.ok(log.lines.some((line) => JSON.parse(line).level === "error"));
+  const ctx = setup({ finishFailures: 1 });
+  await ctx.run();
+  assert.deepEqual(ctx.store.finishCalls.map((call) => call.status), ["skipped", "failed"]);
+  assert.equal(ctx.store.finishCalls[1].runId, RUN_ID);
+  assert.ok(ctx.log.lines.some((line) => JSON.parse(line).level === "error"));
 });
 
 Deno.test("when even marking the run failed fails, the runner still does not throw", async () => {
-  const { store, run } = setup(true, 2);
-  await run({ runId: RUN_ID, userId: USER_ID });
-  assert.deepEqual(store.finishCalls.map((call) => call.status), ["skipped", "failed"]);
+  const ctx = setup({ finishFailures: 2 });
+  await ctx.run();
+  assert.deepEqual(ctx.store.finishCalls.map((call) => call.status), ["skipped", "failed"]);
+});
+
+// --- describeImportError --------------------------------------------------------------
+
+Deno.test("describeImportError: a refused login names the user, host and kind of secret", () => {
+  const password = describeImportError(authError(`LOGIN ${CREDENTIAL} rejected`), mailbox(MAILBOX_1), CREDENTIAL);
+  assert.deepEqual(password, {
+    text: 'Login failed for "alice@example.test" at imap.example.test: the server refused the password',
+    authFailed: true,
+  });
+  const token = describeImportError(
+    authError("AUTHENTICATE XOAUTH2 failed"),
+    mailbox(MAILBOX_1, { auth_kind: "oauth2" }),
+    CREDENTIAL,
+  );
+  assert.equal(token.text, 'Login failed for "alice@example.test" at imap.example.test: the server refused the access token');
+  assert.equal(token.authFailed, true);
+});
+
+Deno.test("describeImportError: unreachable servers say which host and port, with the code", () => {
+  for (const code of ["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "NoConnection"]) {
+    const error = Object.assign(new Error(`connect ${code} 10.0.0.1:993 ${CREDENTIAL}`), { code });
+    const described = describeImportError(error, mailbox(MAILBOX_1, { port: 143 }), CREDENTIAL);
+    assert.deepEqual(described, { text: `Cannot reach imap.example.test:143 (${code})`, authFailed: false });
+  }
+});
+
+Deno.test("describeImportError: certificate errors say the certificate is not trusted", () => {
+  for (const code of ["SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "ERR_TLS_CERT_ALTNAME_INVALID", "CERT_HAS_EXPIRED"]) {
+    const error = Object.assign(new Error(`certificate problem ${CREDENTIAL}`), { code });
+    const described = describeImportError(error, mailbox(MAILBOX_1), CREDENTIAL);
+    assert.equal(described.text, `The TLS certificate of imap.example.test is not trusted (${code})`);
+    assert.equal(described.authFailed, false);
+  }
+});
+
+Deno.test("describeImportError: other errors keep the message and the server's response, scrubbed", () => {
+  const error = Object.assign(new Error(`Command failed ${CREDENTIAL}`), {
+    responseText: `NO [ALERT] bad password ${CREDENTIAL}`,
+  });
+  const described = describeImportError(error, mailbox(MAILBOX_1), CREDENTIAL);
+  assert.equal(
+    described.text,
+    "IMAP error at imap.example.test: Command failed [redacted]: NO [ALERT] bad password [redacted]",
+  );
+  assert.equal(described.authFailed, false);
+  // A thrown non-Error and a null credential do not break it.
+  assert.equal(describeImportError("socket hang up", mailbox(MAILBOX_1), null).text, "IMAP error at imap.example.test: socket hang up");
+  assert.equal(describeImportError(undefined, mailbox(MAILBOX_1), null).text, "IMAP error at imap.example.test: undefined");
+});
+
+Deno.test("describeImportError: the credential is scrubbed from every kind of text, and texts are bounded", () => {
+  const errors: unknown[] = [
+    authError(CREDENTIAL),
+    Object.assign(new Error(CREDENTIAL), { code: "ECONNREFUSED" }),
+    Object.assign(new Error(CREDENTIAL), { code: "CERT_HAS_EXPIRED" }),
+    new Error(`${CREDENTIAL}\nsecond line ${CREDENTIAL}`),
+    Object.assign(new Error("x"), { responseText: CREDENTIAL.repeat(100) }),
+  ];
+  for (const error of errors) {
+    // Even a user name that contains the credential is scrubbed.
+    const box = mailbox(MAILBOX_1, { username: `user-${CREDENTIAL}` });
+    const described = describeImportError(error, box, CREDENTIAL);
+    assert.ok(!described.text.includes(CREDENTIAL), described.text);
+    assert.ok(described.text.length <= 500, `${described.text.length} characters`);
+  }
 });

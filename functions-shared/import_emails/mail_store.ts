@@ -12,6 +12,8 @@ export interface Mailbox {
   username: string;
   auth_kind: "password" | "oauth2";
   folders: string[];
+  /** Set when imports stopped on their own (repeated login failures); the importer skips it. */
+  paused_reason: string | null;
 }
 
 export interface FolderState {
@@ -73,7 +75,7 @@ export function createMailStore(sql: Sql): MailStore {
   return {
     async importTargets(userId) {
       return await sql<Mailbox[]>`
-        select id, user_id, host, port, tls_mode, username, auth_kind, folders
+        select id, user_id, host, port, tls_mode, username, auth_kind, folders, paused_reason
           from auto_sync.import_targets(${userId}::uuid)`;
     },
     async credential(mailboxId) {

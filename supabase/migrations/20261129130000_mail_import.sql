@@ -230,10 +230,10 @@ returns setof public.mailboxes
 language sql stable security definer set search_path = ''
 as $$
   select * from public.mailboxes
-   where user_id = p_user_id and enabled and paused_reason is null
+   where user_id = p_user_id and enabled
    order by created_at
 $$;
-comment on function auto_sync.import_targets(uuid) is 'Importer: the user''s enabled, unpaused mailboxes.';
+comment on function auto_sync.import_targets(uuid) is 'Importer: the user''s enabled mailboxes, paused ones included so a run can say why it did nothing.';
 
 create function auto_sync.mailbox_credential(p_mailbox_id uuid) returns text
 language sql stable security definer set search_path = ''

@@ -320,6 +320,19 @@ cmd_add_user() {
   )
   own "$tmp"
   mv "$tmp" "$USERS"
+
+  # Dovecot notices a changed passwd-file by its mtime, which has one-second
+  # resolution: two changes within a second can go unseen. When the server runs,
+  # wait until it really accepts the new password, so callers can log in at once.
+  if master_pid >/dev/null; then
+    local waited=0
+    until doveadm -c "$CONF" auth test -x service=imap "$user" "$pass" >/dev/null 2>&1; do
+      (( waited < 30 )) || die "dovecot does not accept the new password for '$user'"
+      touch "$USERS"
+      sleep 0.1
+      waited=$((waited + 1))
+    done
+  fi
   log "user '$user' set in $USERS"
 }
 
