@@ -1,8 +1,9 @@
 /**
  * End to end with nothing simulated but pg_net's worker: the real pg_cron job fires
  * auto_sync.dispatch(), the worker delivers the signed request, cron-auto-sync
- * verifies it and hands off to import-emails, and the run row reaches its final
- * status. Then the captured request is replayed and refused.
+ * verifies it and hands off to import-emails, which imports the user's mail from
+ * the real IMAP server, and the run row reaches its final status. Then the captured
+ * request is replayed and refused.
  *
  * Waits for the next pg_cron tick: up to ~60 s (pg_cron 1.4 has no seconds schedule).
  */
@@ -10,11 +11,16 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { connect, createUser, stateDir, waitFor } from "./support/local_stack.ts";
 import { readCapturedRequest, send } from "./support/signed_requests.ts";
+import { addMailbox, appendMessages, createImapUser, message } from "./support/imap.ts";
 
 const sql = connect();
 
-Deno.test("pg_cron tick -> signed request -> cron-auto-sync -> import-emails -> run row", async (t) => {
+Deno.test("pg_cron tick -> signed request -> cron-auto-sync -> import-emails -> rows in emails", async (t) => {
   const userId = await createUser(sql, "cron");
+  const imapUser = await createImapUser();
+  const mailboxId = await addMailbox(sql, userId, imapUser);
+  const subjects = ["first", "second", "third"];
+  await appendMessages(imapUser, "INBOX", subjects.map((subject) => message({ subject })));
   await sql`select auto_sync.enable(${userId})`;
 
   const run = await waitFor(async () => {
@@ -23,11 +29,14 @@ Deno.test("pg_cron tick -> signed request -> cron-auto-sync -> import-emails -> 
     return row;
   }, { timeoutMs: 80_000, intervalMs: 500 });
 
-  await t.step("the run is the schedule's, verified, and honestly skipped", () => {
+  await t.step("the run is the schedule's, verified, and imported the user's mail", async () => {
     assert.equal(run.trigger, "schedule");
-    assert.equal(run.status, "skipped");
-    assert.equal(run.error, "no mailbox configured");
+    assert.equal(run.status, "succeeded", run.error);
+    assert.equal(run.details.inserted, 3);
     assert.ok(run.dispatched_at <= run.accepted_at && run.accepted_at <= run.finished_at);
+    const emails = await sql`select subject, user_id from public.emails where mailbox_id = ${mailboxId} order by uid`;
+    assert.deepEqual(emails.map((row) => row.subject), subjects);
+    assert.ok(emails.every((row) => row.user_id === userId));
   });
 
   await t.step("it was dispatched by the pg_cron job, which reported success", async () => {
@@ -52,7 +61,7 @@ Deno.test("pg_cron tick -> signed request -> cron-auto-sync -> import-emails -> 
       select extract(epoch from next_run_at - ${run.dispatched_at}::timestamptz) as seconds, last_outcome
         from auto_sync.schedules where user_id = ${userId}`;
     assert.ok(schedule.seconds >= 1800 && schedule.seconds <= 1980, `next run in ${schedule.seconds} s`);
-    assert.equal(schedule.last_outcome, "skipped");
+    assert.equal(schedule.last_outcome, "succeeded");
   });
 
   await t.step("replaying the captured request is refused and changes nothing", async () => {
@@ -64,7 +73,7 @@ Deno.test("pg_cron tick -> signed request -> cron-auto-sync -> import-emails -> 
     assert.equal(response.status, 409);
     assert.deepEqual(await response.json(), { error: "conflict" });
     const [after] = await sql`select status, finished_at from auto_sync.runs where id = ${run.id}`;
-    assert.equal(after.status, "skipped");
+    assert.equal(after.status, "succeeded");
     assert.deepEqual(after.finished_at, run.finished_at);
   });
 

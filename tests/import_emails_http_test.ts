@@ -59,4 +59,16 @@ Deno.test("a signed-in user's sync now: 202 with a run id, for that user only, e
   assert.equal(others.length, 0);
 });
 
+Deno.test("sync now at most once a minute: a second call gets 429 with Retry-After", async () => {
+  const token = await mintUserToken(await createUser(sql, "eager"));
+  const first = await post(token);
+  assert.equal(first.status, 202);
+  await first.body?.cancel();
+  const second = await post(token);
+  assert.equal(second.status, 429);
+  const retryAfter = Number(second.headers.get("retry-after"));
+  assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After: ${retryAfter}`);
+  assert.deepEqual(await second.json(), { error: "too_many_requests" });
+});
+
 Deno.test({ name: "close the database connection", fn: () => sql.end() });
