@@ -1,13 +1,16 @@
 /**
  * The demo (scripts/demo): the whole signed path on the local stack, step by step.
- * A demo user turns auto-sync on, the real pg_cron tick dispatches a signed request,
- * pg_net delivers it, cron-auto-sync verifies it and hands off to import-emails,
- * and the run row records the outcome. Then the captured request is replayed.
+ * A demo user connects a mailbox and turns auto-sync on; the real pg_cron tick
+ * dispatches a signed request, pg_net delivers it, cron-auto-sync verifies it and
+ * hands off to import-emails, which imports the mail from the real IMAP server
+ * (Dovecot). The captured request is replayed and refused. Two new messages arrive
+ * and the user's "sync now" imports exactly those two.
  */
 import postgres from "postgres";
 import { existsSync } from "node:fs";
-import { dbUrl, stateDir, waitFor } from "../support/local_stack.ts";
+import { dbUrl, functionsUrl, mintUserToken, stateDir, waitFor } from "../support/local_stack.ts";
 import { readCapturedRequest, send } from "../support/signed_requests.ts";
+import { addMailbox, appendMessages, createImapUser, message } from "../support/imap.ts";
 
 const DEMO_USER = "00000000-0000-4000-8000-00000000de70";
 const sql = postgres(dbUrl, { max: 2, onnotice: () => {} });
@@ -16,9 +19,30 @@ const dim = (text: string) => `\x1b[2m${text}\x1b[0m`;
 const step = (n: number, title: string) => console.log(`\n${bold(`${n}. ${title}`)}`);
 const show = (label: string, value: unknown) =>
   console.log(`   ${label.padEnd(20)} ${typeof value === "string" ? value : JSON.stringify(value)}`);
+const encoder = new TextEncoder();
+const interactive = Deno.stdout.isTerminal();
 
-step(1, "A signed-in user turns on auto-sync (public.enable_auto_sync, as role authenticated)");
+async function showEmails(runId: string) {
+  const [run] = await sql`select details from auto_sync.runs where id = ${runId}`;
+  show("imported", `${run.details.inserted} new message(s), ${run.details.fetched} fetched`);
+  const emails = await sql`
+    select e.uid, e.subject, e.from_address ->> 'address' as sender
+      from public.emails e join public.mailboxes m on m.id = e.mailbox_id
+     where m.user_id = ${DEMO_USER} order by e.uid`;
+  for (const email of emails) show(`  uid ${email.uid}`, `${email.subject}  (from ${email.sender})`);
+}
+
+step(1, "A signed-in user connects a mailbox and turns on auto-sync (as role authenticated)");
 await sql`insert into auth.users (id, email) values (${DEMO_USER}, 'auto-sync-demo@example.com') on conflict (id) do nothing`;
+await sql`delete from public.mailboxes where user_id = ${DEMO_USER}`; // a fresh mailbox each demo
+const imapUser = await createImapUser();
+await appendMessages(imapUser, "INBOX", [
+  message({ subject: "Welcome to your new mailbox" }),
+  message({ subject: "Your invoice for November" }),
+  message({ subject: "Team lunch on Friday?" }),
+]);
+await addMailbox(sql, DEMO_USER, imapUser);
+show("mailbox", `imaps://localhost:54993 user ${imapUser.username} (password stored in Vault, 3 messages)`);
 const [schedule] = await sql.begin(async (tx) => {
   await tx`select auto_sync.disable(${DEMO_USER})`; // re-enabling makes it due at once
   await tx`set local role authenticated`;
@@ -31,12 +55,10 @@ show("schedule", `every ${schedule.every}, next run ${schedule.next_run_at.toISO
 step(2, "The one pg_cron job (its command holds no secret)");
 const [job] = await sql`select jobname, schedule, command from cron.job where jobname = 'auto-sync-dispatch'`;
 show("cron.job", `${job.jobname}  '${job.schedule}'  ${job.command}`);
-const keys = await sql`select name, created_at from vault.secrets where name like 'auto_sync_signing_key:%'`;
+const keys = await sql`select name from vault.secrets where name like 'auto_sync_signing_key:%'`;
 for (const key of keys) show("signing key", `Vault secret "${key.name}" (value never leaves the database)`);
 
 const started = Date.now();
-const encoder = new TextEncoder();
-const interactive = Deno.stdout.isTerminal();
 const run = await waitFor(async () => {
   const [row] = await sql`
     select * from auto_sync.runs
@@ -66,24 +88,44 @@ if (captured) {
   show("body", new TextDecoder().decode(captured.body));
 }
 
-step(4, "cron-auto-sync verified it: timestamp, HMAC, claims, single use; then handed off in-process");
-const logLines = Deno.readTextFileSync(`${stateDir}/gateway.log`).split("\n")
-  .filter((line) => line.includes(run.id));
+step(4, "cron-auto-sync verified it (timestamp, HMAC, claims, single use) and handed off in-process");
+const logLines = Deno.readTextFileSync(`${stateDir}/gateway.log`).split("\n").filter((line) => line.includes(run.id));
 for (const line of logLines) console.log(`   ${dim(line)}`);
 const [response] = await sql`select status_code, content from net._http_response where id = ${run.net_request_id}`;
 show("function answered", `${response?.status_code} ${response?.content}`);
 
-step(5, "The run row: the truth about the run (cron history only knows the request was queued)");
-for (const field of ["id", "trigger", "status", "error", "dispatched_at", "accepted_at", "finished_at"]) {
+step(5, "The run row (the truth; cron history only knows the request was queued) and the mail");
+for (const field of ["id", "trigger", "status", "dispatched_at", "accepted_at", "finished_at"]) {
   const value = run[field];
   show(field, value instanceof Date ? value.toISOString() : String(value));
 }
+await showEmails(run.id);
 
 step(6, "Replaying the captured request (what an eavesdropper could try)");
 if (captured) {
   const replay = await send(captured);
   show("replay answered", `${replay.status} ${await replay.text()}  -> refused: the id was already used`);
 }
+
+step(7, "Two new messages arrive; the user presses \"sync now\" (import-emails, user JWT)");
+await appendMessages(imapUser, "INBOX", [message({ subject: "Re: Team lunch on Friday?" }), message({ subject: "Flight confirmation" })]);
+const token = await mintUserToken(DEMO_USER);
+let answer = await fetch(`${functionsUrl}/import-emails`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+if (answer.status === 429) {
+  const wait = Number(answer.headers.get("retry-after"));
+  show("sync now answered", `429: at most one a minute; retrying in ${wait} s`);
+  await answer.body?.cancel();
+  await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+  answer = await fetch(`${functionsUrl}/import-emails`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+}
+const { run_id: manualRunId } = await answer.json();
+show("sync now answered", `${answer.status} run ${manualRunId}`);
+const manual = await waitFor(async () => {
+  const [row] = await sql`select status from auto_sync.runs where id = ${manualRunId} and finished_at is not null`;
+  return row;
+}, { timeoutMs: 30_000 });
+show("status", manual.status);
+await showEmails(manualRunId);
 
 console.log(`\n${bold("Done.")} The stack keeps running: scripts/stack status | scripts/stack stop`);
 await sql.end();
