@@ -174,4 +174,15 @@ Deno.test("STARTTLS with the test CA works; TLS verification stays on", async ()
   assert.equal(run.details.inserted, 1);
 });
 
+Deno.test("without the server's CA the TLS connection is refused, not downgraded", async () => {
+  const { userId, imapUser, mailboxId } = await setup({ tls: "tls" });
+  await appendMessages(imapUser, "INBOX", [message()]);
+  const runId = await acceptedRun(sql, userId);
+  await importer(sql, {}, { trustTestCa: false }).runner({ runId, userId });
+  const [run] = await sql`select status, error from auto_sync.runs where id = ${runId}`;
+  assert.equal(run.status, "failed");
+  assert.match(run.error, /TLS certificate of localhost is not trusted/);
+  assert.equal((await emailsOf(mailboxId)).length, 0);
+});
+
 Deno.test({ name: "close the database connection", fn: () => sql.end() });

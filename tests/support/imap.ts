@@ -127,7 +127,7 @@ export async function acceptedRun(sql: postgres.Sql, userId: string): Promise<st
 export function importer(
   sql: postgres.Sql,
   limits: Partial<ImportLimits> = {},
-  options: { afterBatch?: (batchNumber: number) => Promise<void> } = {},
+  options: { afterBatch?: (batchNumber: number) => Promise<void>; trustTestCa?: boolean } = {},
 ) {
   const log = createMemoryLogger();
   const mail = createMailStore(sql);
@@ -142,7 +142,8 @@ export function importer(
     store: createRunStore(sql),
     mail,
     log,
-    connect: (mailbox, credential) => openImapSession(mailbox, credential, { caPem: caPem() }),
+    connect: (mailbox, credential) =>
+      openImapSession(mailbox, credential, { caPem: options.trustTestCa === false ? undefined : caPem() }),
     limits,
   });
   return { log, runner };
