@@ -37,9 +37,9 @@ class FakeRunStore implements RunStore {
     this.seen.add(requestId);
     return Promise.resolve("accepted");
   }
-  startManualRun(userId: string): Promise<string> {
-    this.calls.push({ method: "startManualRun", args: [userId] });
-    return Promise.resolve(crypto.randomUUID());
+  requestManualRun(userId: string): Promise<{ runId: string } | { retryAfterSeconds: number }> {
+    this.calls.push({ method: "requestManualRun", args: [userId] });
+    return Promise.resolve({ runId: crypto.randomUUID() });
   }
   startRun(runId: string): Promise<boolean> {
     this.calls.push({ method: "startRun", args: [runId] });

@@ -135,11 +135,19 @@ Deno.test("a second sync within the minute is refused with 429 and Retry-After, 
   assert.equal(response.status, 429);
   assert.equal(response.headers.get("retry-after"), "42");
   assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
-  assert.deepEqual(await response.json(), { error: "too_many_requests" }, "a generic body, no run id");
+  assert.deepEqual(
+    await response.json(),
+    { error: "too_many_requests" },
+    "a generic body, no run id",
+  );
   assert.deepEqual(ctx.store.calls, [{ method: "requestManualRun", args: [USER_ID] }]);
   assert.deepEqual(ctx.jobs, [], "runImport is not called");
   assert.equal(ctx.backgrounded.length, 0, "nothing goes to background()");
-  assert.equal(response.headers.get("access-control-allow-origin"), "*", "a 429 carries CORS headers too");
+  assert.equal(
+    response.headers.get("access-control-allow-origin"),
+    "*",
+    "a 429 carries CORS headers too",
+  );
   assert.ok(
     ctx.log.lines.some((line) => JSON.parse(line).user_id === USER_ID),
     "the refusal is logged with the user id",

@@ -104,7 +104,9 @@ interface FakeMailOptions {
 /** An in-memory MailStore that records every call in order. */
 class FakeMailStore implements MailStore {
   calls: Array<{ method: string; args: unknown[] }> = [];
-  batches: Array<{ mailboxId: string; folder: string; records: EmailRecord[]; progress: FolderProgress }> = [];
+  batches: Array<
+    { mailboxId: string; folder: string; records: EmailRecord[]; progress: FolderProgress }
+  > = [];
   seenKeys = new Set<string>();
   constructor(private options: FakeMailOptions = {}) {}
 
@@ -131,11 +133,15 @@ class FakeMailStore implements MailStore {
   }
   release(mailboxId: string, runId: string): Promise<void> {
     this.record("release", mailboxId, runId);
-    return this.options.releaseError ? Promise.reject(this.options.releaseError) : Promise.resolve();
+    return this.options.releaseError
+      ? Promise.reject(this.options.releaseError)
+      : Promise.resolve();
   }
   folderStates(mailboxId: string): Promise<Map<string, FolderState>> {
     this.record("folderStates", mailboxId);
-    return Promise.resolve(new Map((this.options.states ?? []).map((state) => [state.folder, state])));
+    return Promise.resolve(
+      new Map((this.options.states ?? []).map((state) => [state.folder, state])),
+    );
   }
   resetFolder(mailboxId: string, folder: string, uidValidity: number): Promise<void> {
     this.record("resetFolder", mailboxId, folder, uidValidity);
@@ -157,11 +163,18 @@ class FakeMailStore implements MailStore {
     }
     return Promise.resolve({ inserted, remapped: 0, duplicates: records.length - inserted });
   }
-  touchFolder(mailboxId: string, folder: string, progress: Omit<FolderProgress, "lastUid">): Promise<void> {
+  touchFolder(
+    mailboxId: string,
+    folder: string,
+    progress: Omit<FolderProgress, "lastUid">,
+  ): Promise<void> {
     this.record("touchFolder", mailboxId, folder, progress);
     return Promise.resolve();
   }
-  recordOutcome(mailboxId: string, outcome: { error: string | null; authFailed: boolean }): Promise<string | null> {
+  recordOutcome(
+    mailboxId: string,
+    outcome: { error: string | null; authFailed: boolean },
+  ): Promise<string | null> {
     this.record("recordOutcome", mailboxId, outcome);
     if (this.options.recordOutcomeError) return Promise.reject(this.options.recordOutcomeError);
     return Promise.resolve(outcome.error === null ? null : this.options.pauseReason ?? null);
@@ -237,9 +250,13 @@ function fakeSession(
       return options.closeError ? Promise.reject(options.closeError) : Promise.resolve();
     },
   };
-  return { session, events, get closed() {
-    return closed;
-  } };
+  return {
+    session,
+    events,
+    get closed() {
+      return closed;
+    },
+  };
 }
 
 function mail(uid: number): FakeMessage {
@@ -289,7 +306,14 @@ function setup(
       return Promise.resolve(fake.session);
     },
   });
-  return { store, mail: mailStore, log, connects, sessions, run: () => run({ runId: RUN_ID, userId: USER_ID }) };
+  return {
+    store,
+    mail: mailStore,
+    log,
+    connects,
+    sessions,
+    run: () => run({ runId: RUN_ID, userId: USER_ID }),
+  };
 }
 
 type Ctx = ReturnType<typeof setup>;
@@ -349,7 +373,11 @@ Deno.test("when every mailbox is busy the run is skipped as already running, wit
   assert.match(finish.options?.error ?? "", /already running/);
   assert.deepEqual(ctx.connects, []);
   assert.deepEqual(ctx.mail.callsOf("credential"), [], "no credential is read for a busy mailbox");
-  assert.deepEqual(ctx.mail.callsOf("recordOutcome"), [], "a busy mailbox's own state is not touched");
+  assert.deepEqual(
+    ctx.mail.callsOf("recordOutcome"),
+    [],
+    "a busy mailbox's own state is not touched",
+  );
   assert.deepEqual(ctx.mail.callsOf("claim").map((args) => args[0]), [MAILBOX_1, MAILBOX_2]);
   const details = finish.options?.details as { mailboxes: unknown[] };
   assert.deepEqual(details.mailboxes, [
@@ -374,7 +402,10 @@ Deno.test("a paused mailbox is neither claimed nor connected; alone it makes the
 Deno.test("busy and paused mailboxes together: skipped, naming both reasons", async () => {
   const pause = "Paused after 3 failed logins: update the password or token to resume";
   const ctx = setup({
-    mail: { mailboxes: [mailbox(MAILBOX_1), mailbox(MAILBOX_2, { paused_reason: pause })], busy: [MAILBOX_1] },
+    mail: {
+      mailboxes: [mailbox(MAILBOX_1), mailbox(MAILBOX_2, { paused_reason: pause })],
+      busy: [MAILBOX_1],
+    },
   });
   await ctx.run();
   const finish = ctx.store.finish;
@@ -415,7 +446,10 @@ Deno.test("one busy mailbox does not stop the others: the run succeeds with the 
   assert.equal(finish.status, "succeeded");
   assert.equal(finish.options?.error, undefined);
   assert.deepEqual(ctx.connects.map((c) => c.mailboxId), [MAILBOX_2]);
-  const details = finish.options?.details as { inserted: number; mailboxes: Array<Record<string, unknown>> };
+  const details = finish.options?.details as {
+    inserted: number;
+    mailboxes: Array<Record<string, unknown>>;
+  };
   assert.equal(details.inserted, 1);
   assert.deepEqual(details.mailboxes[0], { id: MAILBOX_1, already_running: true });
 });
@@ -447,8 +481,16 @@ Deno.test("a successful import stores the messages, records success, releases, a
     [2, "mid:m2@example.test", "Message 2"],
     [3, "mid:m3@example.test", "Message 3"],
   ]);
-  assert.deepEqual(batch.progress, { uidValidity: 9, lastUid: 3, highestModseq: 7n, messageCount: 3 });
-  assert.deepEqual(ctx.mail.callsOf("recordOutcome"), [[MAILBOX_1, { error: null, authFailed: false }]]);
+  assert.deepEqual(batch.progress, {
+    uidValidity: 9,
+    lastUid: 3,
+    highestModseq: 7n,
+    messageCount: 3,
+  });
+  assert.deepEqual(ctx.mail.callsOf("recordOutcome"), [[MAILBOX_1, {
+    error: null,
+    authFailed: false,
+  }]]);
   assert.deepEqual(ctx.mail.callsOf("release"), [[MAILBOX_1, RUN_ID]]);
   assert.equal(ctx.sessions[0].closed, 1, "the IMAP session is closed");
   // release comes after everything else for the mailbox
@@ -503,7 +545,10 @@ Deno.test("a refused login is recorded as an auth failure, fails the run, and ne
   await ctx.run();
   const finish = ctx.store.finish;
   assert.equal(finish.status, "failed");
-  assert.match(finish.options?.error ?? "", /Login failed for "alice@example.test" at imap\.example\.test/);
+  assert.match(
+    finish.options?.error ?? "",
+    /Login failed for "alice@example.test" at imap\.example\.test/,
+  );
   assert.match(finish.options?.error ?? "", /password/);
   const outcomes = ctx.mail.callsOf("recordOutcome");
   assert.equal(outcomes.length, 1);
@@ -526,7 +571,10 @@ Deno.test("a generic connect error quoting the credential is scrubbed everywhere
   await ctx.run();
   const finish = ctx.store.finish;
   assert.equal(finish.status, "failed");
-  assert.match(finish.options?.error ?? "", /IMAP error at imap\.example\.test: Unexpected reply to LOGIN alice \[redacted\]: BAD/);
+  assert.match(
+    finish.options?.error ?? "",
+    /IMAP error at imap\.example\.test: Unexpected reply to LOGIN alice \[redacted\]: BAD/,
+  );
   const [, outcome] = ctx.mail.callsOf("recordOutcome")[0] as [string, { authFailed: boolean }];
   assert.equal(outcome.authFailed, false);
   assertNoCredential(ctx);
@@ -548,15 +596,22 @@ Deno.test("a pause reason returned by recordOutcome appears in the run's error",
 });
 
 Deno.test("a missing credential fails the mailbox with a clear text, without connecting", async () => {
-  const ctx = setup({ mail: { mailboxes: [mailbox(MAILBOX_1)], credentials: { [MAILBOX_1]: null } } });
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1)], credentials: { [MAILBOX_1]: null } },
+  });
   await ctx.run();
   const finish = ctx.store.finish;
   assert.equal(finish.status, "failed");
   assert.match(finish.options?.error ?? "", /No password or token is stored for this mailbox/);
   assert.deepEqual(ctx.connects, []);
-  assert.deepEqual(ctx.mail.callsOf("recordOutcome").map((args) => (args[1] as { authFailed: boolean }).authFailed), [
-    false,
-  ]);
+  assert.deepEqual(
+    ctx.mail.callsOf("recordOutcome").map((args) =>
+      (args[1] as { authFailed: boolean }).authFailed
+    ),
+    [
+      false,
+    ],
+  );
   assert.deepEqual(ctx.mail.callsOf("release"), [[MAILBOX_1, RUN_ID]]);
 });
 
@@ -572,8 +627,14 @@ Deno.test("an error inside the session still closes it and releases the mailbox"
   assert.match(finish.options?.error ?? "", /Folder "Archive" does not exist on the server/);
   assert.equal(ctx.sessions[0].closed, 1);
   assert.deepEqual(ctx.mail.callsOf("release"), [[MAILBOX_1, RUN_ID]]);
-  const details = finish.options?.details as { mailboxes: Array<{ imap_commands?: Record<string, number> }> };
-  assert.deepEqual(details.mailboxes[0].imap_commands, { STATUS: 1 }, "commands are reported after an error too");
+  const details = finish.options?.details as {
+    mailboxes: Array<{ imap_commands?: Record<string, number> }>;
+  };
+  assert.deepEqual(
+    details.mailboxes[0].imap_commands,
+    { STATUS: 1 },
+    "commands are reported after an error too",
+  );
 });
 
 Deno.test("release is called for every claimed mailbox even when recording and releasing fail", async () => {
@@ -588,7 +649,10 @@ Deno.test("release is called for every claimed mailbox even when recording and r
   await ctx.run();
   assert.deepEqual(ctx.mail.callsOf("release"), [[MAILBOX_1, RUN_ID], [MAILBOX_2, RUN_ID]]);
   assert.equal(ctx.store.finish.status, "failed");
-  assert.match(ctx.store.finish.options?.error ?? "", /Login failed.*; IMAP error at imap\.example\.test: boom/);
+  assert.match(
+    ctx.store.finish.options?.error ?? "",
+    /Login failed.*; IMAP error at imap\.example\.test: boom/,
+  );
 });
 
 Deno.test("a failing mailbox after one that imported makes the run partial, with both reported", async () => {
@@ -603,7 +667,10 @@ Deno.test("a failing mailbox after one that imported makes the run partial, with
   const finish = ctx.store.finish;
   assert.equal(finish.status, "partial");
   assert.equal(finish.options?.error, "Cannot reach imap.example.test:993 (ECONNREFUSED)");
-  const details = finish.options?.details as { fetched: number; mailboxes: Array<Record<string, unknown>> };
+  const details = finish.options?.details as {
+    fetched: number;
+    mailboxes: Array<Record<string, unknown>>;
+  };
   assert.equal(details.fetched, 1);
   assert.equal(details.mailboxes.length, 2);
   assert.equal(details.mailboxes[1].error, "Cannot reach imap.example.test:993 (ECONNREFUSED)");
@@ -611,7 +678,9 @@ Deno.test("a failing mailbox after one that imported makes the run partial, with
 });
 
 Deno.test("an unexpected store error fails the run with a generic text and is logged", async () => {
-  const ctx = setup({ mail: { importTargetsError: new Error(`password authentication failed: ${CREDENTIAL}`) } });
+  const ctx = setup({
+    mail: { importTargetsError: new Error(`password authentication failed: ${CREDENTIAL}`) },
+  });
   await ctx.run();
   const finish = ctx.store.finish;
   assert.equal(finish.status, "failed");
@@ -636,9 +705,14 @@ Deno.test("when even marking the run failed fails, the runner still does not thr
 // --- describeImportError --------------------------------------------------------------
 
 Deno.test("describeImportError: a refused login names the user, host and kind of secret", () => {
-  const password = describeImportError(authError(`LOGIN ${CREDENTIAL} rejected`), mailbox(MAILBOX_1), CREDENTIAL);
+  const password = describeImportError(
+    authError(`LOGIN ${CREDENTIAL} rejected`),
+    mailbox(MAILBOX_1),
+    CREDENTIAL,
+  );
   assert.deepEqual(password, {
-    text: 'Login failed for "alice@example.test" at imap.example.test: the server refused the password',
+    text:
+      'Login failed for "alice@example.test" at imap.example.test: the server refused the password',
     authFailed: true,
   });
   const token = describeImportError(
@@ -646,7 +720,10 @@ Deno.test("describeImportError: a refused login names the user, host and kind of
     mailbox(MAILBOX_1, { auth_kind: "oauth2" }),
     CREDENTIAL,
   );
-  assert.equal(token.text, 'Login failed for "alice@example.test" at imap.example.test: the server refused the access token');
+  assert.equal(
+    token.text,
+    'Login failed for "alice@example.test" at imap.example.test: the server refused the access token',
+  );
   assert.equal(token.authFailed, true);
 });
 
@@ -654,15 +731,28 @@ Deno.test("describeImportError: unreachable servers say which host and port, wit
   for (const code of ["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "NoConnection"]) {
     const error = Object.assign(new Error(`connect ${code} 10.0.0.1:993 ${CREDENTIAL}`), { code });
     const described = describeImportError(error, mailbox(MAILBOX_1, { port: 143 }), CREDENTIAL);
-    assert.deepEqual(described, { text: `Cannot reach imap.example.test:143 (${code})`, authFailed: false });
+    assert.deepEqual(described, {
+      text: `Cannot reach imap.example.test:143 (${code})`,
+      authFailed: false,
+    });
   }
 });
 
 Deno.test("describeImportError: certificate errors say the certificate is not trusted", () => {
-  for (const code of ["SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "ERR_TLS_CERT_ALTNAME_INVALID", "CERT_HAS_EXPIRED"]) {
+  for (
+    const code of [
+      "SELF_SIGNED_CERT_IN_CHAIN",
+      "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+      "ERR_TLS_CERT_ALTNAME_INVALID",
+      "CERT_HAS_EXPIRED",
+    ]
+  ) {
     const error = Object.assign(new Error(`certificate problem ${CREDENTIAL}`), { code });
     const described = describeImportError(error, mailbox(MAILBOX_1), CREDENTIAL);
-    assert.equal(described.text, `The TLS certificate of imap.example.test is not trusted (${code})`);
+    assert.equal(
+      described.text,
+      `The TLS certificate of imap.example.test is not trusted (${code})`,
+    );
     assert.equal(described.authFailed, false);
   }
 });
@@ -678,8 +768,14 @@ Deno.test("describeImportError: other errors keep the message and the server's r
   );
   assert.equal(described.authFailed, false);
   // A thrown non-Error and a null credential do not break it.
-  assert.equal(describeImportError("socket hang up", mailbox(MAILBOX_1), null).text, "IMAP error at imap.example.test: socket hang up");
-  assert.equal(describeImportError(undefined, mailbox(MAILBOX_1), null).text, "IMAP error at imap.example.test: undefined");
+  assert.equal(
+    describeImportError("socket hang up", mailbox(MAILBOX_1), null).text,
+    "IMAP error at imap.example.test: socket hang up",
+  );
+  assert.equal(
+    describeImportError(undefined, mailbox(MAILBOX_1), null).text,
+    "IMAP error at imap.example.test: undefined",
+  );
 });
 
 Deno.test("describeImportError: the credential is scrubbed from every kind of text, and texts are bounded", () => {
@@ -697,4 +793,18 @@ Deno.test("describeImportError: the credential is scrubbed from every kind of te
     assert.ok(!described.text.includes(CREDENTIAL), described.text);
     assert.ok(described.text.length <= 500, `${described.text.length} characters`);
   }
+});
+
+// Bug: describeImportError scrubs after errorText() has cut the message to 300 characters,
+// so a credential that straddles the cut survives in part (its first characters), in the
+// run row and in mailboxes.last_error. Scrub before cutting. Un-ignore when fixed.
+Deno.test({
+  name:
+    "BUG (un-ignore when fixed): describeImportError: a credential at the 300-character cut is scrubbed too",
+  ignore: true,
+  fn: () => {
+    const error = new Error(`${"x".repeat(290)}${CREDENTIAL}`);
+    const described = describeImportError(error, mailbox(MAILBOX_1), CREDENTIAL);
+    assert.ok(!described.text.includes(CREDENTIAL.slice(0, 8)), described.text);
+  },
 });
