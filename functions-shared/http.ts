@@ -36,6 +36,8 @@ export async function readBodyWithLimit(request: Request, limit: number): Promis
     return null;
   }
   if (request.body === null) return new Uint8Array(0);
+  // Count while reading even when Content-Length was declared: the runtime in front
+  // may not enforce the framing, and a lying header must not buy an unbounded read.
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -185,4 +185,16 @@ Deno.test("without the server's CA the TLS connection is refused, not downgraded
   assert.equal((await emailsOf(mailboxId)).length, 0);
 });
 
+Deno.test("a mailbox pointing at a loopback or private address is refused unless allowed", async () => {
+  const { userId, imapUser, mailboxId } = await setup({ tls: "plain" });
+  await appendMessages(imapUser, "INBOX", [message()]);
+  const runId = await acceptedRun(sql, userId);
+  await importer(sql, {}, { allowPrivateHosts: false }).runner({ runId, userId });
+  const [run] = await sql`select status, error, details from auto_sync.runs where id = ${runId}`;
+  assert.equal(run.status, "failed");
+  assert.match(run.error, /Refusing to connect to 127\.0\.0\.1: 127\.0\.0\.1 is a loopback, private or link-local address/);
+  assert.equal(run.details.mailboxes[0].imap_commands, undefined, "no connection was made");
+  assert.equal((await emailsOf(mailboxId)).length, 0);
+});
+
 Deno.test({ name: "close the database connection", fn: () => sql.end() });

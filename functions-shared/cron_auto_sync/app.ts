@@ -15,6 +15,7 @@ import type { ImportRunner } from "../import_emails/import_run.ts";
 import type { Logger } from "../log.ts";
 import type { AcceptOutcome, RunStore } from "../run_store.ts";
 import { type SigningKey, verify } from "../standard_webhooks.ts";
+import { createRejectionLog } from "./rejection_log.ts";
 
 export const MAX_BODY_BYTES = 16 * 1024;
 
@@ -42,8 +43,9 @@ export function createCronAutoSyncApp(deps: CronAutoSyncDeps): Hono {
   const now = deps.now ?? Date.now;
   const app = new Hono();
 
+  const logRejection = createRejectionLog(log, { now });
   const refuse = (status: number, reason: string, runId?: string) => {
-    log.warn("Rejected signed request", { status, reason, run_id: runId });
+    logRejection(status, reason, runId);
     return errorResponse(status, status === 405 ? { Allow: "POST" } : {});
   };
 

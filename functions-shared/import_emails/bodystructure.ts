@@ -22,6 +22,10 @@ export interface BodyStructureNode {
 
 const MAX_ATTACHMENTS = 200;
 
+/** No NUL, cut to length, then made well-formed (a cut must not split a pair). */
+const safeText = (value: string, maxChars: number) =>
+  value.replaceAll("\u0000", "").slice(0, maxChars).toWellFormed();
+
 /** An attachment is a leaf part marked as one, or any leaf part with a file name. */
 function isAttachment(node: BodyStructureNode): boolean {
   if (node.disposition?.toLowerCase() === "attachment") return true;
@@ -32,15 +36,17 @@ export function attachmentsFrom(root: BodyStructureNode | undefined): Attachment
   const found: Attachment[] = [];
   const visit = (node: BodyStructureNode, depth: number) => {
     if (found.length >= MAX_ATTACHMENTS || depth > 20) return;
-    if (node.childNodes?.length) {
+    // An attached email is one attachment (original.eml), not its inner parts.
+    const attachedMessage = node.type?.toLowerCase() === "message/rfc822" && depth > 0;
+    if (node.childNodes?.length && !attachedMessage) {
       for (const child of node.childNodes) visit(child, depth + 1);
       return;
     }
-    if (!isAttachment(node)) return;
+    if (!attachedMessage && !isAttachment(node)) return;
     const filename = node.dispositionParameters?.filename ?? node.parameters?.name ?? null;
     found.push({
-      filename: filename ? filename.replaceAll("\u0000", "").toWellFormed().slice(0, 500) : null,
-      content_type: (node.type ?? "application/octet-stream").toLowerCase().slice(0, 200),
+      filename: filename ? safeText(filename, 500) : null,
+      content_type: safeText((node.type ?? "application/octet-stream").toLowerCase(), 200),
       size: typeof node.size === "number" ? node.size : null,
       part: node.part ?? null,
     });

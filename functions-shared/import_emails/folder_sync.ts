@@ -56,7 +56,7 @@ async function toRecord(message: FetchedMessage, budget: ImportBudget): Promise<
     ...parsed,
     uid: message.uid,
     internal_date: internalDate && !Number.isNaN(internalDate.getTime()) ? internalDate.toISOString() : null,
-    flags: [...(message.flags ?? [])].map((flag) => flag.replaceAll("\u0000", "").slice(0, 200)),
+    flags: [...(message.flags ?? [])].map((flag) => flag.replaceAll("\u0000", "").slice(0, 200).toWellFormed()),
     size_bytes: message.size ?? source.length,
     source_truncated: (message.size ?? 0) > source.length,
     attachments: attachmentsFrom(message.bodyStructure),

@@ -2,14 +2,19 @@
  * One IMAP connection for one mailbox (imapflow). TLS is the default and always
  * verified; STARTTLS or plain only when the mailbox row says so. A private CA (a
  * self-hosted server, the test server) is trusted through IMAP_TLS_CA, never by
- * turning verification off. Counts the commands it sends, for tests and run stats.
+ * turning verification off. The host must pass host_policy.ts first. Counts the
+ * commands it sends, for tests and run stats.
  */
 import { ImapFlow } from "imapflow";
+import { isIP } from "node:net";
+import { resolveMailboxHost } from "./host_policy.ts";
 import type { Mailbox } from "./mail_store.ts";
 
 export interface ImapSessionOptions {
   /** Extra CA certificate(s), PEM, trusted besides the system store. */
   caPem?: string;
+  /** Allow loopback, private and link-local addresses (self-hosted servers, tests). */
+  allowPrivateHosts?: boolean;
   connectTimeoutMs?: number;
   socketTimeoutMs?: number;
 }
@@ -34,8 +39,10 @@ export async function openImapSession(
     if (match) commands[match[1]] = (commands[match[1]] ?? 0) + 1;
   };
   const ignore = () => {};
+  // Connect to the address that passed the host policy; TLS still checks the name.
+  const address = await resolveMailboxHost(mailbox.host, { allowPrivate: options.allowPrivateHosts ?? false });
   const client = new ImapFlow({
-    host: mailbox.host,
+    host: address,
     port: mailbox.port,
     secure: mailbox.tls_mode === "tls",
     doSTARTTLS: mailbox.tls_mode === "starttls" ? true : mailbox.tls_mode === "plain" ? false : undefined,
@@ -45,6 +52,7 @@ export async function openImapSession(
     tls: {
       rejectUnauthorized: true,
       minVersion: "TLSv1.2",
+      servername: isIP(mailbox.host) ? undefined : mailbox.host,
       ...(options.caPem ? { ca: [options.caPem] } : {}),
     },
     // imapflow logs protocol lines at debug level (credentials masked); we only count.

@@ -10,7 +10,7 @@ import { errorText } from "../background.ts";
 import type { Logger } from "../log.ts";
 import type { FinalStatus, RunStore } from "../run_store.ts";
 import { type ImportBudget, type ImportTally, syncFolder } from "./folder_sync.ts";
-import { type ImapSession, openImapSession } from "./imap_session.ts";
+import type { ImapSession } from "./imap_session.ts";
 import type { Mailbox, MailStore } from "./mail_store.ts";
 import { DEFAULT_MAX_BODY_CHARS } from "./message_parser.ts";
 
@@ -47,7 +47,8 @@ export interface ImportRunnerDeps {
   store: RunStore;
   mail: MailStore;
   log: Logger;
-  connect?: ImapConnector;
+  /** Opens the IMAP session (runner_from_env.ts: imapflow with the configured CA). */
+  connect: ImapConnector;
   limits?: Partial<ImportLimits>;
   now?: () => number;
 }
@@ -74,9 +75,11 @@ export function describeImportError(error: unknown, mailbox: Mailbox, credential
   } else if (e?.code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(e.code)) {
     text = `The TLS certificate of ${mailbox.host} is not trusted (${e.code})`;
   } else {
-    const detail = e?.responseText && e.responseText !== e.message ? `: ${e.responseText}` : "";
-    text = `IMAP error at ${mailbox.host}: ${errorText(error)}${detail}`;
+    const message = error instanceof Error ? error.message : String(error);
+    const detail = e?.responseText && e.responseText !== message ? `: ${e.responseText}` : "";
+    text = `IMAP error at ${mailbox.host}: ${message.split("\n")[0]}${detail}`;
   }
+  // Scrub the whole text before cutting it, so no part of a credential survives a cut.
   if (credential && credential.length >= 4) text = text.replaceAll(credential, "[redacted]");
   return { text: text.slice(0, 500), authFailed: Boolean(e?.authenticationFailed) };
 }
@@ -85,7 +88,7 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
   const { store, mail, log } = deps;
   const limits = { ...DEFAULT_LIMITS, ...deps.limits };
   const now = deps.now ?? Date.now;
-  const connect: ImapConnector = deps.connect ?? ((mailbox, credential) => openImapSession(mailbox, credential));
+  const { connect } = deps;
 
   async function importMailbox(
     runId: string,

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import os from "node:os";
 import { createMemoryLogger } from "../log.ts";
 import type { AcceptOutcome, FinalStatus, RunStore } from "../run_store.ts";
 import type { ImapSession } from "./imap_session.ts";
-import type { ImportLimits } from "./import_run.ts";
+import { createImportRunner, describeImportError, type ImportLimits } from "./import_run.ts";
 import type {
   BatchResult,
   EmailRecord,
@@ -12,21 +11,6 @@ import type {
   Mailbox,
   MailStore,
 } from "./mail_store.ts";
-
-// import_run.ts loads imap_session.ts -> imapflow -> pino, which calls os.hostname()
-// while loading; unit tests run without --allow-sys, so that call would fail the whole
-// module. Answer it for the import only (no IMAP connection is made in this file).
-// See the report: import_run.ts should not load imapflow when `connect` is injected.
-const { createImportRunner, describeImportError } = await (async () => {
-  const system = os as { hostname: () => string };
-  const hostname = system.hostname;
-  system.hostname = () => "unit-test";
-  try {
-    return await import("./import_run.ts");
-  } finally {
-    system.hostname = hostname;
-  }
-})();
 
 const USER_ID = "6a1f2e3d-4c5b-4a69-8b7c-1d2e3f4a5b6c";
 const RUN_ID = "0b7d3c1e-5f2a-4c9b-8e61-3a2f9d4c7b10";
@@ -795,13 +779,9 @@ Deno.test("describeImportError: the credential is scrubbed from every kind of te
   }
 });
 
-// Bug: describeImportError scrubs after errorText() has cut the message to 300 characters,
-// so a credential that straddles the cut survives in part (its first characters), in the
-// run row and in mailboxes.last_error. Scrub before cutting. Un-ignore when fixed.
+// A credential straddling a length cut must not survive in part.
 Deno.test({
-  name:
-    "BUG (un-ignore when fixed): describeImportError: a credential at the 300-character cut is scrubbed too",
-  ignore: true,
+  name: "describeImportError: a credential at a length cut is scrubbed too",
   fn: () => {
     const error = new Error(`${"x".repeat(290)}${CREDENTIAL}`);
     const described = describeImportError(error, mailbox(MAILBOX_1), CREDENTIAL);

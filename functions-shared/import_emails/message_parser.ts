@@ -42,7 +42,8 @@ const MAX_HEADER_CHARS = 2000;
 /** Safe for Postgres text and jsonb: no NUL, well-formed UTF-16, bounded. */
 export function cleanText(value: unknown, maxChars = MAX_HEADER_CHARS): string | null {
   if (typeof value !== "string") return null;
-  const cleaned = value.replaceAll("\u0000", "").toWellFormed().slice(0, maxChars);
+  // Cut first, then repair: a cut through a surrogate pair must not leave half of it.
+  const cleaned = value.replaceAll("\u0000", "").slice(0, maxChars).toWellFormed();
   return cleaned === "" ? null : cleaned;
 }
 
@@ -96,6 +97,12 @@ function validDate(value: unknown): string | null {
   return Number.isNaN(date.getTime()) || year < 1970 || year > 2200 ? null : date.toISOString();
 }
 
+function referencesFrom(value: unknown): string[] | null {
+  const ids = (cleanText(value, 20_000)?.match(/<[^>]+>|[^\s<>]+/g) ?? [])
+    .slice(0, 200).map((id) => id.replace(/^<|>$/g, ""));
+  return ids.length > 0 ? ids : null;
+}
+
 /** A readable text from HTML when a message has no text part. */
 function htmlToText(html: string): string {
   return html
@@ -125,8 +132,7 @@ export async function parseMessage(
       message_key: messageKey(messageId, source),
       message_id: messageId,
       in_reply_to: normaliseMessageId(email.inReplyTo),
-      references: (cleanText(email.references, 20_000)?.match(/<[^>]+>|[^\s<>]+/g) ?? [])
-        .slice(0, 200).map((id) => id.replace(/^<|>$/g, "")),
+      references: referencesFrom(email.references),
       from_address: from,
       to_addresses: addresses(email.to),
       cc_addresses: addresses(email.cc),

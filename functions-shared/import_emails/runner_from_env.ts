@@ -2,6 +2,7 @@
  * The import runner as both functions build it from their environment: the
  * cron-auto-sync hand-off and import-emails' "sync now" run exactly the same code.
  *   IMAP_TLS_CA           optional PEM of a private CA that IMAP servers' certificates chain to
+ *   IMAP_ALLOW_PRIVATE_HOSTS  "true" lets mailboxes point at loopback/private addresses (default: refused)
  *   IMPORT_MAX_MESSAGES   optional per-run message budget (default 500)
  *   IMPORT_MAX_SECONDS    optional per-run time budget (default 100)
  */
@@ -26,11 +27,12 @@ export function importRunnerFromEnv(
   if (caPem && !caPem.includes("-----BEGIN CERTIFICATE-----")) {
     throw new Error("Invalid IMAP_TLS_CA: expected a PEM certificate");
   }
+  const allowPrivateHosts = env.IMAP_ALLOW_PRIVATE_HOSTS === "true";
   return createImportRunner({
     store: deps.store,
     mail: createMailStore(deps.sql),
     log: deps.log,
-    connect: (mailbox, credential) => openImapSession(mailbox, credential, { caPem }),
+    connect: (mailbox, credential) => openImapSession(mailbox, credential, { caPem, allowPrivateHosts }),
     limits: {
       maxMessages: positiveInteger(env.IMPORT_MAX_MESSAGES, "IMPORT_MAX_MESSAGES", DEFAULT_LIMITS.maxMessages),
       maxSeconds: positiveInteger(env.IMPORT_MAX_SECONDS, "IMPORT_MAX_SECONDS", DEFAULT_LIMITS.maxSeconds),

@@ -107,6 +107,7 @@ create policy "Users can read their own emails" on public.emails
 
 -- Supabase grants the API roles everything in public: keep reads, take the rest back.
 revoke all on public.mailboxes, public.emails from anon, authenticated, public;
+revoke all on sequence public.emails_id_seq from anon, authenticated, public;
 grant select on public.mailboxes, public.emails to authenticated;
 revoke all on auto_sync.mailbox_credentials, auto_sync.folder_state from public, anon, authenticated;
 grant select on auto_sync.folder_state to service_role;

@@ -127,7 +127,7 @@ export async function acceptedRun(sql: postgres.Sql, userId: string): Promise<st
 export function importer(
   sql: postgres.Sql,
   limits: Partial<ImportLimits> = {},
-  options: { afterBatch?: (batchNumber: number) => Promise<void>; trustTestCa?: boolean } = {},
+  options: { afterBatch?: (batchNumber: number) => Promise<void>; trustTestCa?: boolean; allowPrivateHosts?: boolean } = {},
 ) {
   const log = createMemoryLogger();
   const mail = createMailStore(sql);
@@ -143,7 +143,10 @@ export function importer(
     mail,
     log,
     connect: (mailbox, credential) =>
-      openImapSession(mailbox, credential, { caPem: options.trustTestCa === false ? undefined : caPem() }),
+      openImapSession(mailbox, credential, {
+        caPem: options.trustTestCa === false ? undefined : caPem(),
+        allowPrivateHosts: options.allowPrivateHosts ?? true, // the test server is on loopback
+      }),
     limits,
   });
   return { log, runner };

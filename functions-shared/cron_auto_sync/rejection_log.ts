@@ -1,0 +1,41 @@
+/**
+ * Logging of refusals that need no key to provoke (405, 413, 415, 401). Anyone on
+ * the internet can send those, so each one writing a log line would let a flood of
+ * junk requests flood the log and cost CPU. The first refusal per status and
+ * reason in each window is logged, with how many like it were suppressed before it.
+ * Refusals of correctly signed requests (400, 403, 404, 409) are always logged.
+ */
+import type { Logger } from "../log.ts";
+
+export type RejectionLog = (status: number, reason: string, runId?: string) => void;
+
+const UNSIGNED_STATUSES = new Set([401, 405, 413, 415]);
+
+export function createRejectionLog(
+  log: Logger,
+  options: { windowMs?: number; now?: () => number } = {},
+): RejectionLog {
+  const windowMs = options.windowMs ?? 10_000;
+  const now = options.now ?? Date.now;
+  const windows = new Map<string, { until: number; suppressed: number }>();
+  return (status, reason, runId) => {
+    if (UNSIGNED_STATUSES.has(status)) {
+      const key = `${status} ${reason}`;
+      const window = windows.get(key);
+      const time = now();
+      if (window && time < window.until) {
+        window.suppressed += 1;
+        return;
+      }
+      if (windows.size > 100) windows.clear(); // reasons are a fixed set; stay bounded anyway
+      windows.set(key, { until: time + windowMs, suppressed: 0 });
+      log.warn("Rejected signed request", {
+        status,
+        reason,
+        ...(window?.suppressed ? { suppressed_since_last: window.suppressed } : {}),
+      });
+      return;
+    }
+    log.warn("Rejected signed request", { status, reason, run_id: runId });
+  };
+}

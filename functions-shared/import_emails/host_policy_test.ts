@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import { HostNotAllowedError, isPrivateAddress, resolveMailboxHost } from "./host_policy.ts";
+
+Deno.test("private, loopback, link-local and reserved addresses are recognised", () => {
+  for (
+    const address of [
+      "127.0.0.1",
+      "10.1.2.3",
+      "172.16.0.1",
+      "172.31.255.255",
+      "192.168.1.1",
+      "169.254.169.254",
+      "100.64.0.1",
+      "0.0.0.0",
+      "224.0.0.1",
+      "255.255.255.255",
+      "::1",
+      "::",
+      "fd00::1",
+      "fe80::1",
+      "::ffff:127.0.0.1",
+      "::ffff:10.0.0.1",
+    ]
+  ) assert.equal(isPrivateAddress(address), true, address);
+  for (
+    const address of [
+      "8.8.8.8",
+      "172.32.0.1",
+      "192.169.0.1",
+      "1.1.1.1",
+      "2001:4860:4860::8888",
+      "::ffff:8.8.8.8",
+    ]
+  ) {
+    assert.equal(isPrivateAddress(address), false, address);
+  }
+  assert.equal(isPrivateAddress("not-an-address"), true);
+});
+
+Deno.test("IP literals are checked without DNS; private ones refused unless allowed", async () => {
+  await assert.rejects(
+    resolveMailboxHost("169.254.169.254", { allowPrivate: false }),
+    HostNotAllowedError,
+  );
+  await assert.rejects(
+    resolveMailboxHost("10.0.0.5", { allowPrivate: false }),
+    /IMAP_ALLOW_PRIVATE_HOSTS/,
+  );
+  assert.equal(await resolveMailboxHost("10.0.0.5", { allowPrivate: true }), "10.0.0.5");
+  assert.equal(await resolveMailboxHost("8.8.8.8", { allowPrivate: false }), "8.8.8.8");
+});
