@@ -1,0 +1,378 @@
+/**
+ * Benchmark 2: cron-auto-sync refusing requests over real HTTP.
+ *
+ * Throughput. Two child processes, both served by `deno serve`:
+ *   ours      supabase/functions/cron-auto-sync/index.ts (the real function, a
+ *             fresh keyring; SUPABASE_DB_URL points at the stack's database but a
+ *             refused request never touches it)
+ *   baseline  bench/support/baseline_reject_server.ts: reads the body, answers 401
+ * The same in-process load generator (keep-alive fetch, CONCURRENCY requests in
+ * flight, ROUND_MS per round) hits each in turn, alternating which goes first,
+ * with well-formed requests — right headers, fresh timestamp, dispatch()-shaped
+ * claims body — whose signature was made with another key. Report: median req/s of
+ * each and the ratio ours/baseline (median of per-round ratios). Goal: >= 0.5×.
+ * Also: each server's CPU time per request (from /proc/<pid>/stat), which the load
+ * generator sharing the machine does not dilute.
+ *
+ * Memory. A fresh function process gets 10 MiB bodies: BIG_WITH_LENGTH with
+ * Content-Length (several in flight) and BIG_STREAMED streamed without it (chunked).
+ * Each must be answered 413; the report is the process's VmRSS / VmHWM (peak RSS)
+ * from /proc before and after. Goal: peak < 100 MB. Also reported: the peak RSS of
+ * both servers after the throughput rounds (a flood of refusals), side by side.
+ *
+ *   deno run --allow-all bench/http_reject_bench.ts
+ * (--allow-all because Deno grants reads of /proc/<pid>/ only with it)
+ */
+import { generateSecret, parseSecret } from "../functions-shared/standard_webhooks.ts";
+import {
+  type ChildServer,
+  mib,
+  readCpuSeconds,
+  readMemory,
+  startServer,
+} from "./support/child_server.ts";
+import {
+  fmt,
+  goalNote,
+  median,
+  printTable,
+  ratio,
+  section,
+  spread,
+  summary,
+} from "./support/report.ts";
+import { buildRequests, webhookHeaders } from "./support/webhook_requests.ts";
+
+const CONCURRENCY = 32;
+const ROUNDS = 6; // alternating: baseline first in even rounds, ours first in odd ones
+const ROUND_MS = 3_000;
+const WARMUP_MS = 1_500;
+const REQUEST_POOL = 512;
+
+const BIG_BODY_BYTES = 10 * 1024 * 1024;
+const BIG_WITH_LENGTH = 100;
+const BIG_WITH_LENGTH_IN_FLIGHT = 8;
+const BIG_STREAMED = 20;
+const BIG_STREAMED_IN_FLIGHT = 4;
+const STREAM_CHUNK_BYTES = 64 * 1024;
+const MEMORY_GOAL_BYTES = 100 * 1000 * 1000;
+const WARMUP_REQUESTS = 50;
+
+const repo = new URL("../", import.meta.url).pathname;
+const functionEntry = `${repo}supabase/functions/cron-auto-sync/index.ts`;
+const baselineEntry = `${repo}bench/support/baseline_reject_server.ts`;
+const dbUrl = Deno.env.get("STACK_DB_URL") ??
+  "postgresql://postgres:postgres@127.0.0.1:54322/postgres";
+// What the gateway (tests/stack/gateway.ts) grants a function.
+const FUNCTION_PERMISSIONS = ["--allow-net", "--allow-env", "--allow-read", "--allow-sys"];
+
+function startFunction(): Promise<ChildServer> {
+  return startServer("cron-auto-sync", functionEntry, {
+    env: { AUTO_SYNC_SIGNING_SECRETS: `v1,${generateSecret()}`, SUPABASE_DB_URL: dbUrl },
+    permissions: FUNCTION_PERMISSIONS,
+  });
+}
+
+function startBaseline(): Promise<ChildServer> {
+  return startServer("baseline", baselineEntry, { permissions: FUNCTION_PERMISSIONS });
+}
+
+/** Well-formed requests with a fresh timestamp, signed with a key the server does not hold. */
+function badlySignedRequests(): {
+  headers: Record<string, string>;
+  body: Uint8Array<ArrayBuffer>;
+}[] {
+  const strangerKey = parseSecret(generateSecret());
+  return buildRequests([strangerKey], REQUEST_POOL)
+    .map((request) => ({ headers: webhookHeaders(request), body: request.bytes }));
+}
+
+interface LoadResult {
+  requestsPerSecond: number;
+  statuses: Map<number | "error", number>;
+}
+
+/** CONCURRENCY workers, each sending one request after another for `ms`. */
+async function generateLoad(url: string, ms: number): Promise<LoadResult> {
+  const requests = badlySignedRequests();
+  const statuses = new Map<number | "error", number>();
+  const count = (key: number | "error") => statuses.set(key, (statuses.get(key) ?? 0) + 1);
+  let next = 0;
+  const started = performance.now();
+  const deadline = started + ms;
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      const request = requests[next++ % requests.length];
+      try {
+        const response = await fetch(url, {
+          method: "POST",
+          headers: request.headers,
+          body: request.body,
+        });
+        await response.arrayBuffer();
+        count(response.status);
+      } catch {
+        count("error");
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const answered = [...statuses.values()].reduce((sum, n) => sum + n, 0);
+  return { requestsPerSecond: answered / ((performance.now() - started) / 1000), statuses };
+}
+
+function describeStatuses(statuses: Map<number | "error", number>): string {
+  return [...statuses.entries()].map(([status, n]) => `${status}: ${fmt(n)}`).join(", ");
+}
+
+interface RoundResult extends LoadResult {
+  /** CPU time the server process spent per answered request (user + system), µs. */
+  serverCpuMicros: number;
+}
+
+/** One round of load on one server, with the server's own CPU time per request. */
+async function runRound(server: ChildServer, ms: number): Promise<RoundResult> {
+  const cpuBefore = readCpuSeconds(server.pid);
+  const result = await generateLoad(server.url, ms);
+  const cpu = readCpuSeconds(server.pid) - cpuBefore;
+  const answered = [...result.statuses.values()].reduce((sum, n) => sum + n, 0);
+  return { ...result, serverCpuMicros: (cpu * 1e6) / answered };
+}
+
+interface Series {
+  label: string;
+  requestsPerSecond: number[];
+  serverCpuMicros: number[];
+  statuses: Map<number | "error", number>;
+}
+
+function newSeries(label: string): Series {
+  return { label, requestsPerSecond: [], serverCpuMicros: [], statuses: new Map() };
+}
+
+function record(series: Series, result: RoundResult): void {
+  series.requestsPerSecond.push(result.requestsPerSecond);
+  series.serverCpuMicros.push(result.serverCpuMicros);
+  for (const [status, n] of result.statuses) {
+    series.statuses.set(status, (series.statuses.get(status) ?? 0) + n);
+  }
+}
+
+async function measureThroughput(ours: ChildServer, baseline: ChildServer): Promise<void> {
+  section(
+    `rejection throughput: ${CONCURRENCY} concurrent keep-alive requests, ` +
+      `${ROUNDS} rounds × ${ROUND_MS} ms each, alternating which server goes first`,
+  );
+  await generateLoad(baseline.url, WARMUP_MS);
+  await generateLoad(ours.url, WARMUP_MS);
+  const series = {
+    baseline: newSeries("baseline: bare handler, 401"),
+    ours: newSeries("ours: cron-auto-sync, bad signature"),
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0
+      ? (["baseline", "ours"] as const)
+      : (["ours", "baseline"] as const);
+    for (const which of order) {
+      record(series[which], await runRound(which === "ours" ? ours : baseline, ROUND_MS));
+    }
+  }
+  const perRound = (values: (s: Series) => number[]) =>
+    values(series.ours).map((value, round) => value / values(series.baseline)[round]);
+  const throughputRatio = median(perRound((s) => s.requestsPerSecond));
+  const cpuRatio = median(perRound((s) => s.serverCpuMicros));
+  printTable([
+    ["server", "median req/s", "rounds min–max", "server CPU µs/request", "answers"],
+    ...[series.baseline, series.ours].map((s) => [
+      s.label,
+      fmt(median(s.requestsPerSecond)),
+      spread(s.requestsPerSecond),
+      fmt(median(s.serverCpuMicros), 1),
+      describeStatuses(s.statuses),
+    ]),
+  ]);
+  console.log(
+    `ratio ours/baseline: median of per-round ratios ${ratio(throughputRatio)} ` +
+      `(rounds ${spread(perRound((s) => s.requestsPerSecond), 2)}) — goal >= 0.50×, ` +
+      `${goalNote(throughputRatio >= 0.5)}`,
+  );
+  console.log(
+    `server CPU per request, ours/baseline: ${ratio(cpuRatio)} (the load generator shares the ` +
+      "2 cores and costs the same for both, which pulls the req/s ratio towards 1×)",
+  );
+  const unexpected = [...series.ours.statuses.keys()].filter((status) => status !== 401);
+  if (unexpected.length > 0) {
+    console.log(`NOTE: ours answered something other than 401: ${unexpected.join(", ")}`);
+  }
+  summary(
+    `http reject: ours ${fmt(median(series.ours.requestsPerSecond))} req/s, ` +
+      `baseline ${fmt(median(series.baseline.requestsPerSecond))} req/s, ratio ${
+        ratio(throughputRatio)
+      } ` +
+      `(goal >= 0.50×, ${goalNote(throughputRatio >= 0.5)}); server CPU/request ${
+        ratio(cpuRatio)
+      } of baseline`,
+  );
+}
+
+/** A 10 MiB body sent in chunks, so the request carries no Content-Length. */
+function streamedBody(): ReadableStream<Uint8Array> {
+  const chunk = new Uint8Array(STREAM_CHUNK_BYTES).fill(0x20);
+  let sent = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (sent >= BIG_BODY_BYTES) return controller.close();
+      controller.enqueue(chunk);
+      sent += chunk.byteLength;
+    },
+  });
+}
+
+/** Sends `total` requests, `inFlight` at a time; returns a status (or error) per request. */
+async function sendBigBodies(
+  url: string,
+  total: number,
+  inFlight: number,
+  makeBody: () => BodyInit,
+): Promise<Map<string, number>> {
+  const headers = webhookHeaders(buildRequests([parseSecret(generateSecret())], 1)[0]);
+  const outcomes = new Map<string, number>();
+  let started = 0;
+  const worker = async () => {
+    while (started < total) {
+      started++;
+      let outcome: string;
+      try {
+        const response = await fetch(url, { method: "POST", headers, body: makeBody() });
+        await response.arrayBuffer();
+        outcome = String(response.status);
+      } catch (error) {
+        outcome = `error (${(error as Error).message.split("\n")[0].slice(0, 80)})`;
+      }
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  return outcomes;
+}
+
+/**
+ * A few refusals one at a time, so the code paths are compiled before "before" is
+ * read — few enough not to grow the heap (a flood does: see reportMemoryAfterLoad).
+ */
+async function warmUp(url: string): Promise<void> {
+  for (const request of badlySignedRequests().slice(0, WARMUP_REQUESTS)) {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: request.headers,
+      body: request.body,
+    });
+    await response.arrayBuffer();
+  }
+}
+
+/** Samples VmRSS every few milliseconds until stopped; returns the highest seen. */
+function sampleRss(pid: number): { stop: () => number } {
+  let highest = 0;
+  const timer = setInterval(() => highest = Math.max(highest, readMemory(pid).rss), 5);
+  return { stop: () => (clearInterval(timer), highest) };
+}
+
+async function measureMemory(): Promise<void> {
+  section(
+    `memory: ${BIG_WITH_LENGTH} × 10 MiB with Content-Length (${BIG_WITH_LENGTH_IN_FLIGHT} in flight), ` +
+      `${BIG_STREAMED} × 10 MiB streamed without it (${BIG_STREAMED_IN_FLIGHT} in flight), fresh function process`,
+  );
+  const server = await startFunction();
+  try {
+    await warmUp(server.url);
+    const before = readMemory(server.pid);
+    const sampler = sampleRss(server.pid);
+    const bigBody = new Uint8Array(BIG_BODY_BYTES).fill(0x20);
+    const withLength = await sendBigBodies(
+      server.url,
+      BIG_WITH_LENGTH,
+      BIG_WITH_LENGTH_IN_FLIGHT,
+      () => bigBody,
+    );
+    const streamed = await sendBigBodies(
+      server.url,
+      BIG_STREAMED,
+      BIG_STREAMED_IN_FLIGHT,
+      streamedBody,
+    );
+    const sampledPeak = sampler.stop();
+    const after = readMemory(server.pid);
+    printTable([
+      ["function process", "VmRSS", "VmHWM (peak)"],
+      [
+        `before (after ${WARMUP_REQUESTS} refusals, one at a time)`,
+        `${mib(before.rss)} MiB`,
+        `${mib(before.hwm)} MiB`,
+      ],
+      ["after the 10 MiB bodies", `${mib(after.rss)} MiB`, `${mib(after.hwm)} MiB`],
+      ["highest VmRSS sampled every 5 ms meanwhile", `${mib(sampledPeak)} MiB`, ""],
+    ]);
+    console.log(
+      `answers, with Content-Length: ${[...withLength].map(([k, n]) => `${k}: ${n}`).join(", ")}`,
+    );
+    console.log(
+      `answers, streamed:            ${[...streamed].map(([k, n]) => `${k}: ${n}`).join(", ")}`,
+    );
+    const all413 = withLength.get("413") === BIG_WITH_LENGTH &&
+      streamed.get("413") === BIG_STREAMED;
+    const met = after.hwm < MEMORY_GOAL_BYTES;
+    console.log(
+      `peak RSS ${mib(after.hwm)} MiB = ${fmt(after.hwm / 1e6, 1)} MB — goal < 100 MB, ${
+        goalNote(met)
+      }; ` +
+        `every big body answered 413: ${all413 ? "yes" : "NO"}`,
+    );
+    summary(
+      `http memory: peak RSS ${fmt(before.hwm / 1e6, 1)} MB before, ${
+        fmt(after.hwm / 1e6, 1)
+      } MB after ` +
+        `${BIG_WITH_LENGTH + BIG_STREAMED} × 10 MiB bodies (goal < 100 MB, ${goalNote(met)}); ` +
+        `all 413: ${all413 ? "yes" : "NO"}`,
+    );
+  } finally {
+    await server.stop();
+  }
+}
+
+/**
+ * Peak RSS of both servers after the throughput rounds, side by side: what a flood
+ * of refusals does to the function's memory, against the bare handler's.
+ */
+function reportMemoryAfterLoad(ours: ChildServer, baseline: ChildServer): void {
+  const [oursPeak, baselinePeak] = [readMemory(ours.pid).hwm, readMemory(baseline.pid).hwm];
+  console.log(
+    `peak RSS after the throughput rounds: ours ${mib(oursPeak)} MiB, baseline ${
+      mib(baselinePeak)
+    } MiB ` +
+      `(${ratio(oursPeak / baselinePeak)})`,
+  );
+  summary(
+    `http memory under a refusal flood: ours peak ${fmt(oursPeak / 1e6, 1)} MB, ` +
+      `baseline ${fmt(baselinePeak / 1e6, 1)} MB (${ratio(oursPeak / baselinePeak)}; ` +
+      `${oursPeak < MEMORY_GOAL_BYTES ? "under" : "OVER"} 100 MB)`,
+  );
+}
+
+async function main(): Promise<void> {
+  const ours = await startFunction();
+  const baseline = await startBaseline().catch(async (error) => {
+    await ours.stop();
+    throw error;
+  });
+  try {
+    await measureThroughput(ours, baseline);
+    reportMemoryAfterLoad(ours, baseline);
+  } finally {
+    await ours.stop();
+    await baseline.stop();
+  }
+  await measureMemory();
+}
+
+await main();
