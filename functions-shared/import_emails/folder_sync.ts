@@ -96,46 +96,64 @@ export async function syncFolder(
       await store.touchFolder(mailbox.id, folder, { uidValidity, highestModseq, messageCount });
       return { hasMore: false, unchanged: false };
     }
-    for (let offset = 0; offset < uids.length;) {
-      if (budget.remainingMessages <= 0 || budget.now() >= budget.deadline) return { hasMore: true, unchanged: false };
-      const chunk = uids.slice(offset, offset + Math.min(budget.chunkSize, budget.remainingMessages));
-      offset += chunk.length;
+    // Chunk k is written while chunk k+1 is fetched and parsed; writes stay in order,
+    // so the folder state never runs ahead of the messages it covers.
+    let writing: Promise<void> | null = null;
+    try {
+      for (let offset = 0; offset < uids.length;) {
+        if (budget.remainingMessages <= 0 || budget.now() >= budget.deadline) {
+          await writing;
+          writing = null;
+          return { hasMore: true, unchanged: false };
+        }
+        const chunk = uids.slice(offset, offset + Math.min(budget.chunkSize, budget.remainingMessages));
+        offset += chunk.length;
 
-      const fetched: FetchedMessage[] = [];
-      for await (
-        const message of client.fetch(chunk.join(","), {
-          uid: true,
-          flags: true,
-          internalDate: true,
-          size: true,
-          bodyStructure: true,
-          source: { start: 0, maxLength: budget.maxMessageBytes },
-        }, { uid: true })
-      ) {
-        fetched.push(message as FetchedMessage);
+        const fetched: FetchedMessage[] = [];
+        for await (
+          const message of client.fetch(chunk.join(","), {
+            uid: true,
+            flags: true,
+            internalDate: true,
+            size: true,
+            bodyStructure: true,
+            source: { start: 0, maxLength: budget.maxMessageBytes },
+          }, { uid: true })
+        ) {
+          fetched.push(message as FetchedMessage);
+        }
+        budget.remainingMessages -= fetched.length;
+        const records: EmailRecord[] = [];
+        for (const message of fetched) {
+          if (message.uid <= lastUid) continue;
+          records.push(await toRecord(message, budget));
+          tally.bytes += message.source?.length ?? 0;
+        }
+        const done = offset >= uids.length;
+        const progress = {
+          uidValidity,
+          lastUid: chunk[chunk.length - 1],
+          // Only a fully imported folder may claim its HIGHESTMODSEQ.
+          highestModseq: done ? highestModseq : null,
+          messageCount: done ? messageCount : null,
+        };
+        lastUid = progress.lastUid;
+        if (writing) await writing;
+        writing = store.storeBatch(mailbox.id, folder, records, progress).then((result) => {
+          tally.fetched += fetched.length;
+          tally.inserted += result.inserted;
+          tally.remapped += result.remapped;
+          tally.duplicates += result.duplicates;
+        });
       }
-      const records: EmailRecord[] = [];
-      for (const message of fetched) {
-        if (message.uid <= lastUid) continue;
-        records.push(await toRecord(message, budget));
-        tally.bytes += message.source?.length ?? 0;
-      }
-      const done = offset >= uids.length;
-      const result = await store.storeBatch(mailbox.id, folder, records, {
-        uidValidity,
-        lastUid: chunk[chunk.length - 1],
-        // Only a fully imported folder may claim its HIGHESTMODSEQ.
-        highestModseq: done ? highestModseq : null,
-        messageCount: done ? messageCount : null,
-      });
-      budget.remainingMessages -= fetched.length;
-      tally.fetched += fetched.length;
-      tally.inserted += result.inserted;
-      tally.remapped += result.remapped;
-      tally.duplicates += result.duplicates;
-      lastUid = chunk[chunk.length - 1];
+      await writing;
+      writing = null;
+      return { hasMore: false, unchanged: false };
+    } finally {
+      // On an error, never leave a write running behind the caller (the error that
+      // got us here is the one to report).
+      await writing?.catch(() => {});
     }
-    return { hasMore: false, unchanged: false };
   } finally {
     lock.release();
   }

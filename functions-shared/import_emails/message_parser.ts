@@ -13,6 +13,7 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import PostalMime from "postal-mime";
+import { withJoinedBlob } from "./joined_blob.ts";
 
 export interface EmailAddress {
   name: string | null;
@@ -122,7 +123,7 @@ export async function parseMessage(
 ): Promise<ParsedEmail> {
   const maxBodyChars = options.maxBodyChars ?? DEFAULT_MAX_BODY_CHARS;
   try {
-    const email = await PostalMime.parse(source, { attachmentEncoding: "arraybuffer" });
+    const email = await withJoinedBlob(() => PostalMime.parse(source, { attachmentEncoding: "arraybuffer" }));
     const messageId = normaliseMessageId(email.messageId);
     const fullText = email.text ?? (email.html ? htmlToText(email.html) : null);
     const text = fullText === null ? null : fullText.replaceAll("\u0000", "").toWellFormed();
@@ -140,7 +141,8 @@ export async function parseMessage(
       sent_at: validDate(email.date),
       body_text: cleanText(bodyText, maxBodyChars),
       body_truncated: text !== null && text.length > maxBodyChars,
-      snippet: cleanText(text?.replace(/\s+/g, " ").trim(), SNIPPET_CHARS),
+      // Only a prefix can reach the snippet: don't rewrite a 256 KiB body for 200 characters.
+      snippet: cleanText(text?.slice(0, SNIPPET_CHARS * 8).replace(/\s+/g, " ").trim(), SNIPPET_CHARS),
       parse_error: null,
     };
   } catch (error) {
