@@ -3,7 +3,7 @@
 --   service role (server code, the Edge Functions):
 --     auto_sync.enable(user, every), auto_sync.disable(user)
 --     auto_sync.accept_request(request_id, run_id, user)   -- cron-auto-sync, after HMAC
---     auto_sync.start_manual_run(user)                     -- import-emails "sync now"
+--     auto_sync.request_manual_run(user)                   -- import-emails "sync now", once a minute
 --     auto_sync.start_run(run_id), auto_sync.finish_run(run_id, status, error, details)
 --   a signed-in user, for their own schedule only (public, callable over the Data API):
 --     public.enable_auto_sync(every), public.disable_auto_sync(), public.get_auto_sync()
@@ -97,14 +97,30 @@ $$;
 comment on function auto_sync.accept_request(text, uuid, uuid) is
   'For cron-auto-sync after signature checks: records the request id (replays return ''replayed'') and moves the run dispatched -> accepted. Returns accepted | replayed | unknown_run | wrong_user | not_dispatched | schedule_disabled.';
 
-create function auto_sync.start_manual_run(p_user_id uuid) returns uuid
-language sql volatile security definer set search_path = ''
+create function auto_sync.request_manual_run(p_user_id uuid, p_min_gap interval default '1 minute')
+returns table (run_id uuid, retry_after_seconds integer)
+language plpgsql volatile security definer set search_path = ''
 as $$
-  insert into auto_sync.runs (user_id, trigger, status, accepted_at)
-  values (p_user_id, 'manual', 'accepted', now())
-  returning id
+declare
+  v_last timestamptz;
+begin
+  -- Serialise one user's concurrent requests so two cannot both pass the check.
+  perform pg_advisory_xact_lock(hashtextextended('auto_sync.manual:' || p_user_id::text, 0));
+  select max(r.created_at) into v_last
+    from auto_sync.runs r
+   where r.user_id = p_user_id and r.trigger = 'manual';
+  if v_last is not null and v_last > now() - p_min_gap then
+    return query select null::uuid, greatest(1, ceil(extract(epoch from v_last + p_min_gap - now())))::integer;
+    return;
+  end if;
+  return query
+    insert into auto_sync.runs (user_id, trigger, status, accepted_at)
+    values (p_user_id, 'manual', 'accepted', now())
+    returning id, null::integer;
+end
 $$;
-comment on function auto_sync.start_manual_run(uuid) is 'For import-emails: records a signed-in user''s "sync now" as an accepted run and returns its id.';
+comment on function auto_sync.request_manual_run(uuid, interval) is
+  'For import-emails: records a signed-in user''s "sync now" as an accepted run, at most one per p_min_gap; otherwise returns how many seconds to wait.';
 
 create function auto_sync.start_run(p_run_id uuid) returns boolean
 language sql volatile security definer set search_path = ''
@@ -137,24 +153,30 @@ begin
     return false;
   end if;
   update auto_sync.schedules
-     set last_outcome = p_status, last_outcome_at = now(), updated_at = now()
+     set last_outcome = p_status,
+         last_outcome_at = now(),
+         -- more mail is waiting: continue at the next tick instead of a full interval later
+         next_run_at = case when p_status = 'partial' and coalesce((p_details ->> 'has_more')::boolean, false)
+                            then least(next_run_at, now() + interval '1 minute')
+                            else next_run_at end,
+         updated_at = now()
    where user_id = v_run.user_id;
   return true;
 end
 $$;
 comment on function auto_sync.finish_run(uuid, text, text, jsonb) is
-  'For the importer: records a run''s final status (succeeded | partial | skipped | failed), error and details, and the schedule''s last outcome.';
+  'For the importer: records a run''s final status (succeeded | partial | skipped | failed), error and details, and the schedule''s last outcome; a partial run with more to import brings the next run forward.';
 
 revoke execute on function auto_sync.enable(uuid, interval) from public, anon, authenticated;
 revoke execute on function auto_sync.disable(uuid) from public, anon, authenticated;
 revoke execute on function auto_sync.accept_request(text, uuid, uuid) from public, anon, authenticated;
-revoke execute on function auto_sync.start_manual_run(uuid) from public, anon, authenticated;
+revoke execute on function auto_sync.request_manual_run(uuid, interval) from public, anon, authenticated;
 revoke execute on function auto_sync.start_run(uuid) from public, anon, authenticated;
 revoke execute on function auto_sync.finish_run(uuid, text, text, jsonb) from public, anon, authenticated;
 grant execute on function auto_sync.enable(uuid, interval) to service_role;
 grant execute on function auto_sync.disable(uuid) to service_role;
 grant execute on function auto_sync.accept_request(text, uuid, uuid) to service_role;
-grant execute on function auto_sync.start_manual_run(uuid) to service_role;
+grant execute on function auto_sync.request_manual_run(uuid, interval) to service_role;
 grant execute on function auto_sync.start_run(uuid) to service_role;
 grant execute on function auto_sync.finish_run(uuid, text, text, jsonb) to service_role;
 
