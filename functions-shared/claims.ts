@@ -5,6 +5,36 @@ export const AUDIENCE = "cron-auto-sync";
 export const SCOPE = "import-emails";
 
 const unixSeconds = z.int().min(0).max(2 ** 40);
+/** A request lives at most as long as the timestamp tolerance (settings.request_ttl ≤ 5 min). */
+const MAX_LIFETIME_SECONDS = 300;
+
+/**
+ * Whether the top-level JSON object repeats a key. `text` is valid JSON (already
+ * parsed); nested values only matter for skipping, since the schema allows none.
+ */
+export function hasDuplicateTopLevelKey(text: string): boolean {
+  const keys = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (char === "{" || char === "[") depth++;
+    else if (char === "}" || char === "]") depth--;
+    else if (char === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      const literal = text.slice(i, end + 1);
+      i = end;
+      if (depth !== 1) continue;
+      let next = i + 1;
+      while (/\s/.test(text[next] ?? "")) next++;
+      if (text[next] !== ":") continue; // a value, not a key
+      const key = JSON.parse(literal) as string;
+      if (keys.has(key)) return true;
+      keys.add(key);
+    }
+  }
+  return false;
+}
 
 export const claimsSchema = z.strictObject({
   aud: z.string().max(64),
@@ -30,11 +60,16 @@ export function checkClaims(
   expected: { requestId: string; timestamp: number; nowSeconds: number },
 ): ClaimsCheck {
   let json: unknown;
+  let text: string;
   try {
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(body);
+    json = JSON.parse(text);
   } catch {
     return { ok: false, status: 400, reason: "body is not UTF-8 JSON" };
   }
+  // JSON.parse keeps the last of two equal keys, other parsers the first: a body
+  // that two parsers could read differently is refused, signed or not.
+  if (hasDuplicateTopLevelKey(text)) return { ok: false, status: 400, reason: "duplicate key in claims" };
   const parsed = claimsSchema.safeParse(json);
   if (!parsed.success) {
     const fields = parsed.error.issues.map((issue) => issue.path.join(".") || "(root)").join(", ");
@@ -49,6 +84,9 @@ export function checkClaims(
   }
   if (claims.exp <= claims.iat) {
     return { ok: false, status: 400, reason: "exp is not after iat" };
+  }
+  if (claims.exp - claims.iat > MAX_LIFETIME_SECONDS) {
+    return { ok: false, status: 400, reason: "exp more than 300 s after iat" };
   }
   if (claims.aud !== AUDIENCE) return { ok: false, status: 403, reason: "wrong audience" };
   if (claims.scope !== SCOPE) return { ok: false, status: 403, reason: "wrong scope" };

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { AUDIENCE, checkClaims, SCOPE } from "./claims.ts";
+import { AUDIENCE, checkClaims, hasDuplicateTopLevelKey, SCOPE } from "./claims.ts";
 
 const NOW = 1_800_000_000;
 const RUN_ID = "0b7d3c1e-5f2a-4c9b-8e61-3a2f9d4c7b10";
@@ -167,4 +167,21 @@ Deno.test("expiry: exp == now is rejected with 403, exp == now + 1 passes", () =
   assertStatus(check(validClaims(), { nowSeconds: NOW + 300 }), 403, "exp == now");
   assertStatus(check(validClaims(), { nowSeconds: NOW + 1000 }), 403, "long expired");
   assert.equal(check(validClaims(), { nowSeconds: NOW + 299 }).ok, true, "exp == now + 1");
+});
+
+Deno.test("duplicate top-level keys are refused, whichever value comes last", () => {
+  for (
+    const text of [
+      '{"aud": "x", "aud": "cron-auto-sync"}',
+      '{"aud": "cron-auto-sync", "aud": "x"}',
+      '{"a\\u0075d": "x", "aud": "y"}',
+    ]
+  ) assert.equal(hasDuplicateTopLevelKey(text), true, text);
+  for (
+    const text of [
+      '{"aud": "aud", "scope": "a\\"ud"}',
+      '{"nested": {"aud": 1}, "aud": 2}',
+      '{"list": ["aud", "aud"], "aud": 1}',
+    ]
+  ) assert.equal(hasDuplicateTopLevelKey(text), false, text);
 });

@@ -27,7 +27,8 @@ export function isJsonContentType(value: string | null): boolean {
 /**
  * Reads a request body up to `limit` bytes. Returns null as soon as the body is
  * known to be larger (from Content-Length, or while streaming) without reading
- * further, so an oversized body costs at most `limit` bytes of memory.
+ * further, so an oversized body costs at most `limit` bytes of memory; null too
+ * when the client hangs up before the body is complete.
  */
 export async function readBodyWithLimit(request: Request, limit: number): Promise<Uint8Array | null> {
   const declared = request.headers.get("content-length");
@@ -42,8 +43,10 @@ export async function readBodyWithLimit(request: Request, limit: number): Promis
   const chunks: Uint8Array[] = [];
   let size = 0;
   while (true) {
-    const { done, value } = await reader.read();
+    // A client that hangs up mid-body gets the same answer as one that sent too much.
+    const { done, value } = await reader.read().catch(() => ({ done: false, value: undefined }));
     if (done) break;
+    if (value === undefined) return null;
     size += value.byteLength;
     if (size > limit) {
       await reader.cancel().catch(() => {});

@@ -110,6 +110,7 @@ const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 // Whole seconds, no sign, no leading zero, no decimals, at most 12 digits.
 const TIMESTAMP_PATTERN = /^[1-9][0-9]{0,11}$/;
 const SIGNATURE_LENGTH = 44; // base64 of a 32-byte HMAC-SHA256
+const SIGNATURE_ENTRY = /^v[0-9]+[a-z]*,[A-Za-z0-9+/]*={0,2}$/;
 const MAX_SIGNATURE_HEADER = 1024;
 const MAX_SIGNATURES = 8;
 
@@ -150,6 +151,11 @@ export function verify(
   }
   if (!(Math.abs(options.nowSeconds - seconds) <= tolerance)) {
     return { ok: false, reason: "timestamp outside tolerance" };
+  }
+  // Unknown versions are ignored (the spec), but a malformed entry refuses the whole
+  // header: two header lines joined as "a, b" must not pass or fail by their order.
+  if (candidates.some((entry) => entry !== "" && !SIGNATURE_ENTRY.test(entry))) {
+    return { ok: false, reason: "malformed entry in webhook-signature" };
   }
   const v1Signatures = candidates
     .filter((entry) => entry.startsWith("v1,") && entry.length === 3 + SIGNATURE_LENGTH)

@@ -49,6 +49,13 @@ export function createCronAutoSyncApp(deps: CronAutoSyncDeps): Hono {
     return errorResponse(status, status === 405 ? { Allow: "POST" } : {});
   };
 
+  // Anything unexpected: one generic answer, and a log line rate-limited like any
+  // refusal that needs no key (no stack traces for anyone to provoke at will).
+  app.onError((error) => {
+    logRejection(500, `unexpected error: ${errorText(error)}`);
+    return errorResponse(500);
+  });
+
   app.all("*", async (c) => {
     const request = c.req.raw;
     if (request.method !== "POST") return refuse(405, `method ${request.method}`);
@@ -56,7 +63,7 @@ export function createCronAutoSyncApp(deps: CronAutoSyncDeps): Hono {
       return refuse(415, "content type is not application/json");
     }
     const body = await readBodyWithLimit(request, MAX_BODY_BYTES);
-    if (body === null) return refuse(413, `body over ${MAX_BODY_BYTES} bytes`);
+    if (body === null) return refuse(413, `body over ${MAX_BODY_BYTES} bytes or cut short`);
 
     const nowSeconds = Math.floor(now() / 1000);
     const verified = verify(keyring, {

@@ -222,14 +222,20 @@ Deno.test("a body of exactly 16 KiB is accepted", async () => {
   assert.equal(response.status, 202);
 });
 
-Deno.test("timestamps exactly 300 s from the clock are accepted", async () => {
-  for (const iat of [NOW - 300, NOW + 300]) {
+Deno.test("timestamps exactly 300 s from the clock pass the window", async () => {
+  // 300 s ahead: accepted. 300 s behind: inside the window, but a request lives at
+  // most 300 s, so its exp is now: refused as expired (403), not as unsigned (401).
+  for (const [iat, status] of [[NOW + 300, 202], [NOW - 300, 403]]) {
     const ctx = setup();
-    const response = await ctx.app.fetch(
-      signedRequest({ claims: { iat, exp: iat + 301 } }).request,
-    );
-    assert.equal(response.status, 202, `iat ${iat - NOW}`);
+    const response = await ctx.app.fetch(signedRequest({ claims: { iat, exp: iat + 300 } }).request);
+    assert.equal(response.status, status, `iat ${iat - NOW}`);
   }
+});
+
+Deno.test("a request claiming to live longer than 300 s is refused with 400", async () => {
+  const ctx = setup();
+  const response = await ctx.app.fetch(signedRequest({ claims: { iat: NOW, exp: NOW + 301 } }).request);
+  assert.equal(response.status, 400);
 });
 
 // --- refusals before any database work ---

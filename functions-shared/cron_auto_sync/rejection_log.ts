@@ -1,15 +1,14 @@
 /**
- * Logging of refusals that need no key to provoke (405, 413, 415, 401). Anyone on
- * the internet can send those, so each one writing a log line would let a flood of
- * junk requests flood the log and cost CPU. The first refusal per status and
- * reason in each window is logged, with how many like it were suppressed before it.
- * Refusals of correctly signed requests (400, 403, 404, 409) are always logged.
+ * Logging of refusals. Those that need no key to provoke (anything refused before
+ * the signature checked out, so without a verified run id) can be sent by anyone on
+ * the internet: one log line each would let a flood of junk requests flood the log
+ * and cost CPU. The first such refusal per status and reason in each window is
+ * logged, with how many like it were suppressed before it. Refusals of correctly
+ * signed requests (they carry the run id) are always logged.
  */
 import type { Logger } from "../log.ts";
 
 export type RejectionLog = (status: number, reason: string, runId?: string) => void;
-
-const UNSIGNED_STATUSES = new Set([401, 405, 413, 415]);
 
 export function createRejectionLog(
   log: Logger,
@@ -19,7 +18,7 @@ export function createRejectionLog(
   const now = options.now ?? Date.now;
   const windows = new Map<string, { until: number; suppressed: number }>();
   return (status, reason, runId) => {
-    if (UNSIGNED_STATUSES.has(status)) {
+    if (runId === undefined) {
       const key = `${status} ${reason}`;
       const window = windows.get(key);
       const time = now();

@@ -11,9 +11,10 @@
 --      per-user jobs this project replaces, whatever their token. Never
 --      `auto-sync-dispatch`. Their run history goes with them: every row of
 --      `cron.job_run_details` repeats the command, key included.
---   2. Tables named `auto_sync_config` in any schema but the system ones, and the
---      helper functions listed in `c_key_helpers` and `c_crypto_helpers` (any schema,
---      any signature).
+--   2. Tables named `auto_sync_config`, and the helper functions listed in
+--      `c_key_helpers` and `c_crypto_helpers` (any signature), in any schema except
+--      PostgreSQL's and those the Supabase platform manages (auth, storage, vault, ...),
+--      and not part of an extension.
 --   3. `app.settings.*` service-key and encryption-key settings, database-wide
 --      (`ALTER DATABASE ... SET`) and per role (`ALTER ROLE ... SET`).
 --
@@ -73,21 +74,32 @@ declare
   c_platform_settings constant text[] := array['app.settings.jwt_secret', 'app.settings.jwt_exp'];
   -- This project's own job (its command holds no secret).
   c_dispatch_job constant text := 'auto-sync-dispatch';
-  -- Not for matching: system schemas.
-  c_system_schema_re constant text := '^(pg_catalog|information_schema|pg_toast.*|pg_temp_.*)$';
+  -- Never searched: PostgreSQL's own schemas and those the Supabase platform manages
+  -- (e.g. auth.users.encrypted_password must not count as "data under the key").
+  c_system_schema_re constant text := '^(pg_catalog|information_schema|pg_toast.*|pg_temp_.*|auth|storage|'
+    'realtime|_realtime|_analytics|vault|pgsodium|pgsodium_masks|graphql|graphql_public|supabase_functions|'
+    'supabase_migrations|net|cron|pgbouncer)$';
 
   v_search_path text := pg_catalog.current_setting('search_path');
-  v_have_cron boolean := pg_catalog.to_regclass('cron.job') is not null;
-  v_have_cron_history boolean := pg_catalog.to_regclass('cron.job_run_details') is not null;
+  -- pg_cron is installed in one database of the cluster (cron.database_name), and a
+  -- role without USAGE on its schema has no jobs to find.
+  v_have_cron boolean := case when pg_catalog.to_regclass('cron.job') is null then false
+                              else pg_catalog.has_schema_privilege('cron', 'usage')
+                                   and pg_catalog.has_table_privilege('cron.job', 'select') end;
+  v_have_cron_history boolean := case when pg_catalog.to_regclass('cron.job_run_details') is null then false
+                                      else pg_catalog.has_schema_privilege('cron', 'usage')
+                                           and pg_catalog.has_table_privilege('cron.job_run_details', 'select, delete') end;
   v_db_oid oid;
   -- Regular expressions built from the lists above (all names are [a-z_.]).
   v_helper_call_re text;     -- a call of any helper
+  v_removed_call_re text;    -- a call of a helper that is gone after this migration
   v_crypto_call_re text;     -- a call of encrypt_secret / decrypt_secret
   v_service_name_re text;    -- a service-key setting's last part, e.g. service_role_key
   v_encryption_name_re text; -- an encryption-key setting's last part, e.g. encryption_key
   v_option1_state_re text;   -- the table or any key setting
   -- What was found.
   v_jobs bigint[] := '{}';
+  v_unscheduled bigint[] := '{}';
   v_job_labels text[] := '{}';
   v_jobs_keyed boolean := false;
   v_tables oid[];
@@ -125,9 +137,8 @@ begin
   -- A. Find. Nothing is changed in this part.
   ---------------------------------------------------------------------------------
 
-  -- A1. pg_cron jobs calling an Edge Function. pg_cron lives in one database of the
-  -- cluster (cron.database_name); elsewhere there are no jobs. A non-superuser sees
-  -- only their own jobs (pg_cron's row-level security): the ones they may unschedule.
+  -- A1. pg_cron jobs calling an Edge Function. A non-superuser sees only their own
+  -- jobs (pg_cron's row-level security): the ones they may unschedule.
   if v_have_cron then
     for v_record in
       select j.jobid, coalesce(j.jobname, 'jobid ' || j.jobid) as label,
@@ -364,13 +375,12 @@ begin
   -- B. Remove.
   ---------------------------------------------------------------------------------
 
-  -- B1. The jobs, and their history.
+  -- B1. The jobs, then their history (one pass over cron.job_run_details, which can
+  -- be large: Option 1 had a job per user).
   for i in 1 .. pg_catalog.cardinality(v_jobs) loop
     begin
       perform cron.unschedule(v_jobs[i]);
-      if v_have_cron_history then
-        delete from cron.job_run_details d where d.jobid = v_jobs[i];
-      end if;
+      v_unscheduled := v_unscheduled || v_jobs[i];
       v_removed_jobs := v_removed_jobs + 1;
       raise notice 'option-1 clean-up: unscheduled pg_cron job "%"', v_job_labels[i];
     exception when insufficient_privilege then
@@ -379,24 +389,25 @@ begin
     end;
   end loop;
   v_found_key := v_jobs_keyed;
-  -- History of legacy jobs unscheduled earlier (by hand, or by a clean-up that lacked
-  -- the rights), whose commands still sit in cron.job_run_details.
-  if v_have_cron and v_have_cron_history then
+  -- Their history, and that of legacy jobs unscheduled earlier (by hand, or by a
+  -- clean-up that lacked the rights): every row repeats the command, key included.
+  if v_have_cron_history then
     begin
       delete from cron.job_run_details d
-       where not exists (select 1 from cron.job j where j.jobid = d.jobid)
-         and d.command ~* '\mhttp(_post|_get)?\s*\('
-         and d.command ~* '/functions/v1/'
-         and (d.command ~* v_helper_call_re or d.command ~* v_option1_state_re
-              or d.command ~ 'sb_secret_[A-Za-z0-9_-]{8,}' or d.command ~ 'eyJ[A-Za-z0-9_-]*\.eyJ'
-              or (d.command ~* '/functions/v1/import-emails\M' and d.command ~* '\m(bearer|apikey)\M'));
+       where d.jobid = any (v_unscheduled)
+          or (not exists (select 1 from cron.job j where j.jobid = d.jobid)
+              and d.command ~* '\mhttp(_post|_get)?\s*\('
+              and d.command ~* '/functions/v1/'
+              and (d.command ~* v_helper_call_re or d.command ~* v_option1_state_re
+                   or d.command ~ 'sb_secret_[A-Za-z0-9_-]{8,}' or d.command ~ 'eyJ[A-Za-z0-9_-]*\.eyJ'
+                   or (d.command ~* '/functions/v1/import-emails\M' and d.command ~* '\m(bearer|apikey)\M')));
       get diagnostics v_removed_history = row_count;
       if v_removed_history > 0 then
-        raise notice 'option-1 clean-up: deleted % cron.job_run_details row(s) of legacy jobs unscheduled earlier',
+        raise notice 'option-1 clean-up: deleted % cron.job_run_details row(s) of legacy jobs (their command held the key)',
           v_removed_history;
       end if;
     exception when insufficient_privilege then
-      raise warning 'option-1 clean-up: could not delete old cron.job_run_details rows: %', sqlerrm;
+      raise warning 'option-1 clean-up: could not delete the legacy jobs'' cron.job_run_details rows: %', sqlerrm;
     end;
   end if;
 
@@ -438,6 +449,7 @@ begin
           from pg_catalog.unnest(s.setconfig) c
       ) x
      where s.setdatabase in (0, v_db_oid)
+       and (s.setrole = 0 or r.rolname is not null)
        and x.name <> all (c_platform_settings)
        and (x.name = any (c_service_key_settings)
             or (x.name = any (c_encryption_key_settings) and not v_keep_encryption_key)
@@ -475,8 +487,8 @@ begin
       raise warning 'option-1 clean-up: could not clear setting % (%); every new session still receives it',
         v_record.name, sqlerrm
         using hint = pg_catalog.format(
-          'Only a superuser may reset a custom setting. Hosted Supabase: ask support to run %s; '
-          'self-hosted: run it as a superuser. Rotate the key it holds either way.', v_statement);
+          'Only a superuser may reset a custom setting. Have one run (on hosted Supabase, ask '
+          'support): %s; and rotate the key it holds either way.', v_statement);
     end;
   end loop;
 
@@ -486,12 +498,15 @@ begin
 
   -- What still refers to the service key or to what was removed: it fails when run,
   -- or still carries the key somewhere.
+  v_removed_call_re := case when v_keep_encryption_key
+                            then '\m(' || pg_catalog.array_to_string(c_key_helpers, '|') || ')\s*\('
+                            else v_helper_call_re end;
   v_names := array(
     select pg_catalog.format('function %s', p.oid::pg_catalog.regprocedure)
       from pg_catalog.pg_proc p
       join pg_catalog.pg_namespace n on n.oid = p.pronamespace
      where p.oid <> all (v_kept_crypto)
-       and (p.prosrc ~* v_helper_call_re or p.prosrc ~* ('\m' || c_table || '\M')
+       and (p.prosrc ~* v_removed_call_re or p.prosrc ~* ('\m' || c_table || '\M')
             or p.prosrc ~* v_service_name_re)
        and n.nspname !~ c_system_schema_re
        and not exists (select 1 from pg_catalog.pg_depend d
@@ -503,7 +518,7 @@ begin
       select pg_catalog.format('pg_cron job "%s"', coalesce(j.jobname, 'jobid ' || j.jobid))
         from cron.job j
        where j.jobname is distinct from c_dispatch_job
-         and (j.command ~* v_helper_call_re or j.command ~* ('\m' || c_table || '\M')
+         and (j.command ~* v_removed_call_re or j.command ~* ('\m' || c_table || '\M')
               or j.command ~* v_service_name_re or j.command ~ 'sb_secret_[A-Za-z0-9_-]{8,}')
        order by 1);
   end if;

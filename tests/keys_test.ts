@@ -1,0 +1,92 @@
+/**
+ * The key tool against the local stack: a full rotation with overlap and an
+ * emergency revocation, with the real function checked by signed probes at each
+ * step, and no secret ever printed or written where git would see it.
+ */
+import assert from "node:assert/strict";
+import { connect, readFunctionsEnv, stackSecrets } from "./support/local_stack.ts";
+import { claimsFor, createDispatchedRun, send, signInDatabase } from "./support/signed_requests.ts";
+import { createUser } from "./support/local_stack.ts";
+
+const repo = new URL("../", import.meta.url).pathname;
+const sql = connect();
+const printed: string[] = [];
+
+async function keys(...args: string[]) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-run", `${repo}ops/keys.ts`, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
+  printed.push(text);
+  return { code: output.code, text };
+}
+
+const vaultKeyNames = async () =>
+  (await sql`select name from vault.secrets where name like 'auto_sync_signing_key:%' order by created_at`)
+    .map((row) => row.name as string);
+
+/** A run dispatched the way dispatch() signs it (every Vault key) is accepted. */
+async function dispatchedRequestIsAccepted() {
+  const userId = await createUser(sql, "keys");
+  const runId = await createDispatchedRun(sql, userId);
+  const request = await signInDatabase(sql, claimsFor(userId, runId));
+  const response = await send(request);
+  await response.body?.cancel();
+  return { status: response.status, signatures: request.signature.split(" ").length };
+}
+
+const seenSecrets = new Set<string>(stackSecrets());
+const label = `t${Date.now()}`;
+
+Deno.test("rotation with overlap: verifier first, then signer; old key leaves Vault, then the verifier", async () => {
+  const before = await vaultKeyNames();
+  assert.equal(before.length, 1);
+
+  const begin = await keys("rotate-begin", "--local-stack", "--label", `${label}a`);
+  assert.equal(begin.code, 0, begin.text);
+  assert.match(begin.text, /checked: the function accepts the new key/);
+  stackSecrets().forEach((secret) => seenSecrets.add(secret));
+  assert.deepEqual(await vaultKeyNames(), [...before, `auto_sync_signing_key:${label}a`]);
+  assert.equal(readFunctionsEnv().AUTO_SYNC_SIGNING_SECRETS.split("|").length, 2);
+  assert.deepEqual(await dispatchedRequestIsAccepted(), { status: 202, signatures: 2 });
+
+  const finish = await keys("rotate-finish", "--local-stack");
+  assert.equal(finish.code, 0, finish.text);
+  assert.match(finish.text, /checked: the function refuses auto_sync_signing_key:/);
+  assert.deepEqual(await vaultKeyNames(), [`auto_sync_signing_key:${label}a`]);
+  assert.equal(readFunctionsEnv().AUTO_SYNC_SIGNING_SECRETS.split("|").length, 1);
+  assert.deepEqual(await dispatchedRequestIsAccepted(), { status: 202, signatures: 1 });
+});
+
+Deno.test("emergency revocation: a new key replaces every other one", async () => {
+  const oldSecrets = stackSecrets();
+  const revoke = await keys("revoke", "--local-stack", "--label", `${label}b`);
+  assert.equal(revoke.code, 0, revoke.text);
+  stackSecrets().forEach((secret) => seenSecrets.add(secret));
+  assert.deepEqual(await vaultKeyNames(), [`auto_sync_signing_key:${label}b`]);
+  assert.notDeepEqual(stackSecrets(), oldSecrets);
+  assert.match(revoke.text, /checked: the function refuses/);
+  assert.deepEqual(await dispatchedRequestIsAccepted(), { status: 202, signatures: 1 });
+});
+
+Deno.test("a keyring is never written into a file git tracks", async () => {
+  const readme = Deno.readTextFileSync(`${repo}README.md`);
+  const result = await keys("rotate-begin", "--env-file", `${repo}README.md`, "--db-url", "postgresql://postgres:postgres@127.0.0.1:54322/postgres", "--label", `${label}c`);
+  assert.notEqual(result.code, 0);
+  assert.match(result.text, /git tracks it/);
+  assert.equal(Deno.readTextFileSync(`${repo}README.md`), readme);
+  assert.equal((await vaultKeyNames()).length, 1, "Vault untouched when the verifier could not be updated");
+});
+
+Deno.test("no command printed a secret (only --print does)", async () => {
+  const output = printed.join("\n");
+  for (const secret of seenSecrets) {
+    assert.equal(output.includes(secret.slice("whsec_".length)), false);
+  }
+  const shown = await keys("generate", "--print");
+  assert.match(shown.text, /^whsec_[A-Za-z0-9+/]{43}=\s*$/);
+});
+
+Deno.test({ name: "close the database connection", fn: () => sql.end() });
