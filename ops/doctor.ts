@@ -1,6 +1,8 @@
 /**
  * Health check of a deployment: `deno task doctor --db-url <url> --functions-url <.../functions/v1>`
  * (or `--local-stack`). Prints a pass/fail list; exits 1 when anything fails.
+ * Checks: database, Vault key, cron job and its recent runs, endpoint setting, recent
+ * run outcomes, Option-1 leftovers, function reachable, signed probe, unsigned probe.
  *
  * The signed probe is signed by the database itself (auto_sync.sign with the Vault
  * keys, exactly as dispatch() signs), for a run that does not exist: a healthy
@@ -86,6 +88,25 @@ await check("runs in the last 24 h", async () => {
   const bad = rows.filter((row) => ["failed", "rejected"].includes(row.status)).reduce((sum, row) => sum + row.n, 0);
   const summary = rows.map((row) => `${row.status} ${row.n}`).join(", ") || "none";
   return [total === 0 || bad < total, summary];
+});
+
+await check("no Option-1 leftovers", async () => {
+  // The old design's stored service-role key: the clean-up migration removes it, but a
+  // non-superuser run can leave database-level settings behind.
+  const [row] = await sql`
+    select
+      (select count(*)::int from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where c.relname = 'auto_sync_config' and c.relkind in ('r', 'p')) as tables,
+      (select count(*)::int from pg_catalog.pg_db_role_setting s, unnest(s.setconfig) as setting
+        where setting ~* '^app\.settings\.[a-z_]*(service|encryption)[a-z_]*key=') as settings,
+      (select count(*)::int from cron.job
+        where jobname <> 'auto-sync-dispatch' and command ~* 'functions/v1/' and command ~* '(bearer|apikey|service_role)') as jobs`;
+  const found = [
+    row.tables ? `${row.tables} auto_sync_config table(s)` : "",
+    row.settings ? `${row.settings} key setting(s) in pg_db_role_setting` : "",
+    row.jobs ? `${row.jobs} cron job(s) calling a function with a credential` : "",
+  ].filter(Boolean);
+  return [found.length === 0, found.length === 0 ? "none" : `${found.join(", ")}: see SECURITY.md, "Leaving Option 1"`];
 });
 
 await check("function reachable", async () => {

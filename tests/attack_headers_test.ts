@@ -207,8 +207,9 @@ for (const target of TARGETS) {
       "valid then invalid": (valid) => [`webhook-signature: ${valid}`, `webhook-signature: ${junkSignature}`],
       "invalid then valid": (valid) => [`webhook-signature: ${junkSignature}`, `webhook-signature: ${valid}`],
       "valid twice": (valid) => [`webhook-signature: ${valid}`, `webhook-signature: ${valid}`],
-      "empty then valid": (valid) => ["webhook-signature: ", `webhook-signature: ${valid}`],
     };
+    // (An empty line plus a valid one is not in this list: the HTTP layer drops the
+    // empty value, so the function receives exactly one valid header, as if sent once.)
     const outcomes: string[] = [];
     for (const [order, lines] of Object.entries(orders)) {
       const { runId, claims } = await fixtures.run(); // a run each: an acceptance consumes it

@@ -60,7 +60,7 @@ async function startFunction(name: string, port: number, keyring: string): Promi
   }).spawn();
   const served: FunctionProcess = { name, port, child, output: child.output(), inFlight: 0, stopped: false };
   processes.push(served);
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 90_000; // generous: the suite may load both cores
   while (true) {
     try {
       const response = await fetch(`http://127.0.0.1:${port}/`);

@@ -234,6 +234,7 @@ cmd_start() {
   log "starting dovecot as user $RUN_USER (state $STATE_DIR)"
   # The master daemonizes itself; 9>&- keeps our lock fd out of the daemon, and its
   # stdio goes to the log so a caller's pipe (`start | tail`) is not held open.
+  touch "$LOGFILE" && own "$LOGFILE" # dovecot, as the run user, appends to it too
   as_run_user dovecot -c "$CONF" 9>&- </dev/null >>"$LOGFILE" 2>&1 \
     || die "dovecot failed to start; see $LOGFILE"
 
