@@ -58,7 +58,7 @@ export function createCronAutoSyncApp(deps: CronAutoSyncDeps): Hono {
 
   app.all("*", async (c) => {
     const request = c.req.raw;
-    if (request.method !== "POST") return refuse(405, `method ${request.method}`);
+    if (request.method !== "POST") return refuse(405, "method is not POST"); // a fixed reason: nothing caller-chosen in logs
     if (!isJsonContentType(request.headers.get("content-type"))) {
       return refuse(415, "content type is not application/json");
     }
