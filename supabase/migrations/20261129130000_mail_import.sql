@@ -74,6 +74,16 @@ create table public.emails (
   constraint emails_message_identity unique (mailbox_id, folder, message_key)
 );
 create index emails_user_date_idx on public.emails (user_id, internal_date desc);
+
+-- Bodies are the bulk of every insert: lz4 compresses them 2-3x faster than the
+-- default pglz (BENCHMARKS.md). Kept optional for servers built without lz4.
+do $$
+begin
+  alter table public.emails alter column body_text set compression lz4;
+exception when feature_not_supported or invalid_parameter_value then
+  raise notice 'lz4 is not available here: emails.body_text keeps the default compression';
+end
+$$;
 comment on table public.emails is
   'Imported messages. A user reads their own; only the importer writes. One row per message per folder, whatever UIDVALIDITY does.';
 comment on column public.emails.message_key is
