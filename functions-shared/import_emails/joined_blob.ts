@@ -12,12 +12,20 @@
  */
 const NativeBlob = globalThis.Blob;
 const encoder = new TextEncoder();
+// postal-mime's parts alternate a line and "\n": encode such tiny strings once.
+const tinyStrings = new Map<string, Uint8Array>();
+const encode = (text: string) => {
+  if (text.length > 2) return encoder.encode(text);
+  let bytes = tinyStrings.get(text);
+  if (!bytes) tinyStrings.set(text, bytes = encoder.encode(text));
+  return bytes;
+};
 
 class JoinedBlob extends NativeBlob {
   constructor(parts: BlobPart[] = [], options?: BlobPropertyBag) {
     const chunks: Uint8Array[] = [];
     for (const part of parts) {
-      if (typeof part === "string") chunks.push(encoder.encode(part));
+      if (typeof part === "string") chunks.push(encode(part));
       else if (part instanceof Uint8Array) chunks.push(part);
       else {
         super(parts, options); // anything else: the native behaviour, unchanged
