@@ -1,0 +1,422 @@
+-- pgTAP: truthful run outcomes, retries with backoff, pause, retention
+-- (20261129150000_run_outcomes.sql), as postgres (what the maintenance job runs).
+--
+-- One transaction, rolled back: pg_cron, the pg_net stand-in worker and the functions
+-- never see these rows. now() is fixed for the whole transaction. The shared database
+-- may hold other (committed) runs in flight: reconcile_runs() handles those too inside
+-- this transaction (rolled back), so every check below looks at this file's rows
+-- (users f1000000-..., runs f2000000-..., pg_net ids 91000000xx) or compares the
+-- counts with what actually changed.
+begin;
+create extension if not exists pgtap with schema extensions;
+set local search_path = extensions, public;
+set local client_min_messages = error;
+set local timezone = 'UTC';
+
+select plan(104);
+
+-------------------------------------------------------------------------------
+-- Fixtures
+-------------------------------------------------------------------------------
+insert into auth.users (id, email)
+select ('f1000000-0000-4000-8000-0000000000' || n)::uuid, 'pgtap-outcomes-' || n || '@example.test'
+  from unnest(array['01', '02', '03', '04', '05', '06', '07', '08', '09', '10', '11',
+                    '12', '13', '14', '15', '16', '17', '18', '19', '20', '21']) n;
+
+update auto_sync.settings
+   set request_ttl = '5 minutes', ack_deadline = '5 minutes', in_flight_timeout = '15 minutes',
+       jitter_fraction = 0.5, max_consecutive_failures = 8,
+       run_retention = '30 days', ledger_retention = '1 day', cron_history_retention = '7 days';
+
+-- Every schedule far in the future: the only changes to next_run_at are the ones tested.
+insert into auto_sync.schedules (user_id, every, enabled, next_run_at, consecutive_failures)
+select ('f1000000-0000-4000-8000-0000000000' || n)::uuid, '30 minutes', n <> '19', '2100-01-01',
+       case n when '12' then 3 when '13' then 6 when '14' then 7 when '15' then 5
+              when '16' then 2 when '17' then 1 when '18' then 7 when '19' then 4 else 0 end
+  from unnest(array['01', '02', '03', '04', '05', '06', '07', '08', '09', '10', '11',
+                    '12', '13', '14', '15', '16', '17', '18', '19', '20', '21']) n;
+
+-- Runs for reconcile_runs(): (user nn, run nn, pg_net id 91000000nn).
+insert into auto_sync.runs (id, user_id, trigger, status, created_at, dispatched_at, accepted_at, finished_at, net_request_id)
+select ('f2000000-0000-4000-8000-0000000000' || v.n)::uuid, ('f1000000-0000-4000-8000-0000000000' || v.n)::uuid,
+       v.trigger, v.status, now() - v.age, case when v.trigger = 'schedule' then now() - v.age end,
+       case when v.status in ('accepted', 'running') then now() - v.age end,
+       case when v.status = 'succeeded' then now() - v.age + interval '1 minute' end,
+       case when v.trigger = 'schedule' then ('91000000' || v.n)::bigint end
+  from (values
+    ('01', 'schedule', 'dispatched', interval '1 minute'),   -- pg_net: timed out
+    ('02', 'schedule', 'dispatched', interval '1 minute'),   -- pg_net: 401
+    ('03', 'schedule', 'dispatched', interval '1 minute'),   -- pg_net: 503
+    ('04', 'schedule', 'dispatched', interval '1 minute'),   -- pg_net: 202, status update still to come
+    ('05', 'schedule', 'dispatched', interval '6 minutes'),  -- no answer, past the ack deadline
+    ('06', 'schedule', 'dispatched', interval '4 minutes'),  -- no answer, inside the ack deadline
+    ('07', 'schedule', 'running',    interval '16 minutes'), -- never finished
+    ('08', 'schedule', 'accepted',   interval '14 minutes'), -- still inside in_flight_timeout
+    ('09', 'schedule', 'succeeded',  interval '2 days'),     -- finished (with a 500 and a timeout on record)
+    ('10', 'schedule', 'dispatched', interval '1 minute'),   -- pg_net: long multi-line error
+    ('11', 'manual',   'accepted',   interval '20 minutes'), -- manual, never finished
+    ('18', 'schedule', 'dispatched', interval '10 minutes'), -- 8th failure in a row
+    ('19', 'schedule', 'dispatched', interval '1 minute')    -- schedule disabled; pg_net: 500
+  ) v (n, trigger, status, age);
+
+insert into net._http_response (id, status_code, content_type, content, timed_out, error_msg, created) values
+  (9100000001, null, null, null, true, 'Timeout of 5000 ms reached', now()),
+  (9100000002, 401, 'application/json', '{"error":"invalid signature"}', false, null, now()),
+  (9100000003, 503, 'text/plain', 'Service Unavailable', false, null, now()),
+  (9100000004, 202, 'application/json', '{"run_id":"f2000000-0000-4000-8000-000000000004"}', false, null, now()),
+  (9100000009, 500, 'text/plain', 'boom', true, 'Timeout', now()),
+  (9100000010, null, null, null, false, E'Couldn''t connect to server\n' || repeat('x', 400), now()),
+  (9100000019, 500, 'text/plain', 'boom', false, null, now());
+
+create temp table t_before on commit drop as
+  select r.id, r.status, r.finished_at, r.error from auto_sync.runs r;
+create temp table t_result on commit drop as select auto_sync.reconcile_runs() as counts;
+
+create function pg_temp.run(p_n text) returns auto_sync.runs language sql stable as $$
+  select * from auto_sync.runs where id = ('f2000000-0000-4000-8000-0000000000' || p_n)::uuid
+$$;
+create function pg_temp.sched(p_n text) returns auto_sync.schedules language sql stable as $$
+  select * from auto_sync.schedules where user_id = ('f1000000-0000-4000-8000-0000000000' || p_n)::uuid
+$$;
+
+-------------------------------------------------------------------------------
+-- (a) pg_net's answers
+-------------------------------------------------------------------------------
+select is((select format('%s|%s', r.status, r.error) from pg_temp.run('01') r),
+          'failed|Request not delivered: Timeout of 5000 ms reached',
+          'timed-out request: run failed, "Request not delivered: <error>"');
+select is((pg_temp.run('01')).finished_at, now(), 'timed-out request: finished_at set');
+select is((select format('%s|%s', r.status, r.error) from pg_temp.run('02') r),
+          'rejected|Function refused the request: HTTP 401', '401 answer: run rejected');
+select is((select format('%s|%s', r.status, r.error) from pg_temp.run('03') r),
+          'failed|Function failed: HTTP 503', '503 answer: run failed');
+select is((select format('%s|%s', r.status, r.error) from pg_temp.run('04') r),
+          'dispatched|', '202 answer with the run still dispatched: left alone');
+select is((pg_temp.run('10')).status, 'failed', 'transport error: run failed');
+select ok((pg_temp.run('10')).error like 'Request not delivered: Couldn''t connect to server x%',
+          'transport error: the error text is kept, newline flattened');
+select is(length((pg_temp.run('10')).error), length('Request not delivered: ') + 200,
+          'transport error: the error text is capped at 200 characters');
+select is((select format('%s|%s', r.status, r.error) from pg_temp.run('19') r),
+          'failed|Function failed: HTTP 500', '500 answer: run failed');
+
+-------------------------------------------------------------------------------
+-- (b) / (c) deadlines
+-------------------------------------------------------------------------------
+select is((select format('%s|%s', r.status, r.error) from pg_temp.run('05') r),
+          'lost|No acknowledgement from the function within 5 minutes',
+          'dispatched 6 minutes ago, no answer: lost');
+select is((pg_temp.run('05')).finished_at, now(), 'lost run: finished_at set');
+select is((select format('%s|%s', r.status, r.error) from pg_temp.run('06') r),
+          'dispatched|', 'dispatched 4 minutes ago: still dispatched');
+select is((select format('%s|%s', r.status, r.error) from pg_temp.run('07') r),
+          'lost|Import did not finish within 15 minutes', 'running for 16 minutes: lost');
+select is((pg_temp.run('08')).status, 'accepted', 'accepted 14 minutes ago: still accepted');
+select is((select format('%s|%s', r.status, r.error) from pg_temp.run('11') r),
+          'lost|Import did not finish within 15 minutes', 'manual run accepted 20 minutes ago: lost');
+select is((select format('%s|%s', r.status, r.error) from pg_temp.run('18') r),
+          'lost|No acknowledgement from the function within 5 minutes', 'dispatched 10 minutes ago: lost');
+
+-- finished runs are never touched
+select is((select format('%s|%s|%s', r.status, r.error, r.finished_at = now() - interval '2 days' + interval '1 minute')
+             from pg_temp.run('09') r),
+          'succeeded||t', 'a finished run is not touched, whatever pg_net says');
+select is(
+  (select count(*)::integer from auto_sync.runs r join t_before b using (id)
+    where b.status not in ('dispatched', 'accepted', 'running')
+      and (r.status, r.finished_at, r.error) is distinct from (b.status, b.finished_at, b.error)),
+  0, 'no finished run changed anywhere in the database');
+
+-- the counts are what changed
+select is((select (counts ->> 'failed')::integer from t_result),
+          (select count(*)::integer from auto_sync.runs r join t_before b using (id)
+            where b.status = 'dispatched' and r.status = 'failed'),
+          'reconcile_runs() counts the failed runs');
+select is((select (counts ->> 'rejected')::integer from t_result),
+          (select count(*)::integer from auto_sync.runs r join t_before b using (id)
+            where b.status = 'dispatched' and r.status = 'rejected'),
+          'reconcile_runs() counts the rejected runs');
+select is((select (counts ->> 'lost_unacknowledged')::integer from t_result),
+          (select count(*)::integer from auto_sync.runs r join t_before b using (id)
+            where b.status = 'dispatched' and r.status = 'lost'),
+          'reconcile_runs() counts the unacknowledged lost runs');
+select is((select (counts ->> 'lost_unfinished')::integer from t_result),
+          (select count(*)::integer from auto_sync.runs r join t_before b using (id)
+            where b.status in ('accepted', 'running') and r.status = 'lost'),
+          'reconcile_runs() counts the unfinished lost runs');
+select ok((select (counts ->> 'failed')::integer >= 4 and (counts ->> 'rejected')::integer >= 1
+                  and (counts ->> 'lost_unacknowledged')::integer >= 2 and (counts ->> 'lost_unfinished')::integer >= 2
+             from t_result), 'the counts include this file''s runs');
+
+select is((select (auto_sync.reconcile_runs() ->> k)::integer), 0, format('a second reconcile_runs() finds no more %s runs', k))
+  from unnest(array['failed', 'rejected', 'lost_unacknowledged', 'lost_unfinished']) k;
+
+-------------------------------------------------------------------------------
+-- Schedules after reconcile: outcome, counter, backoff, pause
+-------------------------------------------------------------------------------
+select is((select format('%s|%s|%s|%s', s.last_outcome, s.last_outcome_at = now(), s.consecutive_failures, s.enabled)
+             from pg_temp.sched('01') s),
+          'failed|t|1|t', 'first failure: last outcome failed, 1 failure in a row, still enabled');
+select is((pg_temp.sched('01')).last_error, 'Request not delivered: Timeout of 5000 ms reached',
+          'first failure: last_error is the run''s error');
+select is((pg_temp.sched('01')).last_error_at, now(), 'first failure: last_error_at set');
+select ok((select s.next_run_at between now() + interval '1 minute' and now() + interval '90 seconds'
+             from pg_temp.sched('01') s),
+          'first failure: retried after 1 minute * (1 + jitter), jitter 0.5');
+select is((select format('%s|%s', s.last_outcome, s.consecutive_failures) from pg_temp.sched('02') s),
+          'rejected|1', 'rejected run counts as a failure');
+select is((select format('%s|%s', s.last_outcome, s.consecutive_failures) from pg_temp.sched('05') s),
+          'lost|1', 'lost run counts as a failure');
+select ok((select s.next_run_at between now() + interval '1 minute' and now() + interval '90 seconds'
+             from pg_temp.sched('05') s), 'lost run: retried with backoff');
+select is((select format('%s|%s|%s', s.last_outcome, s.consecutive_failures, s.next_run_at)
+             from pg_temp.sched('04') s),
+          '|0|2100-01-01 00:00:00+00', 'schedule of the run still in flight: unchanged');
+select is((select format('%s|%s|%s|%s', s.last_outcome, s.consecutive_failures, s.next_run_at, s.last_error)
+             from pg_temp.sched('11') s),
+          'lost|0|2100-01-01 00:00:00+00|Import did not finish within 15 minutes',
+          'lost manual run: outcome and error recorded, no failure counted, no retry scheduled');
+select is((select format('%s|%s|%s', s.enabled, s.consecutive_failures, s.paused_reason) from pg_temp.sched('18') s),
+          'f|8|Paused after 8 failed runs in a row: No acknowledgement from the function within 5 minutes',
+          '8th scheduled failure in a row: paused with the reason');
+select is((select format('%s|%s|%s|%s', s.enabled, s.consecutive_failures, s.paused_reason, s.last_outcome)
+             from pg_temp.sched('19') s),
+          'f|4||failed', 'disabled schedule: outcome recorded, no failure counted, no pause reason');
+
+-------------------------------------------------------------------------------
+-- finish_run: failure counting, backoff bounds, pause, reset on success
+-------------------------------------------------------------------------------
+insert into auto_sync.runs (id, user_id, trigger, status, created_at, accepted_at)
+select ('f2000000-0000-4000-8000-0000000000' || n)::uuid, ('f1000000-0000-4000-8000-0000000000' || n)::uuid,
+       'schedule', 'running', now() - interval '2 minutes', now() - interval '2 minutes'
+  from unnest(array['12', '13', '14', '15', '16', '17']) n;
+
+select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000012', 'failed', 'IMAP login failed'), true,
+          'finish_run(failed) returns true');
+select is((select format('%s|%s|%s', s.consecutive_failures, s.last_outcome, s.last_error) from pg_temp.sched('12') s),
+          '4|failed|IMAP login failed', 'finish_run(failed): 4th failure in a row counted with its error');
+select ok((select s.next_run_at between now() + interval '8 minutes' and now() + interval '12 minutes'
+             from pg_temp.sched('12') s), '4th failure: retried after 2^3 = 8 minutes * (1 + jitter)');
+select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000013', 'failed', 'IMAP timeout'), true,
+          'finish_run(failed) on the 7th failure');
+select ok((select s.next_run_at between now() + interval '30 minutes' and now() + interval '45 minutes'
+             from pg_temp.sched('13') s),
+          '7th failure: 2^6 = 64 minutes capped at every (30 minutes) * (1 + jitter)');
+select is((select format('%s|%s', s.consecutive_failures, s.enabled) from pg_temp.sched('13') s), '7|t',
+          '7th failure: still enabled');
+select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000014', 'failed', 'IMAP login failed'), true,
+          'finish_run(failed) on the 8th failure');
+select is((select format('%s|%s|%s', s.enabled, s.consecutive_failures, s.paused_reason) from pg_temp.sched('14') s),
+          'f|8|Paused after 8 failed runs in a row: IMAP login failed',
+          '8th failure in a row through finish_run: paused with the reason');
+
+select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000015', 'succeeded', null, '{"inserted": 3}'), true,
+          'finish_run(succeeded)');
+select is((select format('%s|%s|%s|%s', s.consecutive_failures, s.last_outcome, s.last_success_at = now(), s.next_run_at)
+             from pg_temp.sched('15') s),
+          '0|succeeded|t|2100-01-01 00:00:00+00', 'success resets the counter, sets last_success_at, keeps next_run_at');
+select is((select format('%s|%s|%s', r.status, r.details, r.finished_at = now()) from pg_temp.run('15') r),
+          'succeeded|{"inserted": 3}|t', 'finish_run still records status, details, finished_at');
+select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000016', 'skipped'), true, 'finish_run(skipped)');
+select is((select format('%s|%s|%s', s.consecutive_failures, s.last_outcome, s.last_success_at) from pg_temp.sched('16') s),
+          '0|skipped|', 'skipped resets the counter (not a success time)');
+select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000017', 'partial', null, '{"has_more": true}'), true,
+          'finish_run(partial, has_more)');
+select is((select format('%s|%s|%s', s.consecutive_failures, s.last_outcome, s.next_run_at <= now() + interval '1 minute')
+             from pg_temp.sched('17') s),
+          '0|partial|t', 'partial with more to import: counter reset, next run within a minute (unchanged behaviour)');
+
+select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000001', 'succeeded'), false,
+          'finish_run on a run reconcile already failed returns false');
+select is((select format('%s|%s', r.status, s.consecutive_failures) from pg_temp.run('01') r, pg_temp.sched('01') s),
+          'failed|1', '... and changes neither the run nor the counter');
+select throws_ok($$select auto_sync.finish_run('f2000000-0000-4000-8000-000000000008', 'lost')$$, '22023',
+                 'Cannot finish run: status "lost" is not a final status',
+                 'finish_run still takes only succeeded | partial | skipped | failed');
+
+-------------------------------------------------------------------------------
+-- enable clears the pause and the counter
+-------------------------------------------------------------------------------
+select is((select format('%s|%s|%s|%s', s.enabled, s.consecutive_failures, s.paused_reason, s.next_run_at = now())
+             from auto_sync.enable('f1000000-0000-4000-8000-000000000014', '30 minutes') s),
+          't|0||t', 'enable() on a paused schedule: enabled, counter 0, no pause reason, due now');
+select is((select format('%s|%s', s.last_outcome, s.last_error) from pg_temp.sched('14') s),
+          'failed|IMAP login failed', 'enable() keeps the history (last outcome and error)');
+select is((select format('%s|%s', s.consecutive_failures, s.next_run_at <= now() + interval '12 minutes')
+             from auto_sync.enable('f1000000-0000-4000-8000-000000000012', '30 minutes') s),
+          '0|t', 'enable() on an enabled schedule in backoff: counter 0, next run not delayed');
+
+-------------------------------------------------------------------------------
+-- public.get_auto_sync: own row only, new columns
+-------------------------------------------------------------------------------
+select is(
+  (select array_agg(a.attname::text order by a.n)
+     from pg_proc p, unnest(p.proargnames, p.proargmodes::text[]) with ordinality a (attname, mode, n)
+    where p.oid = 'public.get_auto_sync()'::regprocedure and a.mode = 't'),
+  array['enabled', 'every', 'next_run_at', 'last_outcome', 'last_outcome_at', 'last_success_at',
+        'last_error', 'last_error_at', 'consecutive_failures', 'paused_reason'],
+  'get_auto_sync() keeps its five columns first and adds the status columns');
+
+set local role authenticated;
+set local request.jwt.claims to '{"sub":"f1000000-0000-4000-8000-000000000018","role":"authenticated"}';
+select is((select count(*)::integer from public.get_auto_sync()), 1, 'user 18: get_auto_sync returns one row');
+select is(
+  (select format('%s|%s|%s|%s|%s', g.enabled, g.every, g.last_outcome, g.consecutive_failures, g.paused_reason)
+     from public.get_auto_sync() g),
+  'f|00:30:00|lost|8|Paused after 8 failed runs in a row: No acknowledgement from the function within 5 minutes',
+  'user 18: sees their own paused schedule and why');
+set local request.jwt.claims to '{"sub":"f1000000-0000-4000-8000-000000000015","role":"authenticated"}';
+select is(
+  (select format('%s|%s|%s', g.last_outcome, g.last_success_at = now(), g.consecutive_failures) from public.get_auto_sync() g),
+  'succeeded|t|0', 'user 15: sees only their own schedule (last success)');
+set local request.jwt.claims to '{"sub":"f1000000-0000-4000-8000-000000000099","role":"authenticated"}';
+select is((select count(*)::integer from public.get_auto_sync()), 0, 'a user without a schedule sees no row');
+select throws_ok($$select auto_sync.reconcile_runs()$$, '42501', null, 'authenticated cannot call reconcile_runs');
+select throws_ok($$select auto_sync.purge_history()$$, '42501', null, 'authenticated cannot call purge_history');
+reset role;
+set local role anon;
+set local request.jwt.claims to '{"role":"anon"}';
+select throws_ok($$select * from public.get_auto_sync()$$, '42501', null, 'anon cannot call get_auto_sync');
+reset role;
+
+-------------------------------------------------------------------------------
+-- Grants and conventions of the new internals
+-------------------------------------------------------------------------------
+select is(has_function_privilege(r, f, 'execute'), false, format('%s cannot execute %s', r, f))
+  from unnest(array['anon', 'authenticated', 'service_role']) r
+ cross join unnest(array['auto_sync.reconcile_runs()', 'auto_sync.purge_history()',
+                         'auto_sync.record_outcomes(uuid[])', 'auto_sync.describe_interval(interval)']) f;
+select is(has_function_privilege('service_role', f, 'execute'), true, format('service_role can still execute %s', f))
+  from unnest(array['auto_sync.finish_run(uuid, text, text, jsonb)', 'auto_sync.enable(uuid, interval)']) f;
+select is(has_function_privilege('authenticated', 'public.get_auto_sync()', 'execute'), true,
+          'authenticated can execute the recreated get_auto_sync');
+select is(has_function_privilege('anon', 'public.get_auto_sync()', 'execute'), false,
+          'anon cannot execute the recreated get_auto_sync');
+select is(
+  array(select f from unnest(array['auto_sync.reconcile_runs()', 'auto_sync.purge_history()',
+                                   'auto_sync.record_outcomes(uuid[])', 'public.get_auto_sync()']) f
+         where not exists (select 1 from pg_proc p where p.oid = f::regprocedure
+                              and p.prosecdef and 'search_path=""' = any (p.proconfig))),
+  '{}'::text[], 'reconcile_runs, purge_history, record_outcomes, get_auto_sync: security definer, search_path ''''');
+select is(
+  array(select f from unnest(array['auto_sync.reconcile_runs()', 'auto_sync.purge_history()',
+                                   'auto_sync.record_outcomes(uuid[])', 'auto_sync.describe_interval(interval)',
+                                   'public.get_auto_sync()']) f
+         where obj_description(f::regprocedure, 'pg_proc') is null),
+  '{}'::text[], 'every new function has a comment');
+select is(
+  array(select format('%s.%s', t, c) from (values
+          ('settings', 'ack_deadline'), ('settings', 'max_consecutive_failures'), ('settings', 'run_retention'),
+          ('settings', 'ledger_retention'), ('settings', 'cron_history_retention'),
+          ('schedules', 'consecutive_failures'), ('schedules', 'paused_reason'), ('schedules', 'last_success_at'),
+          ('schedules', 'last_error'), ('schedules', 'last_error_at')) v (t, c)
+         where col_description(('auto_sync.' || t)::regclass,
+                               (select attnum from pg_attribute where attrelid = ('auto_sync.' || t)::regclass
+                                   and attname = c)) is null),
+  '{}'::text[], 'every new column has a comment');
+select is(
+  (select array_agg(format('%s=%s', c.column_name, c.column_default) order by c.column_name)
+     from information_schema.columns c
+    where c.table_schema = 'auto_sync' and c.table_name = 'settings'
+      and c.column_name in ('ack_deadline', 'max_consecutive_failures', 'run_retention',
+                            'ledger_retention', 'cron_history_retention')),
+  array['ack_deadline=''00:05:00''::interval', 'cron_history_retention=''7 days''::interval',
+        'ledger_retention=''1 day''::interval', 'max_consecutive_failures=8',
+        'run_retention=''30 days''::interval'],
+  'documented defaults: ack 5 min, 8 failures, runs 30 days, ledger 1 day, cron history 7 days');
+
+-------------------------------------------------------------------------------
+-- Settings checks
+-------------------------------------------------------------------------------
+select throws_ok($$update auto_sync.settings set ledger_retention = '9 minutes 59 seconds'$$, '23514', null,
+                 'ledger_retention below 10 minutes is refused (ids must outlive the ±300 s window)');
+select lives_ok($$update auto_sync.settings set ledger_retention = '10 minutes'$$, 'ledger_retention of 10 minutes is accepted');
+select throws_ok($$update auto_sync.settings set ack_deadline = '4 minutes', request_ttl = '5 minutes'$$, '23514', null,
+                 'ack_deadline shorter than request_ttl is refused');
+select throws_ok($$update auto_sync.settings set max_consecutive_failures = 0$$, '23514', null,
+                 'max_consecutive_failures below 1 is refused');
+update auto_sync.settings set ledger_retention = '1 day';
+select is(auto_sync.describe_interval(i), w, format('describe_interval(%s) = %s', i, w))
+  from (values (interval '5 minutes', '5 minutes'), (interval '1 hour', '1 hour'),
+               (interval '90 seconds', '90 seconds'), (interval '1 day', '1 day')) v (i, w);
+
+-------------------------------------------------------------------------------
+-- Retention: purge_history()
+-------------------------------------------------------------------------------
+insert into auto_sync.runs (id, user_id, trigger, status, created_at, finished_at, net_request_id) values
+  ('f2000000-0000-4000-8000-000000000020', 'f1000000-0000-4000-8000-000000000020', 'schedule', 'succeeded',
+   now() - interval '40 days', now() - interval '40 days', 9100000020),  -- the schedule's last run: kept
+  ('f2000000-0000-4000-8000-000000000021', 'f1000000-0000-4000-8000-000000000020', 'schedule', 'failed',
+   now() - interval '41 days', now() - interval '41 days', 9100000021),  -- old: deleted
+  ('f2000000-0000-4000-8000-000000000022', 'f1000000-0000-4000-8000-000000000020', 'schedule', 'succeeded',
+   now() - interval '29 days', now() - interval '29 days', 9100000022),  -- inside retention: kept
+  ('f2000000-0000-4000-8000-000000000023', 'f1000000-0000-4000-8000-000000000021', 'manual', 'lost',
+   now() - interval '31 days', now() - interval '31 days', null),        -- old: deleted
+  ('f2000000-0000-4000-8000-000000000024', 'f1000000-0000-4000-8000-000000000021', 'schedule', 'dispatched',
+   now() - interval '40 days', null, 9100000024);                        -- not finished: kept
+update auto_sync.schedules set last_run_id = 'f2000000-0000-4000-8000-000000000020'
+ where user_id = 'f1000000-0000-4000-8000-000000000020';
+
+insert into net._http_response (id, status_code, timed_out, created) values
+  (9100000021, 200, false, now() - interval '2 days'),   -- ours, old: deleted
+  (9100000022, 200, false, now() - interval '2 hours'),  -- ours, recent: kept
+  (9100000098, 200, false, now() - interval '2 days');   -- not ours: kept
+
+insert into auto_sync.used_request_ids (request_id, used_at) values
+  ('pgtap-outcomes-old', now() - interval '25 hours'),
+  ('pgtap-outcomes-recent', now() - interval '23 hours');
+
+create temp table t_cron_runs (runid bigint, label text) on commit drop;
+with ins as (
+  insert into cron.job_run_details (jobid, job_pid, database, username, command, status, return_message, start_time, end_time)
+  select v.jobid, 0, 'postgres', 'postgres', 'pgtap-outcomes', 'succeeded', 'pgtap-outcomes ' || v.label,
+         now() - v.age, now() - v.age
+    from (values
+      ((select jobid from cron.job where jobname = 'auto-sync-dispatch'), 'dispatch-old', interval '8 days'),
+      ((select jobid from cron.job where jobname = 'auto-sync-maintenance'), 'maintenance-old', interval '8 days'),
+      ((select jobid from cron.job where jobname = 'auto-sync-dispatch'), 'dispatch-recent', interval '6 days'),
+      (-4242::bigint, 'other-old', interval '30 days')
+    ) v (jobid, label, age)
+  returning runid, return_message
+)
+insert into t_cron_runs select runid, substr(return_message, 16) from ins;
+
+create temp table t_purge on commit drop as select auto_sync.purge_history() as counts;
+
+select is(
+  (select array_agg(substr(r.id::text, 35) order by r.id) from auto_sync.runs r
+    where r.id in ('f2000000-0000-4000-8000-000000000020', 'f2000000-0000-4000-8000-000000000021',
+                   'f2000000-0000-4000-8000-000000000022', 'f2000000-0000-4000-8000-000000000023',
+                   'f2000000-0000-4000-8000-000000000024')),
+  array['20', '22', '24'],
+  'purge keeps the schedule''s last run, runs inside retention and unfinished runs; deletes the other old runs');
+select ok((select (counts ->> 'runs')::integer >= 2 from t_purge), 'purge_history() counts the runs it deleted');
+select is(
+  (select array_agg(h.id order by h.id) from net._http_response h where h.id in (9100000021, 9100000022, 9100000098)),
+  array[9100000022, 9100000098]::bigint[],
+  'purge deletes our responses older than 1 day, keeps recent ones and other applications''');
+select is(
+  (select array_agg(u.request_id order by u.request_id) from auto_sync.used_request_ids u
+    where u.request_id like 'pgtap-outcomes-%'),
+  array['pgtap-outcomes-recent'], 'purge deletes ledger ids older than ledger_retention (1 day) only');
+select is(
+  (select array_agg(t.label order by t.label) from t_cron_runs t
+    where exists (select 1 from cron.job_run_details d where d.runid = t.runid)),
+  array['dispatch-recent', 'other-old'],
+  'purge deletes our two jobs'' cron history older than 7 days, and nothing of other jobs');
+select is((select count(*)::integer from jsonb_object_keys((select counts from t_purge))), 4,
+          'purge_history() returns counts for runs, request_ids, cron_run_details, http_responses');
+
+-------------------------------------------------------------------------------
+-- The maintenance job
+-------------------------------------------------------------------------------
+select is((select count(*)::integer from cron.job j where j.jobname = 'auto-sync-maintenance'), 1,
+          'exactly one pg_cron job auto-sync-maintenance');
+select is((select format('%s|%s', j.schedule, j.command) from cron.job j where j.jobname = 'auto-sync-maintenance'),
+          '*/10 * * * *|select auto_sync.reconcile_runs(); select auto_sync.purge_history();',
+          'auto-sync-maintenance runs reconcile_runs() then purge_history() every 10 minutes');
+select is((select count(*)::integer from cron.job j where j.jobname = 'auto-sync-dispatch'), 1,
+          'auto-sync-dispatch is still there, once');
+
+select * from finish();
+rollback;
