@@ -204,6 +204,12 @@ begin
         join net._http_response h on h.id = r.net_request_id
        where r.status = 'dispatched'
          and h.created >= v_oldest - interval '1 minute'
+         -- A response belongs to this run only if it came within the request's life:
+         -- pg_net's queue and id sequence are UNLOGGED, so after a crash ids start again
+         -- and a new request can reuse a lost one's id. An answer outside the window is
+         -- not this run's; the run is left to step (b) and ends `lost`, the truth.
+         and h.created between coalesce(r.dispatched_at, r.created_at)
+                           and coalesce(r.dispatched_at, r.created_at) + v_settings.ack_deadline + interval '1 minute'
          and (coalesce(h.timed_out, false) or h.error_msg is not null
               or h.status_code not between 200 and 299)
        order by r.id, h.created desc

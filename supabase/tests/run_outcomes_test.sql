@@ -13,7 +13,7 @@ set local search_path = extensions, public;
 set local client_min_messages = error;
 set local timezone = 'UTC';
 
-select plan(104);
+select plan(105);
 
 -------------------------------------------------------------------------------
 -- Fixtures
@@ -417,6 +417,20 @@ select is((select format('%s|%s', j.schedule, j.command) from cron.job j where j
           'auto-sync-maintenance runs reconcile_runs() then purge_history() every 10 minutes');
 select is((select count(*)::integer from cron.job j where j.jobname = 'auto-sync-dispatch'), 1,
           'auto-sync-dispatch is still there, once');
+
+-------------------------------------------------------------------------------
+-- A response is matched only within its request's life (pg_net ids restart after a crash)
+-------------------------------------------------------------------------------
+insert into auth.users (id, email) values ('f1000000-0000-4000-8000-000000000099', 'f99@example.test');
+insert into auto_sync.runs (id, user_id, trigger, status, created_at, dispatched_at, net_request_id)
+values ('f2000000-0000-4000-8000-000000000099', 'f1000000-0000-4000-8000-000000000099', 'schedule',
+        'dispatched', now() - interval '1 minute', now() - interval '1 minute', 9100000099);
+-- An older answer under the same id: another request's, from before a crash reset the ids.
+insert into net._http_response (id, status_code, timed_out, created)
+values (9100000099, 401, false, now() - interval '20 minutes');
+select auto_sync.reconcile_runs();
+select is((select r.status from auto_sync.runs r where r.id = 'f2000000-0000-4000-8000-000000000099'), 'dispatched',
+          'a response created before the run was dispatched is not taken for its answer');
 
 select * from finish();
 rollback;
