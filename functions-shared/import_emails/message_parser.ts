@@ -10,7 +10,6 @@
  * jsonb (no NUL, no lone surrogates), sizes are capped, and a parse failure still
  * yields a row (with parse_error) so one bad message never aborts a batch.
  */
-import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import PostalMime from "postal-mime";
 import { withJoinedBlob } from "./joined_blob.ts";
@@ -163,6 +162,3 @@ export async function parseMessage(
     };
   }
 }
-
-/** Bytes of a decoded string, for run statistics. */
-export const byteLength = (text: string) => Buffer.byteLength(text, "utf8");

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
-  byteLength,
   cleanText,
   DEFAULT_MAX_BODY_CHARS,
   messageKey,
@@ -601,10 +600,4 @@ Deno.test("cleanText: NUL removed, lone surrogates replaced, capped, empty becom
   assert.equal(cleanText(undefined), null);
   assert.equal(cleanText(42), null);
   assert.equal(cleanText("x".repeat(5000))?.length, 2000);
-});
-
-Deno.test("byteLength counts UTF-8 bytes", () => {
-  assert.equal(byteLength("abc"), 3);
-  assert.equal(byteLength("é"), 2);
-  assert.equal(byteLength("😀"), 4);
 });
