@@ -16,8 +16,7 @@
  * with the mtime as INTERNALDATE; Dovecot assigns UIDs when it first opens the folder.
  */
 import { Buffer } from "node:buffer";
-import { ImapFlow } from "imapflow";
-import { dovecotState, IMAP_PORT } from "../tests/support/imap.ts";
+import { dovecotState, withImapClient } from "../tests/support/imap.ts";
 
 export const KB = 1024;
 export const MIN_SIZE = 2 * KB;
@@ -318,26 +317,15 @@ export async function appendOverImap(
   messages: Iterable<GeneratedMessage>,
 ): Promise<SeedResult> {
   const started = performance.now();
-  const client = new ImapFlow({
-    host: "127.0.0.1",
-    port: IMAP_PORT,
-    secure: false,
-    doSTARTTLS: false,
-    auth: { user: user.username, pass: user.password },
-    logger: false,
-  });
-  await client.connect();
   let count = 0;
   let bytes = 0;
-  try {
+  await withImapClient(user, async (client) => {
     for (const message of messages) {
       await client.append("INBOX", Buffer.from(message.source), message.flags, message.date);
       count++;
       bytes += message.source.length;
     }
-  } finally {
-    await client.logout();
-  }
+  });
   return { messages: count, bytes, ms: performance.now() - started };
 }
 
@@ -392,22 +380,11 @@ export async function writeMaildir(
 }
 
 /** Opens INBOX once (STATUS), so Dovecot syncs new Maildir files; returns the message count. */
-export async function openInbox(user: { username: string; password: string }): Promise<number> {
-  const client = new ImapFlow({
-    host: "127.0.0.1",
-    port: IMAP_PORT,
-    secure: false,
-    doSTARTTLS: false,
-    auth: { user: user.username, pass: user.password },
-    logger: false,
-  });
-  await client.connect();
-  try {
+export function openInbox(user: { username: string; password: string }): Promise<number> {
+  return withImapClient(user, async (client) => {
     const status = await client.status("INBOX", { messages: true });
     return status ? status.messages ?? 0 : 0;
-  } finally {
-    await client.logout();
-  }
+  });
 }
 
 /**
@@ -416,18 +393,9 @@ export async function openInbox(user: { username: string; password: string }): P
  * asks for before anything is timed: a real server has long since done that for
  * old mail. Returns how many messages it saw.
  */
-export async function warmUp(user: { username: string; password: string }): Promise<number> {
-  const client = new ImapFlow({
-    host: "127.0.0.1",
-    port: IMAP_PORT,
-    secure: false,
-    doSTARTTLS: false,
-    auth: { user: user.username, pass: user.password },
-    logger: false,
-  });
-  await client.connect();
-  let seen = 0;
-  try {
+export function warmUp(user: { username: string; password: string }): Promise<number> {
+  return withImapClient(user, async (client) => {
+    let seen = 0;
     const lock = await client.getMailboxLock("INBOX", { readOnly: true });
     try {
       for await (
@@ -442,10 +410,8 @@ export async function warmUp(user: { username: string; password: string }): Prom
     } finally {
       lock.release();
     }
-  } finally {
-    await client.logout();
-  }
-  return seen;
+    return seen;
+  });
 }
 
 /** Deletes the user's mail directory (the benchmark's users only). */

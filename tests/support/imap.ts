@@ -50,12 +50,11 @@ export async function createImapUser(): Promise<{ username: string; password: st
   return { username, password };
 }
 
-/** Appends raw messages over IMAP (one connection), creating the folder if needed. */
-export async function appendMessages(
+/** Runs `task` on one plain IMAP connection as the user, then logs out. */
+export async function withImapClient<T>(
   user: { username: string; password: string },
-  folder: string,
-  sources: (string | Uint8Array)[],
-): Promise<void> {
+  task: (client: ImapFlow) => Promise<T>,
+): Promise<T> {
   const client = new ImapFlow({
     host: "127.0.0.1",
     port: IMAP_PORT,
@@ -66,11 +65,22 @@ export async function appendMessages(
   });
   await client.connect();
   try {
-    if (folder !== "INBOX") await client.mailboxCreate(folder).catch(() => {});
-    for (const source of sources) await client.append(folder, source as never);
+    return await task(client);
   } finally {
     await client.logout();
   }
+}
+
+/** Appends raw messages over IMAP (one connection), creating the folder if needed. */
+export function appendMessages(
+  user: { username: string; password: string },
+  folder: string,
+  sources: (string | Uint8Array)[],
+): Promise<void> {
+  return withImapClient(user, async (client) => {
+    if (folder !== "INBOX") await client.mailboxCreate(folder).catch(() => {});
+    for (const source of sources) await client.append(folder, source as never);
+  });
 }
 
 let counter = 0;
