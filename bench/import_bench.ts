@@ -5,7 +5,7 @@
  * Mail. A mailbox of N messages (default 10,000; `--messages N`): sizes log-uniform
  * 2 KB–200 KB (median ~20 KB) plus 5 of 5 MB, realistic headers, text/plain,
  * multipart/alternative or multipart/mixed with a small attachment
- * (bench/import_mail.ts), and a second mailbox of N/10 messages (the same mix, the
+ * (bench/mail_corpus.ts), and a second mailbox of N/10 messages (the same mix, the
  * same 5 big ones). Seeding is not timed in any figure: a short calibration times
  * IMAP APPEND against writing Maildir files straight into Dovecot's store, and the
  * faster one seeds (`--seed imap|maildir` forces one). Then every message's
@@ -53,15 +53,13 @@ import { connect, createUser, stateDir } from "../tests/support/local_stack.ts";
 import type { ChildReport, ChildRequest } from "./import_child.ts";
 import {
   appendOverImap,
-  type GeneratedMessage,
-  generateMessage,
-  mailboxMessages,
   openInbox,
   removeMaildir,
   type SeedResult,
   warmUp,
   writeMaildir,
 } from "./import_mail.ts";
+import { type GeneratedMessage, generateMessage, mailboxMessages } from "./mail_corpus.ts";
 import {
   fmt,
   goalNote,

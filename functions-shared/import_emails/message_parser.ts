@@ -13,6 +13,7 @@
 import { createHash } from "node:crypto";
 import PostalMime from "postal-mime";
 import { withJoinedBlob } from "./joined_blob.ts";
+import { plainTextOf } from "./mime_text.ts";
 
 export interface EmailAddress {
   name: string | null;
@@ -122,9 +123,14 @@ export async function parseMessage(
 ): Promise<ParsedEmail> {
   const maxBodyChars = options.maxBodyChars ?? DEFAULT_MAX_BODY_CHARS;
   try {
-    const email = await withJoinedBlob(() => PostalMime.parse(source, { attachmentEncoding: "arraybuffer" }));
+    // Well-formed mail: the text body from mime_text.ts, postal-mime for the header
+    // block only. Anything else: postal-mime for the whole message.
+    const fast = plainTextOf(source);
+    const email = await withJoinedBlob(() =>
+      PostalMime.parse(fast ? source.subarray(0, fast.bodyStart) : source, { attachmentEncoding: "arraybuffer" })
+    );
     const messageId = normaliseMessageId(email.messageId);
-    const fullText = email.text ?? (email.html ? htmlToText(email.html) : null);
+    const fullText = fast ? fast.text : email.text ?? (email.html ? htmlToText(email.html) : null);
     const text = fullText === null ? null : fullText.replaceAll("\u0000", "").toWellFormed();
     const bodyText = text === null ? null : text.slice(0, maxBodyChars);
     const from = addresses(email.from ? [email.from] : [], 1)[0] ?? null;
