@@ -114,33 +114,43 @@ function timePostalMime() {
 }
 
 /**
- * The same `sql`, but each tagged-template query is timed from when it is issued
- * (the stores await it at once) until its result is back: serialising the
- * parameters, the round trip and Postgres's work. Helpers (sql.json...) pass through.
+ * The same `sql`, but each query (tagged template or `sql.unsafe`) is timed from
+ * when it is issued (the stores await it at once) until its result is back:
+ * serialising the parameters, the round trip and Postgres's work. Helpers
+ * (sql.json...) pass through.
  */
 function timedSql(sql: postgres.Sql): postgres.Sql {
+  const timed = (text: string, query: Promise<unknown>) => {
+    const isBatch = text.includes("auto_sync.store_batch(");
+    const started = performance.now();
+    if (isBatch && lastFetchEnd > 0) {
+      timings.to_record_ms += started - lastFetchEnd;
+      lastFetchEnd = 0;
+    }
+    return query.then((rows) => {
+      const elapsed = performance.now() - started;
+      if (isBatch) {
+        timings.store_batch_ms += elapsed;
+        timings.store_batches++;
+      } else {
+        timings.other_sql_ms += elapsed;
+        timings.other_sqls++;
+      }
+      return rows;
+    });
+  };
   return new Proxy(sql, {
     apply(target, thisArg, args) {
       const query = Reflect.apply(target, thisArg, args);
       const strings = args[0];
       if (!Array.isArray(strings) || !("raw" in strings)) return query;
-      const isBatch = strings.join("?").includes("auto_sync.store_batch(");
-      const started = performance.now();
-      if (isBatch && lastFetchEnd > 0) {
-        timings.to_record_ms += started - lastFetchEnd;
-        lastFetchEnd = 0;
-      }
-      return (query as Promise<unknown>).then((rows) => {
-        const elapsed = performance.now() - started;
-        if (isBatch) {
-          timings.store_batch_ms += elapsed;
-          timings.store_batches++;
-        } else {
-          timings.other_sql_ms += elapsed;
-          timings.other_sqls++;
-        }
-        return rows;
-      });
+      return timed(strings.join("?"), query);
+    },
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (property !== "unsafe") return value;
+      return (text: string, ...rest: unknown[]) =>
+        timed(text, (value as (...args: unknown[]) => Promise<unknown>).call(target, text, ...rest));
     },
   });
 }

@@ -5,13 +5,13 @@
  *   re-mapped by message key, not duplicated). Otherwise SEARCH UID last+1:*, drop
  *   any uid <= last (`*` always matches the newest message), and FETCH in small
  *   chunks, each chunk stored with the folder state in one transaction.
- * Each FETCH is drained completely before anything else happens (no IMAP command
- * inside a `for await` over fetch), and every message source is cut at a byte
- * bound, so a huge message can never exhaust memory.
+ * Each FETCH is drained completely into an array (no IMAP command inside a
+ * `for await` over fetch; the next chunk's FETCH is queued behind it), and every
+ * message source is cut at a byte bound, so a huge message can never exhaust memory.
  */
 import type { ImapSession } from "./imap_session.ts";
 import { attachmentsFrom, type BodyStructureNode } from "./bodystructure.ts";
-import type { EmailRecord, FolderState, MailStore, Mailbox } from "./mail_store.ts";
+import type { EmailRecord, FolderState, Mailbox, MailStore } from "./mail_store.ts";
 import { parseMessage } from "./message_parser.ts";
 
 export interface ImportBudget {
@@ -55,12 +55,50 @@ async function toRecord(message: FetchedMessage, budget: ImportBudget): Promise<
   return {
     ...parsed,
     uid: message.uid,
-    internal_date: internalDate && !Number.isNaN(internalDate.getTime()) ? internalDate.toISOString() : null,
-    flags: [...(message.flags ?? [])].map((flag) => flag.replaceAll("\u0000", "").slice(0, 200).toWellFormed()),
+    internal_date: internalDate && !Number.isNaN(internalDate.getTime())
+      ? internalDate.toISOString()
+      : null,
+    flags: [...(message.flags ?? [])].map((flag) =>
+      flag.replaceAll("\u0000", "").slice(0, 200).toWellFormed()
+    ),
     size_bytes: message.size ?? source.length,
     source_truncated: (message.size ?? 0) > source.length,
     attachments: attachmentsFrom(message.bodyStructure),
   };
+}
+
+/**
+ * A promise we await later: a failure meanwhile must not count as unhandled (Deno
+ * would end the process); awaiting it still throws.
+ */
+function inFlight<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}
+
+/**
+ * One chunk's FETCH, drained into an array. It starts at once (the command goes out
+ * before this returns), so the server works while the caller parses the previous chunk.
+ */
+async function fetchChunk(
+  session: ImapSession,
+  uids: number[],
+  budget: ImportBudget,
+): Promise<FetchedMessage[]> {
+  const fetched: FetchedMessage[] = [];
+  for await (
+    const message of session.client.fetch(uids.join(","), {
+      uid: true,
+      flags: true,
+      internalDate: true,
+      size: true,
+      bodyStructure: true,
+      source: { start: 0, maxLength: budget.maxMessageBytes },
+    }, { uid: true })
+  ) {
+    fetched.push(message as FetchedMessage);
+  }
+  return fetched;
 }
 
 export async function syncFolder(
@@ -72,7 +110,12 @@ export async function syncFolder(
 ): Promise<FolderOutcome> {
   const { client } = session;
   const { mailbox, folder } = target;
-  const status = await client.status(folder, { uidValidity: true, uidNext: true, highestModseq: true, messages: true });
+  const status = await client.status(folder, {
+    uidValidity: true,
+    uidNext: true,
+    highestModseq: true,
+    messages: true,
+  });
   if (!status) throw new Error(`Folder "${folder}" does not exist on the server`);
   const uidValidity = Number(status.uidValidity);
   const highestModseq = status.highestModseq ?? null;
@@ -96,62 +139,64 @@ export async function syncFolder(
       await store.touchFolder(mailbox.id, folder, { uidValidity, highestModseq, messageCount });
       return { hasMore: false, unchanged: false };
     }
-    // Chunk k is written while chunk k+1 is fetched and parsed; writes stay in order,
-    // so the folder state never runs ahead of the messages it covers.
+    // Three stages overlap: while chunk k is parsed here, Dovecot is already sending
+    // chunk k+1 and Postgres is writing chunk k-1. Writes stay in order, so the folder
+    // state never runs ahead of the messages it covers.
+    let offset = 0;
+    const nextChunk = (): number[] | null => {
+      if (
+        offset >= uids.length || budget.remainingMessages <= 0 || budget.now() >= budget.deadline
+      ) return null;
+      const chunk = uids.slice(
+        offset,
+        offset + Math.min(budget.chunkSize, budget.remainingMessages),
+      );
+      offset += chunk.length;
+      budget.remainingMessages -= chunk.length;
+      return chunk;
+    };
+    let fetching: Promise<FetchedMessage[]> | null = null;
     let writing: Promise<void> | null = null;
     try {
-      for (let offset = 0; offset < uids.length;) {
-        if (budget.remainingMessages <= 0 || budget.now() >= budget.deadline) {
-          await writing;
-          writing = null;
-          return { hasMore: true, unchanged: false };
-        }
-        const chunk = uids.slice(offset, offset + Math.min(budget.chunkSize, budget.remainingMessages));
-        offset += chunk.length;
-
-        const fetched: FetchedMessage[] = [];
-        for await (
-          const message of client.fetch(chunk.join(","), {
-            uid: true,
-            flags: true,
-            internalDate: true,
-            size: true,
-            bodyStructure: true,
-            source: { start: 0, maxLength: budget.maxMessageBytes },
-          }, { uid: true })
-        ) {
-          fetched.push(message as FetchedMessage);
-        }
-        budget.remainingMessages -= fetched.length;
+      let chunk = nextChunk();
+      fetching = chunk && inFlight(fetchChunk(session, chunk, budget));
+      while (chunk && fetching) {
+        const fetched: FetchedMessage[] = await fetching;
+        const current = chunk;
+        chunk = nextChunk();
+        fetching = chunk && inFlight(fetchChunk(session, chunk, budget));
         const records: EmailRecord[] = [];
         for (const message of fetched) {
           if (message.uid <= lastUid) continue;
           records.push(await toRecord(message, budget));
           tally.bytes += message.source?.length ?? 0;
         }
-        const done = offset >= uids.length;
+        const done = current[current.length - 1] === uids[uids.length - 1];
         const progress = {
           uidValidity,
-          lastUid: chunk[chunk.length - 1],
+          lastUid: current[current.length - 1],
           // Only a fully imported folder may claim its HIGHESTMODSEQ.
           highestModseq: done ? highestModseq : null,
           messageCount: done ? messageCount : null,
         };
         lastUid = progress.lastUid;
         if (writing) await writing;
-        writing = store.storeBatch(mailbox.id, folder, records, progress).then((result) => {
-          tally.fetched += fetched.length;
-          tally.inserted += result.inserted;
-          tally.remapped += result.remapped;
-          tally.duplicates += result.duplicates;
-        });
+        writing = inFlight(
+          store.storeBatch(mailbox.id, folder, records, progress).then((result) => {
+            tally.fetched += fetched.length;
+            tally.inserted += result.inserted;
+            tally.remapped += result.remapped;
+            tally.duplicates += result.duplicates;
+          }),
+        );
       }
       await writing;
       writing = null;
-      return { hasMore: false, unchanged: false };
+      return { hasMore: lastUid < uids[uids.length - 1], unchanged: false };
     } finally {
-      // On an error, never leave a write running behind the caller (the error that
-      // got us here is the one to report).
+      // On an error, never leave a FETCH or a write running behind the caller (the
+      // error that got us here is the one to report).
+      await fetching?.catch(() => {});
       await writing?.catch(() => {});
     }
   } finally {

@@ -65,10 +65,22 @@ export interface MailStore {
   folderStates(mailboxId: string): Promise<Map<string, FolderState>>;
   resetFolder(mailboxId: string, folder: string, uidValidity: number): Promise<void>;
   /** Messages and the folder state covering them, in one transaction. */
-  storeBatch(mailboxId: string, folder: string, records: EmailRecord[], progress: FolderProgress): Promise<BatchResult>;
-  touchFolder(mailboxId: string, folder: string, progress: Omit<FolderProgress, "lastUid">): Promise<void>;
+  storeBatch(
+    mailboxId: string,
+    folder: string,
+    records: EmailRecord[],
+    progress: FolderProgress,
+  ): Promise<BatchResult>;
+  touchFolder(
+    mailboxId: string,
+    folder: string,
+    progress: Omit<FolderProgress, "lastUid">,
+  ): Promise<void>;
   /** Returns the pause reason when this outcome paused the mailbox. */
-  recordOutcome(mailboxId: string, outcome: { error: string | null; authFailed: boolean }): Promise<string | null>;
+  recordOutcome(
+    mailboxId: string,
+    outcome: { error: string | null; authFailed: boolean },
+  ): Promise<string | null>;
 }
 
 export function createMailStore(sql: Sql): MailStore {
@@ -95,17 +107,37 @@ export function createMailStore(sql: Sql): MailStore {
         select folder, uid_validity, last_uid from auto_sync.folder_states(${mailboxId}::uuid)`;
       return new Map(rows.map((row) => [
         row.folder as string,
-        { folder: row.folder, uid_validity: Number(row.uid_validity), last_uid: Number(row.last_uid) },
+        {
+          folder: row.folder,
+          uid_validity: Number(row.uid_validity),
+          last_uid: Number(row.last_uid),
+        },
       ]));
     },
     async resetFolder(mailboxId, folder, uidValidity) {
       await sql`select auto_sync.reset_folder(${mailboxId}::uuid, ${folder}, ${uidValidity})`;
     },
     async storeBatch(mailboxId, folder, records, progress) {
-      const [row] = await sql`
-        select * from auto_sync.store_batch(
-          ${mailboxId}::uuid, ${folder}, ${progress.uidValidity}, ${sql.json(records as never)}::jsonb,
-          ${progress.lastUid}, ${progress.highestModseq?.toString() ?? null}::numeric, ${progress.messageCount})`;
+      // The bodies, nearly all of the bytes, go as plain text parameters: as JSON they
+      // would be escaped here and unescaped by Postgres (migration 20261129160000).
+      const metadata = records.map(({ body_text: _, ...rest }) => rest);
+      const bodies = records.map((record) => record.body_text);
+      const bodyParameters = bodies.map((_, i) => `$${i + 8}::text`).join(", ");
+      const [row] = await sql.unsafe(
+        `select * from auto_sync.store_batch($1::uuid, $2::text, $3::bigint, $4::text::jsonb,
+           $5::bigint, $6::numeric, $7::integer, array[${bodyParameters}]::text[])`,
+        [
+          mailboxId,
+          folder,
+          progress.uidValidity,
+          JSON.stringify(metadata),
+          progress.lastUid,
+          progress.highestModseq?.toString() ?? null,
+          progress.messageCount,
+          ...bodies,
+        ],
+        { prepare: true },
+      );
       return { inserted: row.inserted, remapped: row.remapped, duplicates: row.duplicates };
     },
     async touchFolder(mailboxId, folder, progress) {

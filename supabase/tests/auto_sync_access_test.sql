@@ -44,7 +44,7 @@ insert into t_auto_sync_functions values
   ('auto_sync.release_mailbox(uuid, uuid)',                                     true),
   ('auto_sync.folder_states(uuid)',                                             true),
   ('auto_sync.reset_folder(uuid, text, bigint)',                                true),
-  ('auto_sync.store_batch(uuid, text, bigint, jsonb, bigint, numeric, integer)', true),
+  ('auto_sync.store_batch(uuid, text, bigint, jsonb, bigint, numeric, integer, text[])', true),
   ('auto_sync.touch_folder(uuid, text, bigint, numeric, integer)',              true),
   ('auto_sync.record_mailbox_outcome(uuid, text, boolean)',                     true),
   ('auto_sync.delete_mailbox_secret()',                                         false);

@@ -16,7 +16,7 @@ create extension if not exists pgtap with schema extensions;
 set local search_path = extensions, public;
 set local timezone = 'UTC';
 
-select plan(137);
+select plan(139);
 
 -------------------------------------------------------------------------------
 -- Fixtures
@@ -224,6 +224,21 @@ select is(
      from auto_sync.store_batch((select id from t_box where name = 'a1'), 'Archive', 7,
             jsonb_build_array(pg_temp.msg(1, 1)), 1) r),
   '1|0|0', 'store_batch: the same message in another folder is its own row');
+
+-- Bodies sent apart (p_bodies, what the importer does): matched to p_messages by position.
+select is(
+  (select format('%s|%s|%s', r.inserted, r.remapped, r.duplicates)
+     from auto_sync.store_batch((select id from t_box where name = 'a1'), 'Bodies', 9,
+            jsonb_build_array(pg_temp.msg(11, 11), pg_temp.msg(12, 12), pg_temp.msg(13, 13),
+                              pg_temp.msg(15, 14), pg_temp.msg(14, 14)),
+            15, null, null,
+            array['apart 11', null, E'apart 13: "quotes", \\ backslash, caf\u00e9, {braces}', 'uid 15', 'uid 14']) r),
+  '4|0|1', 'store_batch with p_bodies: four messages stored, the key sent twice in the batch is one duplicate (4|0|1)');
+select is(
+  (select array_agg(format('%s=%s', e.uid, e.body_text) order by e.uid)
+     from public.emails e where e.mailbox_id = (select id from t_box where name = 'a1') and e.folder = 'Bodies'),
+  array['11=apart 11', '12=Body of message 12', E'13=apart 13: "quotes", \\ backslash, caf\u00e9, {braces}', '14=uid 14'],
+  'store_batch with p_bodies: each body lands on its own message, verbatim; a null one falls back to the JSON body_text; an in-batch duplicate keeps its own body');
 
 -- UIDVALIDITY changes: reset, then the same messages under new UIDs are re-mapped.
 select lives_ok($$select auto_sync.reset_folder((select id from t_box where name = 'a1'), 'INBOX', 200)$$,
@@ -521,7 +536,7 @@ select is((select count(*) from auto_sync.mailbox_credentials where mailbox_id =
 select is((select count(*) from vault.decrypted_secrets s where s.decrypted_secret = (select value from t_secret where name = 'a2')
               or s.name = 'mailbox:' || (select id from t_box where name = 'a2')), 0::bigint,
           'remove_mailbox: its Vault secret is deleted (trigger)');
-select is((select count(*) from public.emails where mailbox_id = (select id from t_box where name = 'a1')), 6::bigint,
+select is((select count(*) from public.emails where mailbox_id = (select id from t_box where name = 'a1')), 10::bigint,
           'remove_mailbox: A''s other mailbox keeps its emails');
 
 -- Deleting the auth user takes everything of theirs, Vault secret included.
