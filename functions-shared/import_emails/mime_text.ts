@@ -141,17 +141,22 @@ function readHeaders(source: Uint8Array, start: number, end: number, defaultType
   return { headers, bodyStart };
 }
 
+// One UTF-16 unit per byte, so string offsets are byte offsets; native and far faster
+// to search than a byte array (Deno's Buffer.indexOf is a loop in JavaScript).
+const byteString = new TextDecoder("windows-1252");
+
 /** Where the delimiter lines of `boundary` split [start, end), and whether the last one closes. */
 function splitParts(source: Uint8Array, start: number, end: number, boundary: string) {
-  const marker = Buffer.from(`--${boundary}`, "utf8");
-  const haystack = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+  const region = byteString.decode(source.subarray(start, end));
+  const marker = `--${boundary}`;
   const parts: { start: number; end: number }[] = [];
   let partStart = -1;
   for (
-    let at = haystack.indexOf(marker, start);
-    at !== -1 && at < end;
-    at = haystack.indexOf(marker, at + 1)
+    let found = region.indexOf(marker);
+    found !== -1;
+    found = region.indexOf(marker, found + 1)
   ) {
+    const at = start + found;
     if (at !== start && source[at - 1] !== LF) continue;
     const { contentEnd, next } = lineAt(source, at, end);
     let tail = at + marker.length;
@@ -242,7 +247,8 @@ function leafText(source: Uint8Array, start: number, end: number, headers: Conte
   }
   // Every line, without its trailing CRs, followed by "\n".
   if (start === end) return "";
-  const text = decoder.decode(source.subarray(start, end)).replace(/\r+\n/g, "\n");
+  let text = decoder.decode(source.subarray(start, end)).replaceAll("\r\n", "\n");
+  if (text.includes("\r\n")) text = text.replace(/\r+\n/g, "\n"); // CR CR LF: rare
   return text.endsWith("\n") ? text : `${text.replace(/\r+$/, "")}\n`;
 }
 
