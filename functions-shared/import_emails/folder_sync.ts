@@ -170,7 +170,9 @@ export async function syncFolder(
           if (message.uid <= lastUid) continue;
           records.push(await toRecord(message, budget));
           tally.bytes += message.source?.length ?? 0;
+          message.source = undefined; // parsed: up to 1 MiB that need not wait for the write
         }
+        const fetchedCount = fetched.length;
         const done = current[current.length - 1] === uids[uids.length - 1];
         const progress = {
           uidValidity,
@@ -183,7 +185,7 @@ export async function syncFolder(
         if (writing) await writing;
         writing = inFlight(
           store.storeBatch(mailbox.id, folder, records, progress).then((result) => {
-            tally.fetched += fetched.length;
+            tally.fetched += fetchedCount;
             tally.inserted += result.inserted;
             tally.remapped += result.remapped;
             tally.duplicates += result.duplicates;

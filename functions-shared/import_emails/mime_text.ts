@@ -11,7 +11,8 @@
  * The contract: when this returns a result it is exactly what postal-mime would have
  * put in `email.text` (message_parser_test.ts checks that on every fixture and on the
  * benchmark's mail). Anything it is not sure about returns `undefined` and the caller
- * falls back to postal-mime: unterminated or boundary-less multiparts, nested or
+ * falls back to postal-mime: multiparts without a boundary or never closed (unless
+ * the source simply ends, as a message cut at the byte bound does), nested or
  * inline messages, multipart/digest and report, format=flowed, RFC 2231 or commented
  * parameters, charsets that are not ASCII-compatible, base64 that is not clean, HTML
  * without a text alternative, deep nesting, huge header blocks. So hostile mail always
@@ -170,7 +171,12 @@ function splitParts(source: Uint8Array, start: number, end: number, boundary: st
     if (closing) return parts;
     partStart = next;
   }
-  return notHandled(); // never closed: cut short or malformed
+  // Never closed. At the end of the source (a message cut at the importer's byte
+  // bound), postal-mime ends the open parts there: so do we. Anywhere else it is
+  // malformed.
+  if (end !== source.length || partStart === -1) return notHandled();
+  parts.push({ start: partStart, end });
+  return parts;
 }
 
 const decoders = new Map<string, TextDecoder>();
