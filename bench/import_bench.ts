@@ -37,7 +37,7 @@
  * end: the auth users (their mailboxes, emails, runs and Vault secrets cascade) and
  * the Dovecot users' mail directories.
  *
- *   deno run --allow-all bench/import_bench.ts [--messages 10000] [--seed imap|maildir]
+ *   deno run --allow-all bench/import_bench.ts [--messages 10000] [--seed imap|maildir] [--chunk 25]
  * (--allow-all: it reads /proc, chowns Maildir files, runs child processes)
  */
 import { DEFAULT_LIMITS } from "../functions-shared/import_emails/import_run.ts";
@@ -89,10 +89,13 @@ const LIMITS: ChildRequest["limits"] = {
   maxMessages: Math.max(20_000, MESSAGES),
   maxSeconds: 3_600,
   maxMessageBytes: DEFAULT_LIMITS.maxMessageBytes,
-  chunkSize: DEFAULT_LIMITS.chunkSize,
+  chunkSize: Number(flag("chunk") ?? DEFAULT_LIMITS.chunkSize),
 };
 if (!Number.isInteger(MESSAGES) || MESSAGES < 10) {
   throw new Error(`Invalid --messages "${flag("messages")}"`);
+}
+if (!Number.isInteger(LIMITS.chunkSize) || LIMITS.chunkSize < 1) {
+  throw new Error(`Invalid --chunk "${flag("chunk")}"`);
 }
 if (!["auto", "imap", "maildir"].includes(SEED_METHOD)) {
   throw new Error(`Invalid --seed "${SEED_METHOD}"`);
@@ -175,7 +178,7 @@ interface Measured extends ChildReport {
 async function runChild(label: string, request: ChildRequest): Promise<Measured> {
   const before = sampleServers();
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", `${repo}bench/import_child.ts`, JSON.stringify(request)],
+    args: ["run", "--allow-all", ...(request.mode === "import" && Deno.env.get("PROF") ? ["--v8-flags=--prof"] : []), `${repo}bench/import_child.ts`, JSON.stringify(request)],
     cwd: repo,
     stdin: "null",
     stdout: "piped",

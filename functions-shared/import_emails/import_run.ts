@@ -29,7 +29,11 @@ export interface ImportLimits {
   /** Bytes fetched per message; a larger message keeps headers, the text that fit, and attachment metadata. */
   maxMessageBytes: number;
   maxBodyChars: number;
-  /** Messages per FETCH and per database transaction. */
+  /**
+   * Messages per FETCH and per database transaction. Up to three chunks are in
+   * flight (fetching, parsing, writing): 10 instead of 25 took ~20-30 MB off the
+   * importer's peak RSS at the same speed (BENCHMARKS.md).
+   */
   chunkSize: number;
 }
 
@@ -38,7 +42,7 @@ export const DEFAULT_LIMITS: ImportLimits = {
   maxSeconds: 100,
   maxMessageBytes: 1024 * 1024,
   maxBodyChars: DEFAULT_MAX_BODY_CHARS,
-  chunkSize: 25,
+  chunkSize: 10,
 };
 
 export type ImapConnector = (mailbox: Mailbox, credential: string) => Promise<ImapSession>;
