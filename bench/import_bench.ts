@@ -178,7 +178,7 @@ interface Measured extends ChildReport {
 async function runChild(label: string, request: ChildRequest): Promise<Measured> {
   const before = sampleServers();
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", ...(request.mode === "import" && Deno.env.get("PROF") ? ["--v8-flags=--prof"] : []), `${repo}bench/import_child.ts`, JSON.stringify(request)],
+    args: ["run", "--allow-all", `${repo}bench/import_child.ts`, JSON.stringify(request)],
     cwd: repo,
     stdin: "null",
     stdout: "piped",
