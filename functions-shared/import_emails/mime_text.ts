@@ -142,23 +142,30 @@ function readHeaders(source: Uint8Array, start: number, end: number, defaultType
   return { headers, bodyStart };
 }
 
-// One UTF-16 unit per byte, so string offsets are byte offsets; native and far faster
-// to search than a byte array (Deno's Buffer.indexOf is a loop in JavaScript).
-const byteString = new TextDecoder("windows-1252");
+const encoder = new TextEncoder();
+const DASH = 0x2d;
+
+/** Whether `marker` is at `at` in `source`, before `end`. */
+function bytesAt(source: Uint8Array, at: number, end: number, marker: Uint8Array): boolean {
+  if (at + marker.length > end) return false;
+  for (let i = 0; i < marker.length; i++) if (source[at + i] !== marker[i]) return false;
+  return true;
+}
 
 /** Where the delimiter lines of `boundary` split [start, end), and whether the last one closes. */
 function splitParts(source: Uint8Array, start: number, end: number, boundary: string) {
-  const region = byteString.decode(source.subarray(start, end));
-  const marker = `--${boundary}`;
+  const marker = encoder.encode(`--${boundary}`);
   const parts: { start: number; end: number }[] = [];
   let partStart = -1;
+  // A delimiter line starts with "--": jump from dash to dash (native indexOf; a
+  // text has a few hundred, base64 none) rather than decoding or walking every line.
   for (
-    let found = region.indexOf(marker);
-    found !== -1;
-    found = region.indexOf(marker, found + 1)
+    let at = source.indexOf(DASH, start);
+    at !== -1 && at < end;
+    at = source.indexOf(DASH, at + 1)
   ) {
-    const at = start + found;
     if (at !== start && source[at - 1] !== LF) continue;
+    if (!bytesAt(source, at, end, marker)) continue;
     const { contentEnd, next } = lineAt(source, at, end);
     let tail = at + marker.length;
     if (tail > contentEnd) continue;
