@@ -37,7 +37,7 @@
  * end: the auth users (their mailboxes, emails, runs and Vault secrets cascade) and
  * the Dovecot users' mail directories.
  *
- *   deno run --allow-all bench/import_bench.ts [--messages 10000] [--seed imap|maildir] [--chunk 25]
+ *   deno run --allow-all bench/import_bench.ts [--messages 10000] [--seed imap|maildir] [--chunk 10]
  * (--allow-all: it reads /proc, chowns Maildir files, runs child processes)
  */
 import { DEFAULT_LIMITS } from "../functions-shared/import_emails/import_run.ts";

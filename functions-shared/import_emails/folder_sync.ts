@@ -139,7 +139,7 @@ export async function syncFolder(
       await store.touchFolder(mailbox.id, folder, { uidValidity, highestModseq, messageCount });
       return { hasMore: false, unchanged: false };
     }
-    // Three stages overlap: while chunk k is parsed here, Dovecot is already sending
+    // Three stages overlap: while chunk k is parsed here, the server is already sending
     // chunk k+1 and Postgres is writing chunk k-1. Writes stay in order, so the folder
     // state never runs ahead of the messages it covers.
     let offset = 0;
@@ -158,13 +158,13 @@ export async function syncFolder(
     let fetching: Promise<FetchedMessage[]> | null = null;
     let writing: Promise<void> | null = null;
     try {
-      let chunk = nextChunk();
-      fetching = chunk && inFlight(fetchChunk(session, chunk, budget));
-      while (chunk && fetching) {
-        const fetched: FetchedMessage[] = await fetching;
-        const current = chunk;
-        chunk = nextChunk();
-        fetching = chunk && inFlight(fetchChunk(session, chunk, budget));
+      let next = nextChunk();
+      fetching = next && inFlight(fetchChunk(session, next, budget));
+      while (next && fetching) {
+        const current = next;
+        const fetched = await fetching;
+        next = nextChunk();
+        fetching = next && inFlight(fetchChunk(session, next, budget));
         const records: EmailRecord[] = [];
         for (const message of fetched) {
           if (message.uid <= lastUid) continue;

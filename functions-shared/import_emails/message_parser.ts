@@ -5,6 +5,8 @@
  * (TextDecoder for charsets, no Node streams or iconv), made for Workers-style
  * runtimes like the edge runtime, small, and it parses a truncated source as far as
  * it goes. mailparser needs Node streams and iconv-lite and is several times larger.
+ * For well-formed mail, postal-mime reads only the header block and the text body
+ * comes from mime_text.ts, which gives exactly postal-mime's text ~10x cheaper.
  *
  * Everything here is hostile input: strings are made safe for Postgres text and
  * jsonb (no NUL, no lone surrogates), sizes are capped, and a parse failure still

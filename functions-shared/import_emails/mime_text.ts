@@ -9,8 +9,8 @@
  * decoded, ~10x less CPU (BENCHMARKS.md).
  *
  * The contract: when this returns a result it is exactly what postal-mime would have
- * put in `email.text` (message_parser_test.ts checks that on every fixture and on the
- * benchmark's mail). Anything it is not sure about returns `undefined` and the caller
+ * put in `email.text` (mime_text_test.ts checks that against postal-mime itself, on
+ * every shape it answers for and on the benchmark's mail). Anything it is not sure about returns `undefined` and the caller
  * falls back to postal-mime: multiparts without a boundary or never closed (unless
  * the source simply ends, as a message cut at the byte bound does), nested or
  * inline messages, multipart/digest and report, format=flowed, RFC 2231 or commented
@@ -152,7 +152,7 @@ function bytesAt(source: Uint8Array, at: number, end: number, marker: Uint8Array
   return true;
 }
 
-/** Where the delimiter lines of `boundary` split [start, end), and whether the last one closes. */
+/** The parts that the delimiter lines of `boundary` cut [start, end) into. */
 function splitParts(source: Uint8Array, start: number, end: number, boundary: string) {
   const marker = encoder.encode(`--${boundary}`);
   const parts: { start: number; end: number }[] = [];
