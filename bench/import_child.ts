@@ -24,6 +24,7 @@
 import { ImapFlow } from "imapflow";
 import PostalMime from "postal-mime";
 import type postgres from "postgres";
+import { fetchQuery } from "../functions-shared/import_emails/folder_sync.ts";
 import { openImapSession } from "../functions-shared/import_emails/imap_session.ts";
 import type { Mailbox } from "../functions-shared/import_emails/mail_store.ts";
 import { acceptedRun, caPem, importer } from "../tests/support/imap.ts";
@@ -209,14 +210,9 @@ async function runRaw(): Promise<Omit<ChildReport, "cpu_s" | "memory" | "mode">>
         const chunk = uids.slice(offset, offset + limits.chunkSize);
         const messages: { source?: Uint8Array }[] = [];
         for await (
-          const message of client.fetch(chunk.join(","), {
+          const message of client.fetch(chunk.join(","), fetchQuery(limits.maxMessageBytes), {
             uid: true,
-            flags: true,
-            internalDate: true,
-            size: true,
-            bodyStructure: true,
-            source: { start: 0, maxLength: limits.maxMessageBytes },
-          }, { uid: true })
+          })
         ) {
           messages.push(message);
         }

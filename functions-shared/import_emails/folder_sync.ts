@@ -76,6 +76,18 @@ function inFlight<T>(promise: Promise<T>): Promise<T> {
   return promise;
 }
 
+/** What the importer fetches of each message (the import benchmark's baseline fetches the same). */
+export function fetchQuery(maxMessageBytes: number) {
+  return {
+    uid: true,
+    flags: true,
+    internalDate: true,
+    size: true,
+    bodyStructure: true,
+    source: { start: 0, maxLength: maxMessageBytes },
+  };
+}
+
 /**
  * One chunk's FETCH, drained into an array. It starts at once (the command goes out
  * before this returns), so the server works while the caller parses the previous chunk.
@@ -87,14 +99,9 @@ async function fetchChunk(
 ): Promise<FetchedMessage[]> {
   const fetched: FetchedMessage[] = [];
   for await (
-    const message of session.client.fetch(uids.join(","), {
+    const message of session.client.fetch(uids.join(","), fetchQuery(budget.maxMessageBytes), {
       uid: true,
-      flags: true,
-      internalDate: true,
-      size: true,
-      bodyStructure: true,
-      source: { start: 0, maxLength: budget.maxMessageBytes },
-    }, { uid: true })
+    })
   ) {
     fetched.push(message as FetchedMessage);
   }
