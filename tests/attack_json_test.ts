@@ -215,13 +215,4 @@ Deno.test("no signing secret in any response body of this file", () => {
   assertNoSecretIn(collectedBodies, "JSON trick responses");
 });
 
-Deno.test({
-  name: "clean up: remove this file's users and close the database connection",
-  fn: async () => {
-    try {
-      await fixtures.cleanup();
-    } finally {
-      await sql.end();
-    }
-  },
-});
+fixtures.cleanUpLast();

@@ -122,13 +122,4 @@ Deno.test("no signing secret in any response body of this file", () => {
   assertNoSecretIn(collectedBodies, "mutation responses");
 });
 
-Deno.test({
-  name: "clean up: remove this file's users and close the database connection",
-  fn: async () => {
-    try {
-      await fixtures.cleanup();
-    } finally {
-      await sql.end();
-    }
-  },
-});
+fixtures.cleanUpLast();

@@ -1,6 +1,6 @@
 /** The importer's database side, through the auto_sync.* functions for the service role. */
 import type { Sql } from "../database.ts";
-import type { EmailAddress } from "./message_parser.ts";
+import type { ParsedEmail } from "./message_parser.ts";
 import type { Attachment } from "./bodystructure.ts";
 
 export interface Mailbox {
@@ -22,26 +22,14 @@ export interface FolderState {
   last_uid: number;
 }
 
-export interface EmailRecord {
+/** A parsed message as store_batch takes it: the parse plus what IMAP says of it. */
+export interface EmailRecord extends ParsedEmail {
   uid: number;
-  message_key: string;
-  message_id: string | null;
-  in_reply_to: string | null;
-  references: string[] | null;
-  from_address: EmailAddress | null;
-  to_addresses: EmailAddress[];
-  cc_addresses: EmailAddress[];
-  subject: string | null;
-  sent_at: string | null;
   internal_date: string | null;
   flags: string[];
   size_bytes: number | null;
-  body_text: string | null;
-  body_truncated: boolean;
   source_truncated: boolean;
-  snippet: string | null;
   attachments: Attachment[];
-  parse_error: string | null;
 }
 
 export interface BatchResult {

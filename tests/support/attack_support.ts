@@ -114,6 +114,20 @@ export class Fixtures {
     await this.sql`delete from auth.users where id = any(${this.users}::uuid[])`;
     this.users.length = 0;
   }
+
+  /** Registers the file's last test: clean up, then close the connection. */
+  cleanUpLast(): void {
+    Deno.test({
+      name: "clean up: remove this file's users and close the database connection",
+      fn: async () => {
+        try {
+          await this.cleanup();
+        } finally {
+          await this.sql.end();
+        }
+      },
+    });
+  }
 }
 
 export async function runStatus(sql: postgres.Sql, runId: string): Promise<string | undefined> {
