@@ -151,7 +151,10 @@ function timedSql(sql: postgres.Sql): postgres.Sql {
       const value = Reflect.get(target, property, receiver);
       if (property !== "unsafe") return value;
       return (text: string, ...rest: unknown[]) =>
-        timed(text, (value as (...args: unknown[]) => Promise<unknown>).call(target, text, ...rest));
+        timed(
+          text,
+          (value as (...args: unknown[]) => Promise<unknown>).call(target, text, ...rest),
+        );
     },
   });
 }

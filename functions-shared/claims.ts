@@ -69,7 +69,9 @@ export function checkClaims(
   }
   // JSON.parse keeps the last of two equal keys, other parsers the first: a body
   // that two parsers could read differently is refused, signed or not.
-  if (hasDuplicateTopLevelKey(text)) return { ok: false, status: 400, reason: "duplicate key in claims" };
+  if (hasDuplicateTopLevelKey(text)) {
+    return { ok: false, status: 400, reason: "duplicate key in claims" };
+  }
   const parsed = claimsSchema.safeParse(json);
   if (!parsed.success) {
     const fields = parsed.error.issues.map((issue) => issue.path.join(".") || "(root)").join(", ");

@@ -30,7 +30,10 @@ export function isJsonContentType(value: string | null): boolean {
  * further, so an oversized body costs at most `limit` bytes of memory; null too
  * when the client hangs up before the body is complete.
  */
-export async function readBodyWithLimit(request: Request, limit: number): Promise<Uint8Array | null> {
+export async function readBodyWithLimit(
+  request: Request,
+  limit: number,
+): Promise<Uint8Array | null> {
   const declared = request.headers.get("content-length");
   if (declared !== null && (!/^[0-9]{1,15}$/.test(declared) || Number(declared) > limit)) {
     await request.body?.cancel().catch(() => {});

@@ -34,7 +34,9 @@ export function createRunStore(sql: Sql): RunStore {
     },
     async requestManualRun(userId) {
       const [row] = await sql`select * from auto_sync.request_manual_run(${userId}::uuid)`;
-      return row.run_id ? { runId: row.run_id as string } : { retryAfterSeconds: row.retry_after_seconds as number };
+      return row.run_id
+        ? { runId: row.run_id as string }
+        : { retryAfterSeconds: row.retry_after_seconds as number };
     },
     async startRun(runId) {
       const [row] = await sql`select auto_sync.start_run(${runId}::uuid) as started`;
@@ -43,7 +45,9 @@ export function createRunStore(sql: Sql): RunStore {
     async finishRun(runId, status, options = {}) {
       const details = options.details === undefined ? null : sql.json(options.details as never);
       const [row] = await sql`
-        select auto_sync.finish_run(${runId}::uuid, ${status}, ${options.error ?? null}, ${details}) as finished`;
+        select auto_sync.finish_run(${runId}::uuid, ${status}, ${
+        options.error ?? null
+      }, ${details}) as finished`;
       return row.finished === true;
     },
   };

@@ -52,13 +52,18 @@ export function parseSecret(secret: string): SigningKey {
  * Parses a keyring in the format Supabase uses for hook secrets:
  * `v1,whsec_...` entries separated by `|`. Errors name the entry, never its value.
  */
-export function parseKeyring(value: string | undefined, name = "AUTO_SYNC_SIGNING_SECRETS"): SigningKey[] {
+export function parseKeyring(
+  value: string | undefined,
+  name = "AUTO_SYNC_SIGNING_SECRETS",
+): SigningKey[] {
   if (!value || value.trim() === "") {
     throw new KeyringError(`Missing ${name}: set it to "v1,whsec_<base64>[|v1,whsec_<base64>]"`);
   }
   const entries = value.trim().split("|");
   if (entries.length > 3) {
-    throw new KeyringError(`Invalid ${name}: ${entries.length} keys, keep at most 3 during a rotation`);
+    throw new KeyringError(
+      `Invalid ${name}: ${entries.length} keys, keep at most 3 during a rotation`,
+    );
   }
   return entries.map((entry, index) => {
     const trimmed = entry.trim();
@@ -133,10 +138,15 @@ export function verify(
 ): VerifyResult {
   const { id, timestamp, signature } = headers;
   if (id === null || timestamp === null || signature === null) {
-    return { ok: false, reason: "missing webhook-id, webhook-timestamp or webhook-signature header" };
+    return {
+      ok: false,
+      reason: "missing webhook-id, webhook-timestamp or webhook-signature header",
+    };
   }
   if (!ID_PATTERN.test(id)) return { ok: false, reason: "malformed webhook-id" };
-  if (!TIMESTAMP_PATTERN.test(timestamp)) return { ok: false, reason: "malformed webhook-timestamp" };
+  if (!TIMESTAMP_PATTERN.test(timestamp)) {
+    return { ok: false, reason: "malformed webhook-timestamp" };
+  }
   if (signature.length > MAX_SIGNATURE_HEADER) {
     return { ok: false, reason: "webhook-signature header too long" };
   }

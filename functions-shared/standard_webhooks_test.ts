@@ -496,7 +496,9 @@ Deno.test("the npm library and ours agree on the known-answer vector", () => {
 });
 
 Deno.test("a clock or tolerance that is not a finite number throws instead of disabling the window", () => {
-  for (const options of [{ nowSeconds: NaN }, { nowSeconds: Infinity }, { toleranceSeconds: NaN }]) {
+  for (
+    const options of [{ nowSeconds: NaN }, { nowSeconds: Infinity }, { toleranceSeconds: NaN }]
+  ) {
     assert.throws(() => verifyVector({}, options), /not a finite number/, JSON.stringify(options));
   }
 });

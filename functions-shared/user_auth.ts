@@ -10,12 +10,14 @@ import {
   createLocalJWKSet,
   decodeProtectedHeader,
   type JSONWebKeySet,
-  type JWTVerifyGetKey,
   jwtVerify,
+  type JWTVerifyGetKey,
 } from "jose";
 import { z } from "zod";
 
-export type UserAuthenticator = (authorization: string | null) => Promise<{ userId: string } | null>;
+export type UserAuthenticator = (
+  authorization: string | null,
+) => Promise<{ userId: string } | null>;
 
 const ASYMMETRIC_ALGORITHMS = ["ES256", "RS256", "EdDSA"];
 const userClaims = z.object({ sub: z.uuid(), role: z.literal("authenticated") });
@@ -31,7 +33,9 @@ export function createUserAuthenticator(
       keySet = JSON.parse(env.SUPABASE_JWKS) as JSONWebKeySet;
     } catch { /* reported below */ }
     if (!Array.isArray(keySet?.keys) || keySet.keys.length === 0) {
-      throw new Error('Invalid SUPABASE_JWKS: expected a JSON Web Key Set with keys ({"keys": [...]})');
+      throw new Error(
+        'Invalid SUPABASE_JWKS: expected a JSON Web Key Set with keys ({"keys": [...]})',
+      );
     }
     jwks = createLocalJWKSet(keySet);
   }
@@ -41,12 +45,18 @@ export function createUserAuthenticator(
   }
 
   return async (authorization) => {
-    const match = authorization?.match(/^bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i);
+    const match = authorization?.match(
+      /^bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i,
+    );
     if (!match) return null;
     const token = match[1];
     try {
       const { alg } = decodeProtectedHeader(token);
-      const common = { audience: "authenticated", currentDate: options.now?.(), requiredClaims: ["exp", "sub"] };
+      const common = {
+        audience: "authenticated",
+        currentDate: options.now?.(),
+        requiredClaims: ["exp", "sub"],
+      };
       const { payload } = alg === "HS256" && secret
         ? await jwtVerify(token, secret, { ...common, algorithms: ["HS256"] })
         : jwks

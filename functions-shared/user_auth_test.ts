@@ -208,7 +208,11 @@ Deno.test("an invalid SUPABASE_JWKS throws at construction", () => {
 
 Deno.test("a key set without keys throws at construction instead of refusing every user later", () => {
   for (const value of ['{"keys": []}', "{}", '{"keys": {}}']) {
-    assert.throws(() => createUserAuthenticator({ SUPABASE_JWKS: value }), /Invalid SUPABASE_JWKS/, value);
+    assert.throws(
+      () => createUserAuthenticator({ SUPABASE_JWKS: value }),
+      /Invalid SUPABASE_JWKS/,
+      value,
+    );
   }
 });
 

@@ -20,10 +20,15 @@ const { values } = parseArgs({
   },
 });
 const local = values["local-stack"];
-const dbUrl = local ? "postgresql://postgres:postgres@127.0.0.1:54322/postgres" : values["db-url"] ?? Deno.env.get("SUPABASE_DB_URL");
-const functionsUrl = (local ? "http://127.0.0.1:54321/functions/v1" : values["functions-url"])?.replace(/\/$/, "");
+const dbUrl = local
+  ? "postgresql://postgres:postgres@127.0.0.1:54322/postgres"
+  : values["db-url"] ?? Deno.env.get("SUPABASE_DB_URL");
+const functionsUrl = (local ? "http://127.0.0.1:54321/functions/v1" : values["functions-url"])
+  ?.replace(/\/$/, "");
 if (!dbUrl || !functionsUrl) {
-  console.error("Usage: deno task doctor --db-url <postgres url> --functions-url <https://<ref>.supabase.co/functions/v1> | --local-stack");
+  console.error(
+    "Usage: deno task doctor --db-url <postgres url> --functions-url <https://<ref>.supabase.co/functions/v1> | --local-stack",
+  );
   Deno.exit(2);
 }
 const endpoint = `${functionsUrl}/cron-auto-sync`;
@@ -55,9 +60,11 @@ await check("signing key in Vault", async () => {
 });
 
 await check("cron job auto-sync-dispatch", async () => {
-  const [job] = await sql`select schedule, active, command from cron.job where jobname = 'auto-sync-dispatch'`;
+  const [job] =
+    await sql`select schedule, active, command from cron.job where jobname = 'auto-sync-dispatch'`;
   if (!job) return [false, "missing: apply the migrations"];
-  const healthy = job.active && job.schedule === "* * * * *" && job.command === "select auto_sync.dispatch()";
+  const healthy = job.active && job.schedule === "* * * * *" &&
+    job.command === "select auto_sync.dispatch()";
   return [healthy, `${job.active ? "active" : "INACTIVE"}, '${job.schedule}', ${job.command}`];
 });
 
@@ -68,16 +75,28 @@ await check("cron job recent runs", async () => {
   if (runs.length === 0) return [false, "no run recorded yet (wait a minute)"];
   const failed = runs.filter((run) => run.status !== "succeeded");
   const ageSeconds = (Date.now() - runs[0].start_time.getTime()) / 1000;
-  if (ageSeconds > 180) return [false, `last run ${Math.round(ageSeconds)} s ago: is pg_cron running?`];
-  return [failed.length === 0, failed.length === 0
-    ? `last ${runs.length} succeeded, latest ${Math.round(ageSeconds)} s ago`
-    : `${failed.length} of the last ${runs.length} failed: ${String(failed[0].return_message).slice(0, 120)}`];
+  if (ageSeconds > 180) {
+    return [false, `last run ${Math.round(ageSeconds)} s ago: is pg_cron running?`];
+  }
+  return [
+    failed.length === 0,
+    failed.length === 0
+      ? `last ${runs.length} succeeded, latest ${Math.round(ageSeconds)} s ago`
+      : `${failed.length} of the last ${runs.length} failed: ${
+        String(failed[0].return_message).slice(0, 120)
+      }`,
+  ];
 });
 
 await check("endpoint URL setting", async () => {
   const [row] = await sql`select endpoint_url from auto_sync.settings`;
-  if (!row?.endpoint_url) return [false, "auto_sync.settings.endpoint_url is not set: nothing is dispatched"];
-  return [row.endpoint_url === endpoint, row.endpoint_url === endpoint ? row.endpoint_url : `${row.endpoint_url} (expected ${endpoint})`];
+  if (!row?.endpoint_url) {
+    return [false, "auto_sync.settings.endpoint_url is not set: nothing is dispatched"];
+  }
+  return [
+    row.endpoint_url === endpoint,
+    row.endpoint_url === endpoint ? row.endpoint_url : `${row.endpoint_url} (expected ${endpoint})`,
+  ];
 });
 
 await check("runs in the last 24 h", async () => {
@@ -85,7 +104,10 @@ await check("runs in the last 24 h", async () => {
     select status, count(*)::int as n from auto_sync.runs
      where created_at > now() - interval '24 hours' group by status order by status`;
   const total = rows.reduce((sum, row) => sum + row.n, 0);
-  const bad = rows.filter((row) => ["failed", "rejected"].includes(row.status)).reduce((sum, row) => sum + row.n, 0);
+  const bad = rows.filter((row) => ["failed", "rejected"].includes(row.status)).reduce(
+    (sum, row) => sum + row.n,
+    0,
+  );
   const summary = rows.map((row) => `${row.status} ${row.n}`).join(", ") || "none";
   return [total === 0 || bad < total, summary];
 });
@@ -106,13 +128,21 @@ await check("no Option-1 leftovers", async () => {
     row.settings ? `${row.settings} key setting(s) in pg_db_role_setting` : "",
     row.jobs ? `${row.jobs} cron job(s) calling a function with a credential` : "",
   ].filter(Boolean);
-  return [found.length === 0, found.length === 0 ? "none" : `${found.join(", ")}: see SECURITY.md, "Leaving Option 1"`];
+  return [
+    found.length === 0,
+    found.length === 0 ? "none" : `${found.join(", ")}: see SECURITY.md, "Leaving Option 1"`,
+  ];
 });
 
 await check("function reachable", async () => {
   const response = await fetch(endpoint, { method: "GET", signal: AbortSignal.timeout(15_000) });
   await response.body?.cancel();
-  return [response.status === 405, `GET ${endpoint} -> ${response.status}${response.status === 405 ? " (method not allowed, as it should)" : ""}`];
+  return [
+    response.status === 405,
+    `GET ${endpoint} -> ${response.status}${
+      response.status === 405 ? " (method not allowed, as it should)" : ""
+    }`,
+  ];
 });
 
 await check("signed probe accepted", async () => {
@@ -127,14 +157,26 @@ await check("signed probe accepted", async () => {
       from probe`;
   const response = await fetch(endpoint, {
     method: "POST",
-    headers: { "content-type": "application/json", "webhook-id": runId, "webhook-timestamp": String(timestamp), "webhook-signature": row.signature },
+    headers: {
+      "content-type": "application/json",
+      "webhook-id": runId,
+      "webhook-timestamp": String(timestamp),
+      "webhook-signature": row.signature,
+    },
     body: row.body,
     signal: AbortSignal.timeout(15_000),
   });
   await response.body?.cancel();
-  return [response.status === 404, response.status === 404
-    ? "signed by the database's Vault keys, verified by the function (404: no such run, nothing imported)"
-    : `HTTP ${response.status}: ${response.status === 401 ? "the function's keyring does not hold the Vault key" : "unexpected"}`];
+  return [
+    response.status === 404,
+    response.status === 404
+      ? "signed by the database's Vault keys, verified by the function (404: no such run, nothing imported)"
+      : `HTTP ${response.status}: ${
+        response.status === 401
+          ? "the function's keyring does not hold the Vault key"
+          : "unexpected"
+      }`,
+  ];
 });
 
 await check("unsigned probe refused", async () => {

@@ -69,11 +69,16 @@ async function vaultKeys(sql: postgres.Sql): Promise<VaultKey[]> {
 }
 
 function functionsUrl(): string | undefined {
-  return values["functions-url"] ?? (values["local-stack"] ? "http://127.0.0.1:54321/functions/v1" : undefined);
+  return values["functions-url"] ??
+    (values["local-stack"] ? "http://127.0.0.1:54321/functions/v1" : undefined);
 }
 
 async function isTrackedByGit(path: string): Promise<boolean> {
-  const result = await new Deno.Command("git", { args: ["-C", repo, "ls-files", "--error-unmatch", path], stdout: "null", stderr: "null" }).output()
+  const result = await new Deno.Command("git", {
+    args: ["-C", repo, "ls-files", "--error-unmatch", path],
+    stdout: "null",
+    stderr: "null",
+  }).output()
     .catch(() => ({ code: 1 }));
   return result.code === 0;
 }
@@ -83,7 +88,9 @@ function replaceEnvLine(path: string, value: string) {
   try {
     text = Deno.readTextFileSync(path);
   } catch { /* a new file */ }
-  const lines = text.split("\n").filter((line) => line !== "" && !line.startsWith(`${KEYRING_VARIABLE}=`));
+  const lines = text.split("\n").filter((line) =>
+    line !== "" && !line.startsWith(`${KEYRING_VARIABLE}=`)
+  );
   lines.unshift(`${KEYRING_VARIABLE}=${value}`);
   Deno.writeTextFileSync(path, lines.join("\n") + "\n", { mode: 0o600 });
   Deno.chmodSync(path, 0o600);
@@ -114,11 +121,17 @@ async function setFunctionKeyring(secrets: string[]) {
     if (await isTrackedByGit(path)) fail(`refusing to write a secret into ${path}: git tracks it`);
     replaceEnvLine(path, value);
     if (values["local-stack"]) {
-      const reload = await new Deno.Command(`${repo}scripts/stack`, { args: ["reload"], stdout: "null", stderr: "inherit" }).output();
+      const reload = await new Deno.Command(`${repo}scripts/stack`, {
+        args: ["reload"],
+        stdout: "null",
+        stderr: "inherit",
+      }).output();
       if (reload.code !== 0) fail("could not reload the local stack's functions");
     }
   } else {
-    fail("say where the function's keyring goes: --project-ref, --env-file, --local-stack or --print");
+    fail(
+      "say where the function's keyring goes: --project-ref, --env-file, --local-stack or --print",
+    );
   }
   say(`verifier keyring set: ${described}`);
 }
@@ -131,24 +144,34 @@ async function expectAccepted(secret: string, what: string) {
     return;
   }
   for (let attempt = 0; attempt < 30; attempt++) {
-    const probe = await sendSignedProbe(`${url}/cron-auto-sync`, [keyBytes(secret)]).catch(() => null);
+    const probe = await sendSignedProbe(`${url}/cron-auto-sync`, [keyBytes(secret)]).catch(() =>
+      null
+    );
     if (probe?.verdict === "accepted") return say(`checked: the function ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 2000));
   }
-  fail(`the function does not accept key ${describe(secret)} yet; nothing more was changed. Check the secret, then run the step again.`);
+  fail(
+    `the function does not accept key ${
+      describe(secret)
+    } yet; nothing more was changed. Check the secret, then run the step again.`,
+  );
 }
 
 async function expectRefused(secret: string, what: string) {
   const url = functionsUrl();
   if (!url) return;
   const probe = await sendSignedProbe(`${url}/cron-auto-sync`, [keyBytes(secret)]);
-  if (probe.verdict !== "refused") fail(`the function still accepts key ${describe(secret)} (HTTP ${probe.status})`);
+  if (probe.verdict !== "refused") {
+    fail(`the function still accepts key ${describe(secret)} (HTTP ${probe.status})`);
+  }
   say(`checked: the function ${what}`);
 }
 
 function requireLabel(): string {
   const label = values.label ?? new Date().toISOString().slice(0, 16).replace(/[-:T]/g, "");
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(label)) fail(`invalid label "${label}": letters, digits, _ . - only`);
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(label)) {
+    fail(`invalid label "${label}": letters, digits, _ . - only`);
+  }
   return label;
 }
 
@@ -157,14 +180,25 @@ async function status() {
   const keys = await vaultKeys(sql);
   await sql.end();
   say(`Vault (the signer): ${keys.length} key(s)`);
-  for (const key of keys) say(`  ${key.name}  ${describe(key.secret)}  created ${key.created_at.toISOString()}`);
-  const envPath = values["env-file"] ?? (values["local-stack"] ? `${repo}.stack/functions.env` : undefined);
-  const keyring = envPath ? parseEnvFile(Deno.readTextFileSync(envPath))[KEYRING_VARIABLE] : Deno.env.get(KEYRING_VARIABLE);
+  for (const key of keys) {
+    say(`  ${key.name}  ${describe(key.secret)}  created ${key.created_at.toISOString()}`);
+  }
+  const envPath = values["env-file"] ??
+    (values["local-stack"] ? `${repo}.stack/functions.env` : undefined);
+  const keyring = envPath
+    ? parseEnvFile(Deno.readTextFileSync(envPath))[KEYRING_VARIABLE]
+    : Deno.env.get(KEYRING_VARIABLE);
   if (keyring) {
     const verifier = keyring.split("|").map((entry) => describe(entry));
     say(`Verifier keyring: ${verifier.join(", ")}`);
     const unverifiable = keys.filter((key) => !verifier.includes(describe(key.secret)));
-    if (unverifiable.length > 0) say(`WARNING: Vault signs with keys the verifier lacks: ${unverifiable.map((key) => key.name).join(", ")}`);
+    if (unverifiable.length > 0) {
+      say(
+        `WARNING: Vault signs with keys the verifier lacks: ${
+          unverifiable.map((key) => key.name).join(", ")
+        }`,
+      );
+    }
   }
 }
 
@@ -173,15 +207,21 @@ async function rotateBegin() {
   const sql = connectDb();
   try {
     const current = await vaultKeys(sql);
-    if (current.length >= 2) fail("a rotation is already in progress (two keys in Vault): run rotate-finish first");
-    if (current.some((key) => key.name === VAULT_PREFIX + label)) fail(`a key labelled "${label}" exists`);
+    if (current.length >= 2) {
+      fail("a rotation is already in progress (two keys in Vault): run rotate-finish first");
+    }
+    if (current.some((key) => key.name === VAULT_PREFIX + label)) {
+      fail(`a key labelled "${label}" exists`);
+    }
     const next = generateSecret();
     say(`new key ${describe(next)} (${VAULT_PREFIX}${label})`);
     say("1/2 the verifier accepts old and new");
     await setFunctionKeyring([...current.map((key) => key.secret), next]);
     await expectAccepted(next, "accepts the new key");
     say("2/2 the signer signs with old and new");
-    await sql`select vault.create_secret(${next}, ${VAULT_PREFIX + label}, 'cron-auto-sync signing key')`;
+    await sql`select vault.create_secret(${next}, ${
+      VAULT_PREFIX + label
+    }, 'cron-auto-sync signing key')`;
     say("Rotation started. Once every function instance runs with both keys, run rotate-finish.");
   } finally {
     await sql.end();
@@ -194,7 +234,11 @@ async function rotateFinish() {
     const [newest, ...old] = await vaultKeys(sql);
     if (!newest) fail("no signing key in Vault");
     if (old.length === 0) return say(`nothing to finish: Vault holds only ${newest.name}`);
-    say(`1/2 old key(s) leave Vault: ${old.map((key) => `${key.name} ${describe(key.secret)}`).join(", ")}`);
+    say(
+      `1/2 old key(s) leave Vault: ${
+        old.map((key) => `${key.name} ${describe(key.secret)}`).join(", ")
+      }`,
+    );
     await sql`delete from vault.secrets where id = any(${old.map((key) => key.id)}::uuid[])`;
     say("2/2 old key(s) leave the verifier");
     await setFunctionKeyring([newest.secret]);
@@ -212,13 +256,21 @@ async function revoke() {
   try {
     const current = await vaultKeys(sql);
     const next = generateSecret();
-    say(`EMERGENCY: every current key is revoked; new key ${describe(next)} (${VAULT_PREFIX}${label})`);
-    say("1/2 the verifier accepts only the new key (requests signed with the old ones fail from now)");
+    say(
+      `EMERGENCY: every current key is revoked; new key ${
+        describe(next)
+      } (${VAULT_PREFIX}${label})`,
+    );
+    say(
+      "1/2 the verifier accepts only the new key (requests signed with the old ones fail from now)",
+    );
     await setFunctionKeyring([next]);
     say("2/2 Vault holds only the new key");
     await sql.begin(async (tx) => {
       await tx`delete from vault.secrets where starts_with(name, ${VAULT_PREFIX})`;
-      await tx`select vault.create_secret(${next}, ${VAULT_PREFIX + label}, 'cron-auto-sync signing key')`;
+      await tx`select vault.create_secret(${next}, ${
+        VAULT_PREFIX + label
+      }, 'cron-auto-sync signing key')`;
     });
     await expectAccepted(next, "accepts the new key");
     for (const key of current) await expectRefused(key.secret, `refuses ${key.name}`);

@@ -9,7 +9,7 @@ import { Buffer } from "node:buffer";
 import { createHmac } from "node:crypto";
 import { generateSecret } from "../functions-shared/standard_webhooks.ts";
 import { connect } from "./support/local_stack.ts";
-import { nowSeconds, signInDatabase, type SignedRequest } from "./support/signed_requests.ts";
+import { nowSeconds, type SignedRequest, signInDatabase } from "./support/signed_requests.ts";
 import {
   assertNoSecretIn,
   assertUntouched,
@@ -37,17 +37,39 @@ async function expectStatus(request: SignedRequest, status: number, label: strin
 
 Deno.test("another audience, in any spelling, is refused (403); a non-string audience fails the schema (400)", async () => {
   const { runId, claims } = await fixtures.run();
-  const wrong = ["import-emails", "Cron-Auto-Sync", "CRON-AUTO-SYNC", "cron-auto-sync ", " cron-auto-sync", "cron_auto_sync",
-    "cron-auto-sync/", "cron-auto-sync\n", "crön-auto-sync", "cron\u2010auto\u2010sync", "", "*", "authenticated", "service_role"];
+  const wrong = [
+    "import-emails",
+    "Cron-Auto-Sync",
+    "CRON-AUTO-SYNC",
+    "cron-auto-sync ",
+    " cron-auto-sync",
+    "cron_auto_sync",
+    "cron-auto-sync/",
+    "cron-auto-sync\n",
+    "crön-auto-sync",
+    "cron\u2010auto\u2010sync",
+    "",
+    "*",
+    "authenticated",
+    "service_role",
+  ];
   for (const aud of wrong) {
-    await expectStatus(await signInDatabase(sql, { ...claims, aud }), 403, `aud ${JSON.stringify(aud)}`);
+    await expectStatus(
+      await signInDatabase(sql, { ...claims, aud }),
+      403,
+      `aud ${JSON.stringify(aud)}`,
+    );
     count("audience");
   }
   // NUL cannot be in jsonb: sign the JSON text in TypeScript instead.
   await expectStatus(signClaims({ ...claims, aud: "cron-auto-sync\u0000" }), 403, "aud with NUL");
   count("audience");
   for (const aud of [["cron-auto-sync"], { aud: "cron-auto-sync" }, null, 1, true]) {
-    await expectStatus(await signInDatabase(sql, { ...claims, aud }), 400, `aud ${JSON.stringify(aud)}`);
+    await expectStatus(
+      await signInDatabase(sql, { ...claims, aud }),
+      400,
+      `aud ${JSON.stringify(aud)}`,
+    );
     count("audience");
   }
   const noAud: Record<string, unknown> = { ...claims };
@@ -59,12 +81,31 @@ Deno.test("another audience, in any spelling, is refused (403); a non-string aud
 
 Deno.test("another scope, in any spelling, is refused (403); a non-string scope fails the schema (400)", async () => {
   const { runId, claims } = await fixtures.run();
-  for (const scope of ["IMPORT-EMAILS", "import-emails admin", "import-emails,admin", "admin", "*", "", "import_emails", "import-email"]) {
-    await expectStatus(await signInDatabase(sql, { ...claims, scope }), 403, `scope ${JSON.stringify(scope)}`);
+  for (
+    const scope of [
+      "IMPORT-EMAILS",
+      "import-emails admin",
+      "import-emails,admin",
+      "admin",
+      "*",
+      "",
+      "import_emails",
+      "import-email",
+    ]
+  ) {
+    await expectStatus(
+      await signInDatabase(sql, { ...claims, scope }),
+      403,
+      `scope ${JSON.stringify(scope)}`,
+    );
     count("scope");
   }
   for (const scope of [["import-emails"], { scope: "import-emails" }, null]) {
-    await expectStatus(await signInDatabase(sql, { ...claims, scope }), 400, `scope ${JSON.stringify(scope)}`);
+    await expectStatus(
+      await signInDatabase(sql, { ...claims, scope }),
+      400,
+      `scope ${JSON.stringify(scope)}`,
+    );
     count("scope");
   }
   await assertUntouched(sql, runId);
@@ -74,20 +115,38 @@ Deno.test("another user: user A's run claimed for user B (who has an enabled sch
   const b = await fixtures.run();
   const aUser = await fixtures.user();
   const aRuns: string[] = [];
-  for (const sub of [b.userId, b.userId.toUpperCase(), crypto.randomUUID(), "00000000-0000-0000-0000-000000000000"]) {
+  for (
+    const sub of [
+      b.userId,
+      b.userId.toUpperCase(),
+      crypto.randomUUID(),
+      "00000000-0000-0000-0000-000000000000",
+    ]
+  ) {
     // A fresh run of A each time: a signed request that reaches the database burns its id.
     const a = await fixtures.run({ userId: aUser });
     aRuns.push(a.runId);
-    await expectStatus(await signInDatabase(sql, { ...a.claims, sub }), 404, `run of A with sub ${sub}`);
+    await expectStatus(
+      await signInDatabase(sql, { ...a.claims, sub }),
+      404,
+      `run of A with sub ${sub}`,
+    );
     count("user");
   }
   // B's run claimed for A: also 404.
-  await expectStatus(await signInDatabase(sql, { ...b.claims, sub: aUser }), 404, "run of B with sub A");
+  await expectStatus(
+    await signInDatabase(sql, { ...b.claims, sub: aUser }),
+    404,
+    "run of B with sub A",
+  );
   count("user");
   // No run moved: they stay dispatched (never accepted, never imported).
   for (const runId of [...aRuns, b.runId]) assert.equal(await runStatus(sql, runId), "dispatched");
   const [accepted] = await sql`
-    select count(*)::int as n from auto_sync.runs where id = any(${[...aRuns, b.runId]}::uuid[]) and accepted_at is not null`;
+    select count(*)::int as n from auto_sync.runs where id = any(${[
+    ...aRuns,
+    b.runId,
+  ]}::uuid[]) and accepted_at is not null`;
   assert.equal(accepted.n, 0);
 });
 
@@ -96,11 +155,19 @@ Deno.test("expiry: exp in the past is refused (403); exp not after iat fails (40
   const now = nowSeconds();
   const iat = now - 200; // inside the timestamp window
   for (const exp of [now - 1, now - 100, iat + 1]) {
-    await expectStatus(await signInDatabase(sql, { ...claims, iat, exp }), 403, `exp ${exp - now} s from now`);
+    await expectStatus(
+      await signInDatabase(sql, { ...claims, iat, exp }),
+      403,
+      `exp ${exp - now} s from now`,
+    );
     count("expiry");
   }
   for (const exp of [iat, iat - 1, 0]) {
-    await expectStatus(await signInDatabase(sql, { ...claims, iat, exp }), 400, `exp ${exp - iat} s after iat`);
+    await expectStatus(
+      await signInDatabase(sql, { ...claims, iat, exp }),
+      400,
+      `exp ${exp - iat} s after iat`,
+    );
     count("expiry");
   }
   await assertUntouched(sql, runId);
@@ -111,10 +178,16 @@ Deno.test("iat different from webhook-timestamp, and webhook-id different from r
   for (const delta of [-1, 1, -300, 60]) {
     const iat = claims.iat + delta;
     // body iat shifted, header timestamp honest
-    await expectStatus(await signInDatabase(sql, { ...claims, iat, exp: iat + 300 }, { timestamp: claims.iat }), 400, `iat ${delta}`);
+    await expectStatus(
+      await signInDatabase(sql, { ...claims, iat, exp: iat + 300 }, { timestamp: claims.iat }),
+      400,
+      `iat ${delta}`,
+    );
     count("iat/id binding");
   }
-  for (const id of [crypto.randomUUID(), runId.toUpperCase(), runId.replaceAll("-", ""), `${runId}-x`]) {
+  for (
+    const id of [crypto.randomUUID(), runId.toUpperCase(), runId.replaceAll("-", ""), `${runId}-x`]
+  ) {
     await expectStatus(await signInDatabase(sql, claims, { id }), 400, `webhook-id ${id}`);
     count("iat/id binding");
   }
@@ -129,17 +202,34 @@ Deno.test("signatures from keys not in the keyring are refused (401)", async () 
   const flippedKey = new Uint8Array(key);
   flippedKey[0] ^= 1;
   const sigWith = (hmacKey: Uint8Array | string, algorithm = "sha256") =>
-    "v1," + createHmac(algorithm, hmacKey).update(`${honest.id}.${honest.timestamp}.`).update(honest.body).digest("base64");
+    "v1," +
+    createHmac(algorithm, hmacKey).update(`${honest.id}.${honest.timestamp}.`).update(honest.body)
+      .digest("base64");
   const forged: Record<string, string> = {
-    "a revoked key (random whsec_)": sigWith(new Uint8Array(Buffer.from(generateSecret().slice(6), "base64"))),
+    "a revoked key (random whsec_)": sigWith(
+      new Uint8Array(Buffer.from(generateSecret().slice(6), "base64")),
+    ),
     "the key with one bit flipped": sigWith(flippedKey),
     "the whsec_ text as HMAC key": sigWith(secret),
     "the base64 text as HMAC key": sigWith(secret.slice(6)),
     "an empty key": sigWith(new Uint8Array(0)),
     "HMAC-SHA1 with the right key": sigWith(key, "sha1"),
     "HMAC-SHA512 with the right key": sigWith(key, "sha512"),
-    "HMAC-SHA512/256 truncated": "v1," + Buffer.from(createHmac("sha512", key).update(`${honest.id}.${honest.timestamp}.`).update(honest.body).digest()).subarray(0, 32).toString("base64"),
-    "plain SHA-256 of the content": "v1," + Buffer.from(await crypto.subtle.digest("SHA-256", Buffer.concat([Buffer.from(`${honest.id}.${honest.timestamp}.`), Buffer.from(honest.body)]))).toString("base64"),
+    "HMAC-SHA512/256 truncated": "v1," +
+      Buffer.from(
+        createHmac("sha512", key).update(`${honest.id}.${honest.timestamp}.`).update(honest.body)
+          .digest(),
+      ).subarray(0, 32).toString("base64"),
+    "plain SHA-256 of the content": "v1," +
+      Buffer.from(
+        await crypto.subtle.digest(
+          "SHA-256",
+          Buffer.concat([
+            Buffer.from(`${honest.id}.${honest.timestamp}.`),
+            Buffer.from(honest.body),
+          ]),
+        ),
+      ).toString("base64"),
   };
   for (const [label, signature] of Object.entries(forged)) {
     await expectStatus({ ...honest, signature }, 401, label);
@@ -157,7 +247,11 @@ Deno.test("signature header spellings: no prefix, V1, v2, v1a, other separators,
   const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   const last = alphabet.indexOf(b64[42]);
   const sameBytes = b64.slice(0, 42) + alphabet[last ^ 1] + "=";
-  assert.deepEqual(Buffer.from(sameBytes, "base64"), bytes, "the second spelling decodes to the same bytes");
+  assert.deepEqual(
+    Buffer.from(sameBytes, "base64"),
+    bytes,
+    "the second spelling decodes to the same bytes",
+  );
   const spellings: Record<string, string> = {
     "no version prefix": b64,
     "V1,": `V1,${b64}`,
@@ -179,8 +273,12 @@ Deno.test("signature header spellings: no prefix, V1, v2, v1a, other separators,
     "lower-cased base64": `v1,${b64.toLowerCase()}`,
     "first 43 characters": `v1,${b64.slice(0, 43)}`,
     "signature twice, concatenated": `v1,${b64}${b64}`,
-    "valid after 8 other entries (too many)": `${Array.from({ length: 8 }, () => `v1,${"A".repeat(43)}=`).join(" ")} v1,${b64}`,
-    "valid after padding to 1025 bytes": `${"v2,x".padEnd(1024 - honest.signature.length, "x")} ${honest.signature}`,
+    "valid after 8 other entries (too many)": `${
+      Array.from({ length: 8 }, () => `v1,${"A".repeat(43)}=`).join(" ")
+    } v1,${b64}`,
+    "valid after padding to 1025 bytes": `${
+      "v2,x".padEnd(1024 - honest.signature.length, "x")
+    } ${honest.signature}`,
     "comma-separated list": `v1,${"A".repeat(43)}=,v1,${b64}`,
     "tab-separated list": `v1,${"A".repeat(43)}=\tv1,${b64}`,
   };
@@ -231,7 +329,10 @@ Deno.test("a v1 signature over another id, timestamp or body is not transferable
       id: a.runId,
       timestamp: signedA.timestamp.slice(0, -1),
       signature: v1Signature(key, a.runId, signedA.timestamp, signedA.body),
-      body: Buffer.concat([Buffer.from(signedA.timestamp.slice(-1) + "."), Buffer.from(signedA.body)]),
+      body: Buffer.concat([
+        Buffer.from(signedA.timestamp.slice(-1) + "."),
+        Buffer.from(signedA.body),
+      ]),
     },
   };
   for (const [label, request] of Object.entries(transfers)) {

@@ -21,8 +21,8 @@ import {
   assertUntouched,
   collectedBodies,
   Fixtures,
-  rawExchange,
   type RawExchange,
+  rawExchange,
   rawHead,
   rawRequest,
   signClaims,
@@ -55,48 +55,231 @@ function linesWith(valid: SignedRequest, name: string, replacement: string[]): s
 
 const tricks: Trick[] = [
   // Duplicated webhook-* headers (the signature ones are in their own test below).
-  { name: "webhook-id twice, same value", build: (t, v) => rawHead(t, linesWith(v, "webhook-id", [`webhook-id: ${v.id}`, `webhook-id: ${v.id}`])) + bodyText(v) },
-  { name: "webhook-id twice, other id first", build: (t, v) => rawHead(t, linesWith(v, "webhook-id", [`webhook-id: ${crypto.randomUUID()}`, `webhook-id: ${v.id}`])) + bodyText(v) },
-  { name: "webhook-id twice, other id second", build: (t, v) => rawHead(t, linesWith(v, "webhook-id", [`webhook-id: ${v.id}`, `webhook-id: ${crypto.randomUUID()}`])) + bodyText(v) },
-  { name: "webhook-timestamp twice, same value", build: (t, v) => rawHead(t, linesWith(v, "webhook-timestamp", [`webhook-timestamp: ${v.timestamp}`, `webhook-timestamp: ${v.timestamp}`])) + bodyText(v) },
-  { name: "webhook-timestamp twice, other value second", build: (t, v) => rawHead(t, linesWith(v, "webhook-timestamp", [`webhook-timestamp: ${v.timestamp}`, `webhook-timestamp: ${Number(v.timestamp) + 1}`])) + bodyText(v) },
-  { name: "content-type twice", build: (t, v) => rawHead(t, linesWith(v, "content-type", ["Content-Type: application/json", "Content-Type: application/json"])) + bodyText(v) },
+  {
+    name: "webhook-id twice, same value",
+    build: (t, v) =>
+      rawHead(t, linesWith(v, "webhook-id", [`webhook-id: ${v.id}`, `webhook-id: ${v.id}`])) +
+      bodyText(v),
+  },
+  {
+    name: "webhook-id twice, other id first",
+    build: (t, v) =>
+      rawHead(
+        t,
+        linesWith(v, "webhook-id", [`webhook-id: ${crypto.randomUUID()}`, `webhook-id: ${v.id}`]),
+      ) + bodyText(v),
+  },
+  {
+    name: "webhook-id twice, other id second",
+    build: (t, v) =>
+      rawHead(
+        t,
+        linesWith(v, "webhook-id", [`webhook-id: ${v.id}`, `webhook-id: ${crypto.randomUUID()}`]),
+      ) + bodyText(v),
+  },
+  {
+    name: "webhook-timestamp twice, same value",
+    build: (t, v) =>
+      rawHead(
+        t,
+        linesWith(v, "webhook-timestamp", [
+          `webhook-timestamp: ${v.timestamp}`,
+          `webhook-timestamp: ${v.timestamp}`,
+        ]),
+      ) + bodyText(v),
+  },
+  {
+    name: "webhook-timestamp twice, other value second",
+    build: (t, v) =>
+      rawHead(
+        t,
+        linesWith(v, "webhook-timestamp", [
+          `webhook-timestamp: ${v.timestamp}`,
+          `webhook-timestamp: ${Number(v.timestamp) + 1}`,
+        ]),
+      ) + bodyText(v),
+  },
+  {
+    name: "content-type twice",
+    build: (t, v) =>
+      rawHead(
+        t,
+        linesWith(v, "content-type", [
+          "Content-Type: application/json",
+          "Content-Type: application/json",
+        ]),
+      ) + bodyText(v),
+  },
   // Names that look alike but are other headers.
-  { name: "webhook_signature (underscore) instead of webhook-signature", build: (t, v) => rawHead(t, linesWith(v, "webhook-signature", [`webhook_signature: ${v.signature}`])) + bodyText(v) },
-  { name: "x-webhook-signature instead of webhook-signature", build: (t, v) => rawHead(t, linesWith(v, "webhook-signature", [`x-webhook-signature: ${v.signature}`])) + bodyText(v) },
-  { name: "space before the colon", build: (t, v) => rawHead(t, linesWith(v, "webhook-signature", [`webhook-signature : ${v.signature}`])) + bodyText(v) },
+  {
+    name: "webhook_signature (underscore) instead of webhook-signature",
+    build: (t, v) =>
+      rawHead(t, linesWith(v, "webhook-signature", [`webhook_signature: ${v.signature}`])) +
+      bodyText(v),
+  },
+  {
+    name: "x-webhook-signature instead of webhook-signature",
+    build: (t, v) =>
+      rawHead(t, linesWith(v, "webhook-signature", [`x-webhook-signature: ${v.signature}`])) +
+      bodyText(v),
+  },
+  {
+    name: "space before the colon",
+    build: (t, v) =>
+      rawHead(t, linesWith(v, "webhook-signature", [`webhook-signature : ${v.signature}`])) +
+      bodyText(v),
+  },
   // Oversized.
-  { name: "8 KiB signature header with the valid signature at its end", build: (t, v) => rawHead(t, linesWith(v, "webhook-signature", [`webhook-signature: ${"v2,x ".repeat(1638)}${v.signature}`])) + bodyText(v) },
-  { name: "64 KiB signature header with the valid signature at its end", build: (t, v) => rawHead(t, linesWith(v, "webhook-signature", [`webhook-signature: ${"v2,x ".repeat(13_107)}${v.signature}`])) + bodyText(v) },
-  { name: "1000 extra headers", build: (t, v) => rawHead(t, [...signedLines(v), ...Array.from({ length: 1000 }, (_, i) => `x-filler-${i}: ${i}`)]) + bodyText(v) },
-  { name: "1000 webhook-signature headers, the valid one last", build: (t, v) => rawHead(t, linesWith(v, "webhook-signature", [...Array.from({ length: 999 }, () => `webhook-signature: ${junkSignature}`), `webhook-signature: ${v.signature}`])) + bodyText(v) },
+  {
+    name: "8 KiB signature header with the valid signature at its end",
+    build: (t, v) =>
+      rawHead(
+        t,
+        linesWith(v, "webhook-signature", [
+          `webhook-signature: ${"v2,x ".repeat(1638)}${v.signature}`,
+        ]),
+      ) + bodyText(v),
+  },
+  {
+    name: "64 KiB signature header with the valid signature at its end",
+    build: (t, v) =>
+      rawHead(
+        t,
+        linesWith(v, "webhook-signature", [
+          `webhook-signature: ${"v2,x ".repeat(13_107)}${v.signature}`,
+        ]),
+      ) + bodyText(v),
+  },
+  {
+    name: "1000 extra headers",
+    build: (t, v) =>
+      rawHead(t, [
+        ...signedLines(v),
+        ...Array.from({ length: 1000 }, (_, i) => `x-filler-${i}: ${i}`),
+      ]) + bodyText(v),
+  },
+  {
+    name: "1000 webhook-signature headers, the valid one last",
+    build: (t, v) =>
+      rawHead(
+        t,
+        linesWith(v, "webhook-signature", [
+          ...Array.from({ length: 999 }, () => `webhook-signature: ${junkSignature}`),
+          `webhook-signature: ${v.signature}`,
+        ]),
+      ) + bodyText(v),
+  },
   // Folding and control characters.
-  { name: "obs-fold: signature continued on a space-indented line", build: (t, v) => rawHead(t, linesWith(v, "webhook-signature", [`webhook-signature: ${junkSignature}`, ` ${v.signature}`])) + bodyText(v) },
-  { name: "obs-fold: signature continued on a tab-indented line", build: (t, v) => rawHead(t, linesWith(v, "webhook-signature", ["webhook-signature:", `\t${v.signature}`])) + bodyText(v) },
-  { name: "obs-fold: webhook-id split over two lines", build: (t, v) => rawHead(t, linesWith(v, "webhook-id", [`webhook-id: ${v.id.slice(0, 10)}`, ` ${v.id.slice(10)}`])) + bodyText(v) },
-  { name: "tab inside the webhook-id value", build: (t, v) => rawHead(t, linesWith(v, "webhook-id", [`webhook-id: ${v.id.slice(0, 10)}\t${v.id.slice(10)}`])) + bodyText(v) },
-  { name: "tab between a junk and the valid signature", build: (t, v) => rawHead(t, linesWith(v, "webhook-signature", [`webhook-signature: ${junkSignature}\t${v.signature}`])) + bodyText(v) },
-  { name: "vertical tab before the signature", build: (t, v) => rawHead(t, linesWith(v, "webhook-signature", [`webhook-signature:\x0b${v.signature}`])) + bodyText(v) },
-  { name: "NUL inside the signature value", build: (t, v) => rawHead(t, linesWith(v, "webhook-signature", [`webhook-signature: ${junkSignature}\x00${v.signature}`])) + bodyText(v) },
-  { name: "bare CR injecting a second signature", build: (t, v) => rawHead(t, linesWith(v, "webhook-signature", [`webhook-signature: ${junkSignature}\rwebhook-signature: ${v.signature}`])) + bodyText(v) },
-  { name: "non-ASCII byte inside the webhook-id", build: (t, v) => rawHead(t, linesWith(v, "webhook-id", [`webhook-id: ${v.id}\u00e9`])) + bodyText(v) },
+  {
+    name: "obs-fold: signature continued on a space-indented line",
+    build: (t, v) =>
+      rawHead(
+        t,
+        linesWith(v, "webhook-signature", [
+          `webhook-signature: ${junkSignature}`,
+          ` ${v.signature}`,
+        ]),
+      ) + bodyText(v),
+  },
+  {
+    name: "obs-fold: signature continued on a tab-indented line",
+    build: (t, v) =>
+      rawHead(t, linesWith(v, "webhook-signature", ["webhook-signature:", `\t${v.signature}`])) +
+      bodyText(v),
+  },
+  {
+    name: "obs-fold: webhook-id split over two lines",
+    build: (t, v) =>
+      rawHead(
+        t,
+        linesWith(v, "webhook-id", [`webhook-id: ${v.id.slice(0, 10)}`, ` ${v.id.slice(10)}`]),
+      ) + bodyText(v),
+  },
+  {
+    name: "tab inside the webhook-id value",
+    build: (t, v) =>
+      rawHead(
+        t,
+        linesWith(v, "webhook-id", [`webhook-id: ${v.id.slice(0, 10)}\t${v.id.slice(10)}`]),
+      ) + bodyText(v),
+  },
+  {
+    name: "tab between a junk and the valid signature",
+    build: (t, v) =>
+      rawHead(
+        t,
+        linesWith(v, "webhook-signature", [`webhook-signature: ${junkSignature}\t${v.signature}`]),
+      ) + bodyText(v),
+  },
+  {
+    name: "vertical tab before the signature",
+    build: (t, v) =>
+      rawHead(t, linesWith(v, "webhook-signature", [`webhook-signature:\x0b${v.signature}`])) +
+      bodyText(v),
+  },
+  {
+    name: "NUL inside the signature value",
+    build: (t, v) =>
+      rawHead(
+        t,
+        linesWith(v, "webhook-signature", [
+          `webhook-signature: ${junkSignature}\x00${v.signature}`,
+        ]),
+      ) + bodyText(v),
+  },
+  {
+    name: "bare CR injecting a second signature",
+    build: (t, v) =>
+      rawHead(
+        t,
+        linesWith(v, "webhook-signature", [
+          `webhook-signature: ${junkSignature}\rwebhook-signature: ${v.signature}`,
+        ]),
+      ) + bodyText(v),
+  },
+  {
+    name: "non-ASCII byte inside the webhook-id",
+    build: (t, v) =>
+      rawHead(t, linesWith(v, "webhook-id", [`webhook-id: ${v.id}\u00e9`])) + bodyText(v),
+  },
   // Framing: the body says one thing, the headers another.
-  { name: "Content-Length one byte short", build: (t, v) => rawHead(t, linesWith(v, "content-length", [`Content-Length: ${v.body.byteLength - 1}`])) + bodyText(v), smuggling: true },
-  { name: "Content-Length larger than the body (the server waits)", build: (t, v) => rawHead(t, linesWith(v, "content-length", [`Content-Length: ${v.body.byteLength + 10}`])) + bodyText(v), smuggling: true },
+  {
+    name: "Content-Length one byte short",
+    build: (t, v) =>
+      rawHead(t, linesWith(v, "content-length", [`Content-Length: ${v.body.byteLength - 1}`])) +
+      bodyText(v),
+    smuggling: true,
+  },
+  {
+    name: "Content-Length larger than the body (the server waits)",
+    build: (t, v) =>
+      rawHead(t, linesWith(v, "content-length", [`Content-Length: ${v.body.byteLength + 10}`])) +
+      bodyText(v),
+    smuggling: true,
+  },
   {
     name: "two different Content-Lengths, the valid request smuggled after the first",
     build: (t, v) => {
       const smuggled = rawRequest(t, v);
       const junk = "{}";
-      return rawHead(t, [...linesWith(v, "content-length", [`Content-Length: ${junk.length}`, `Content-Length: ${junk.length + smuggled.length}`])]) + junk + smuggled;
+      return rawHead(t, [
+        ...linesWith(v, "content-length", [
+          `Content-Length: ${junk.length}`,
+          `Content-Length: ${junk.length + smuggled.length}`,
+        ]),
+      ]) + junk + smuggled;
     },
     smuggling: true,
   },
   {
-    name: "CL.TE: Content-Length covers everything, chunked ends at once, the valid request follows",
+    name:
+      "CL.TE: Content-Length covers everything, chunked ends at once, the valid request follows",
     build: (t, v) => {
       const chunked = `0\r\n\r\n${rawRequest(t, v)}`;
-      return rawHead(t, [...linesWith(v, "content-length", [`Content-Length: ${chunked.length}`]), "Transfer-Encoding: chunked"]) + chunked;
+      return rawHead(t, [
+        ...linesWith(v, "content-length", [`Content-Length: ${chunked.length}`]),
+        "Transfer-Encoding: chunked",
+      ]) + chunked;
     },
     smuggling: true,
   },
@@ -105,15 +288,25 @@ const tricks: Trick[] = [
     build: (t, v) => {
       const smuggled = rawRequest(t, v);
       const chunked = `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`;
-      return rawHead(t, ["Transfer-Encoding: chunked", ...linesWith(v, "content-length", ["Content-Length: 4"])]) + chunked;
+      return rawHead(t, [
+        "Transfer-Encoding: chunked",
+        ...linesWith(v, "content-length", ["Content-Length: 4"]),
+      ]) + chunked;
     },
     smuggling: true,
   },
-  ...["xchunked", "chunked, identity", "identity, chunked", "chunked\x0b", "gzip, chunked"].map((coding): Trick => ({
-    name: `Transfer-Encoding "${coding.replace("\x0b", "\\v")}" with Content-Length, the valid request smuggled`,
+  ...["xchunked", "chunked, identity", "identity, chunked", "chunked\x0b", "gzip, chunked"].map((
+    coding,
+  ): Trick => ({
+    name: `Transfer-Encoding "${
+      coding.replace("\x0b", "\\v")
+    }" with Content-Length, the valid request smuggled`,
     build: (t, v) => {
       const chunked = `0\r\n\r\n${rawRequest(t, v)}`;
-      return rawHead(t, [...linesWith(v, "content-length", [`Content-Length: ${chunked.length}`]), `Transfer-Encoding: ${coding}`]) + chunked;
+      return rawHead(t, [
+        ...linesWith(v, "content-length", [`Content-Length: ${chunked.length}`]),
+        `Transfer-Encoding: ${coding}`,
+      ]) + chunked;
     },
     smuggling: true,
   })),
@@ -121,7 +314,11 @@ const tricks: Trick[] = [
     name: "two Transfer-Encoding headers (chunked, identity), the valid request smuggled",
     build: (t, v) => {
       const chunked = `0\r\n\r\n${rawRequest(t, v)}`;
-      return rawHead(t, ["Content-Type: application/json", "Transfer-Encoding: chunked", "Transfer-Encoding: identity"]) + chunked;
+      return rawHead(t, [
+        "Content-Type: application/json",
+        "Transfer-Encoding: chunked",
+        "Transfer-Encoding: identity",
+      ]) + chunked;
     },
     smuggling: true,
   },
@@ -129,19 +326,25 @@ const tricks: Trick[] = [
     name: "HTTP/1.0 with Transfer-Encoding: chunked, the valid request smuggled",
     build: (t, v) => {
       const chunked = `0\r\n\r\n${rawRequest(t, v)}`;
-      return rawHead(t, [...linesWith(v, "content-length", [`Content-Length: ${chunked.length}`]), "Transfer-Encoding: chunked"])
+      return rawHead(t, [
+        ...linesWith(v, "content-length", [`Content-Length: ${chunked.length}`]),
+        "Transfer-Encoding: chunked",
+      ])
         .replace(" HTTP/1.1\r\n", " HTTP/1.0\r\n") + chunked;
     },
     smuggling: true,
   },
   {
     name: "chunk size overflow, the valid request smuggled",
-    build: (t, v) => rawHead(t, ["Content-Type: application/json", "Transfer-Encoding: chunked"]) + `ffffffffffffffffffff\r\n{}\r\n0\r\n\r\n${rawRequest(t, v)}`,
+    build: (t, v) =>
+      rawHead(t, ["Content-Type: application/json", "Transfer-Encoding: chunked"]) +
+      `ffffffffffffffffffff\r\n{}\r\n0\r\n\r\n${rawRequest(t, v)}`,
     smuggling: true,
   },
   {
     name: "the valid body in chunks whose sizes lie (one byte short)",
-    build: (t, v) => rawHead(t, [...linesWith(v, "content-length", []), "Transfer-Encoding: chunked"]) +
+    build: (t, v) =>
+      rawHead(t, [...linesWith(v, "content-length", []), "Transfer-Encoding: chunked"]) +
       `${(v.body.byteLength - 1).toString(16)}\r\n${bodyText(v)}\r\n0\r\n\r\n`,
     smuggling: true,
   },
@@ -158,14 +361,20 @@ for (const target of TARGETS) {
     const valid = signClaims(claims);
     const failures: string[] = [];
     for (const trick of tricks) {
-      const exchange = await rawExchange(target, trick.build(target, valid), trick.smuggling ? { responses: Infinity, idleMs: 800 } : {});
+      const exchange = await rawExchange(
+        target,
+        trick.build(target, valid),
+        trick.smuggling ? { responses: Infinity, idleMs: 800 } : {},
+      );
       report.push(`${target.name.padEnd(8)} ${describe(exchange).padEnd(22)} ${trick.name}`);
       const statuses = exchange.responses.map((response) => response.status);
       if (statuses.includes(202)) failures.push(`${trick.name}: accepted (${describe(exchange)})`);
       if (statuses.some((status) => ![400, 401, 413, 415, 431].includes(status))) {
         failures.push(`${trick.name}: unexpected ${describe(exchange)}`);
       }
-      if (trick.smuggling && statuses.length > 1) failures.push(`${trick.name}: a smuggled request was answered (${describe(exchange)})`);
+      if (trick.smuggling && statuses.length > 1) {
+        failures.push(`${trick.name}: a smuggled request was answered (${describe(exchange)})`);
+      }
     }
     assert.deepEqual(failures, []);
     await assertUntouched(sql, runId);
@@ -173,8 +382,14 @@ for (const target of TARGETS) {
     // Control: the same valid request, pipelined behind a refused one on one
     // connection, is answered and accepted, so the checks above could see it.
     const refused = rawRequest(target, { ...valid, signature: junkSignature });
-    const control = await rawExchange(target, refused + rawRequest(target, valid), { responses: 2 });
-    assert.deepEqual(control.responses.map((response) => response.status), [401, 202], describe(control));
+    const control = await rawExchange(target, refused + rawRequest(target, valid), {
+      responses: 2,
+    });
+    assert.deepEqual(
+      control.responses.map((response) => response.status),
+      [401, 202],
+      describe(control),
+    );
     assert.equal(await waitFinished(sql, runId), "skipped");
   });
 }
@@ -182,11 +397,23 @@ for (const target of TARGETS) {
 Deno.test("CR or LF in a header value cannot be sent with fetch (header injection stops at the client)", async () => {
   const { runId, claims } = await fixtures.run();
   const valid = signClaims(claims);
-  for (const value of [`${valid.signature}\r\nwebhook-id: x`, `${valid.signature}\nx: y`, `${valid.signature}\rx`, `${valid.signature}\0`]) {
+  for (
+    const value of [
+      `${valid.signature}\r\nwebhook-id: x`,
+      `${valid.signature}\nx: y`,
+      `${valid.signature}\rx`,
+      `${valid.signature}\0`,
+    ]
+  ) {
     await assert.rejects(
       fetch(`http://127.0.0.1:${TARGETS[0].port}${TARGETS[0].path}`, {
         method: "POST",
-        headers: { "content-type": "application/json", "webhook-id": valid.id, "webhook-timestamp": valid.timestamp, "webhook-signature": value },
+        headers: {
+          "content-type": "application/json",
+          "webhook-id": valid.id,
+          "webhook-timestamp": valid.timestamp,
+          "webhook-signature": value,
+        },
         body: valid.body as BodyInit,
       }),
       TypeError,
@@ -204,8 +431,12 @@ Deno.test("CR or LF in a header value cannot be sent with fetch (header injectio
 for (const target of TARGETS) {
   Deno.test(`duplicated webhook-signature headers via the ${target.name} are refused (401) in either order`, async () => {
     const orders: Record<string, (valid: string) => string[]> = {
-      "valid then invalid": (valid) => [`webhook-signature: ${valid}`, `webhook-signature: ${junkSignature}`],
-      "invalid then valid": (valid) => [`webhook-signature: ${junkSignature}`, `webhook-signature: ${valid}`],
+      "valid then invalid": (
+        valid,
+      ) => [`webhook-signature: ${valid}`, `webhook-signature: ${junkSignature}`],
+      "invalid then valid": (
+        valid,
+      ) => [`webhook-signature: ${junkSignature}`, `webhook-signature: ${valid}`],
       "valid twice": (valid) => [`webhook-signature: ${valid}`, `webhook-signature: ${valid}`],
     };
     // (An empty line plus a valid one is not in this list: the HTTP layer drops the
@@ -214,8 +445,16 @@ for (const target of TARGETS) {
     for (const [order, lines] of Object.entries(orders)) {
       const { runId, claims } = await fixtures.run(); // a run each: an acceptance consumes it
       const valid = signClaims(claims);
-      const exchange = await rawExchange(target, rawHead(target, linesWith(valid, "webhook-signature", lines(valid.signature))) + bodyText(valid));
-      report.push(`${target.name.padEnd(8)} ${describe(exchange).padEnd(22)} webhook-signature twice, ${order}`);
+      const exchange = await rawExchange(
+        target,
+        rawHead(target, linesWith(valid, "webhook-signature", lines(valid.signature))) +
+          bodyText(valid),
+      );
+      report.push(
+        `${target.name.padEnd(8)} ${
+          describe(exchange).padEnd(22)
+        } webhook-signature twice, ${order}`,
+      );
       outcomes.push(`${order}: ${describe(exchange)}`);
       if (exchange.responses[0]?.status === 202) await waitFinished(sql, runId);
     }
@@ -237,8 +476,14 @@ Deno.test("clients that hang up mid-body do not flood the log with unstructured 
   const aborts = 5; // per target; both reach the same function process
   for (const target of TARGETS) {
     for (let i = 0; i < aborts; i++) {
-      const head = rawHead(target, linesWith(valid, "content-length", [`Content-Length: ${valid.body.byteLength + 100}`]));
-      const exchange = await rawExchange(target, head + bodyText(valid), { responses: Infinity, idleMs: 100 });
+      const head = rawHead(
+        target,
+        linesWith(valid, "content-length", [`Content-Length: ${valid.body.byteLength + 100}`]),
+      );
+      const exchange = await rawExchange(target, head + bodyText(valid), {
+        responses: Infinity,
+        idleMs: 100,
+      });
       assert.equal(exchange.responses.length, 0);
     }
   }
@@ -254,14 +499,27 @@ Deno.test("clients that hang up mid-body do not flood the log with unstructured 
       return true;
     }
   });
-  report.push(`${aborts * TARGETS.length} aborted bodies -> ${added.length} log lines, ${unstructured.length} not JSON`);
-  assert.deepEqual(unstructured.slice(0, 6), [], `${unstructured.length} unstructured log lines for ${aborts * TARGETS.length} aborted requests`);
-  assert.ok(added.length <= 4, `${added.length} log lines for ${aborts * TARGETS.length} aborted requests: not rate-limited`);
+  report.push(
+    `${
+      aborts * TARGETS.length
+    } aborted bodies -> ${added.length} log lines, ${unstructured.length} not JSON`,
+  );
+  assert.deepEqual(
+    unstructured.slice(0, 6),
+    [],
+    `${unstructured.length} unstructured log lines for ${aborts * TARGETS.length} aborted requests`,
+  );
+  assert.ok(
+    added.length <= 4,
+    `${added.length} log lines for ${aborts * TARGETS.length} aborted requests: not rate-limited`,
+  );
   await assertUntouched(sql, runId);
 });
 
 Deno.test("no signing secret in any response body of this file", () => {
-  console.log(`what the HTTP layer and the function answered (${report.length} cases):\n${report.join("\n")}`);
+  console.log(
+    `what the HTTP layer and the function answered (${report.length} cases):\n${report.join("\n")}`,
+  );
   assertNoSecretIn(collectedBodies, "header trick responses");
 });
 

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { connect } from "./support/local_stack.ts";
-import { signInDatabase, type SignedRequest } from "./support/signed_requests.ts";
+import { type SignedRequest, signInDatabase } from "./support/signed_requests.ts";
 import {
   assertNoSecretIn,
   assertUntouched,
@@ -41,7 +41,11 @@ interface Mutation {
 const legalInHeader = (byte: number) => byte === 0x20 || (byte >= 0x21 && byte <= 0x7e);
 
 function headerMutations(part: Exclude<Part, "body">, original: SignedRequest): Mutation[] {
-  const key = part === "webhook-id" ? "id" : part === "webhook-timestamp" ? "timestamp" : "signature";
+  const key = part === "webhook-id"
+    ? "id"
+    : part === "webhook-timestamp"
+    ? "timestamp"
+    : "signature";
   const value = original[key];
   const mutations: Mutation[] = [];
   for (let position = 0; position < value.length; position++) {
@@ -49,7 +53,8 @@ function headerMutations(part: Exclude<Part, "body">, original: SignedRequest): 
     const alternatives = new Set([from + 1, from === 0x41 ? 0x42 : 0x41, 0x20]);
     for (const to of alternatives) {
       if (to === from || !legalInHeader(to)) continue;
-      const mutated = value.slice(0, position) + String.fromCharCode(to) + value.slice(position + 1);
+      const mutated = value.slice(0, position) + String.fromCharCode(to) +
+        value.slice(position + 1);
       mutations.push({ part, position, from, to, request: { ...original, [key]: mutated } });
     }
   }
@@ -60,7 +65,12 @@ function bodyMutations(original: SignedRequest): Mutation[] {
   const mutations: Mutation[] = [];
   for (let position = 0; position < original.body.byteLength; position++) {
     const from = original.body[position];
-    const alternatives = new Set([(from + 1) & 0xff, from === 0x41 ? 0x42 : 0x41, 0x20, from ^ 0x80]);
+    const alternatives = new Set([
+      (from + 1) & 0xff,
+      from === 0x41 ? 0x42 : 0x41,
+      0x20,
+      from ^ 0x80,
+    ]);
     for (const to of alternatives) {
       if (to === from) continue;
       const body = new Uint8Array(original.body);
@@ -88,23 +98,37 @@ Deno.test("every single-byte mutation of id, timestamp, signature or body is ref
   const started = Date.now();
   // Through the gateway and straight to the function's own `deno serve`.
   const sends = TARGETS.flatMap((target) => mutations.map((mutation) => ({ target, mutation })));
-  const answers = await mapLimit(sends, 16, ({ target, mutation }) => post(mutation.request, { target }));
+  const answers = await mapLimit(
+    sends,
+    16,
+    ({ target, mutation }) => post(mutation.request, { target }),
+  );
 
   const perPart = new Map<Part, number>();
-  for (const mutation of mutations) perPart.set(mutation.part, (perPart.get(mutation.part) ?? 0) + 1);
+  for (const mutation of mutations) {
+    perPart.set(mutation.part, (perPart.get(mutation.part) ?? 0) + 1);
+  }
   console.log(
-    `single-byte mutations: ${mutations.length} (${[...perPart].map(([part, n]) => `${part} ${n}`).join(", ")})` +
+    `single-byte mutations: ${mutations.length} (${
+      [...perPart].map(([part, n]) => `${part} ${n}`).join(", ")
+    })` +
       ` x ${TARGETS.length} targets = ${sends.length} requests in ${Date.now() - started} ms`,
   );
 
   const notRefused = sends
     .map((send, index) => ({ ...send, answer: answers[index] }))
-    .filter(({ answer }) => answer.status !== 401 || JSON.parse(answer.text).error !== "unauthorized")
+    .filter(({ answer }) =>
+      answer.status !== 401 || JSON.parse(answer.text).error !== "unauthorized"
+    )
     .map(({ target, mutation, answer }) =>
       `${target.name} ${mutation.part}[${mutation.position}] 0x${mutation.from.toString(16)} -> ` +
       `0x${mutation.to.toString(16)}: ${answer.status} ${answer.text}`
     );
-  assert.deepEqual(notRefused, [], `${notRefused.length} of ${sends.length} mutated requests were not refused with 401`);
+  assert.deepEqual(
+    notRefused,
+    [],
+    `${notRefused.length} of ${sends.length} mutated requests were not refused with 401`,
+  );
 
   // None of them reached the database: the run is dispatched, no (mutated) id burned.
   const mutatedIds = [...new Set(mutations.map((mutation) => mutation.request.id))];

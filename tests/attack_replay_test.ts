@@ -61,14 +61,16 @@ Deno.test("a request pg_net actually sent, replayed 5 times one after another: o
   const netId = await queueLikeDispatch(userId, runId);
 
   const delivered = await waitFor(async () => {
-    const [row] = await sql`select status_code, content from net._http_response where id = ${netId}::bigint`;
+    const [row] =
+      await sql`select status_code, content from net._http_response where id = ${netId}::bigint`;
     return row;
   }, { timeoutMs: 15_000 });
   assert.equal(delivered.status_code, 202, delivered.content);
   assert.deepEqual(JSON.parse(delivered.content), { run_id: runId });
   const finished = await waitFinished(sql, runId);
   assert.equal(finished, "skipped");
-  const [before] = await sql`select status, accepted_at, finished_at from auto_sync.runs where id = ${runId}`;
+  const [before] =
+    await sql`select status, accepted_at, finished_at from auto_sync.runs where id = ${runId}`;
 
   const path = `${stateDir}/captured/${netId}.json`;
   assert.ok(existsSync(path), "the pg_net stand-in captured what it sent");
@@ -84,9 +86,11 @@ Deno.test("a request pg_net actually sent, replayed 5 times one after another: o
   }
   assert.deepEqual(statuses, [409, 409, 409, 409, 409]);
 
-  const [after] = await sql`select status, accepted_at, finished_at from auto_sync.runs where id = ${runId}`;
+  const [after] =
+    await sql`select status, accepted_at, finished_at from auto_sync.runs where id = ${runId}`;
   assert.deepEqual(after, before, "replays change nothing about the run");
-  const [ledger] = await sql`select count(*)::int as n from auto_sync.used_request_ids where request_id = ${runId}`;
+  const [ledger] =
+    await sql`select count(*)::int as n from auto_sync.used_request_ids where request_id = ${runId}`;
   assert.equal(ledger.n, 1);
 });
 
@@ -105,18 +109,33 @@ Deno.test("50 concurrent copies, in equivalent spellings, over both ports and ra
           .replace("webhook-id:", "WEBHOOK-ID:")
           .replace("webhook-signature: ", "Webhook-Signature:\t"),
       ),
-    () => rawExchange(DIRECT, rawRequest(DIRECT, { ...request, signature: `v1, ${request.signature}` })),
+    () =>
+      rawExchange(
+        DIRECT,
+        rawRequest(DIRECT, { ...request, signature: `v1, ${request.signature}` }),
+      ),
     () => post(request, { target: GATEWAY }),
     () => post(request, { target: DIRECT }),
   ];
   const sends = Array.from({ length: 50 }, (_, index) => spellings[index % spellings.length]);
   const results = await Promise.all(sends.map((send) => send()));
-  const statuses = results.map((result) => "status" in result ? result.status : result.responses[0]?.status ?? 0);
+  const statuses = results.map((result) =>
+    "status" in result ? result.status : result.responses[0]?.status ?? 0
+  );
 
-  assert.equal(statuses.filter((status) => status === 202).length, 1, `statuses: ${statuses.join(" ")}`);
-  assert.equal(statuses.filter((status) => status === 409).length, 49, `statuses: ${statuses.join(" ")}`);
+  assert.equal(
+    statuses.filter((status) => status === 202).length,
+    1,
+    `statuses: ${statuses.join(" ")}`,
+  );
+  assert.equal(
+    statuses.filter((status) => status === 409).length,
+    49,
+    `statuses: ${statuses.join(" ")}`,
+  );
   assert.equal(await waitFinished(sql, runId), "skipped");
-  const [ledger] = await sql`select count(*)::int as n from auto_sync.used_request_ids where request_id = ${runId}`;
+  const [ledger] =
+    await sql`select count(*)::int as n from auto_sync.used_request_ids where request_id = ${runId}`;
   assert.equal(ledger.n, 1);
 });
 
@@ -125,9 +144,17 @@ Deno.test("replays after the run finished, and a burst of 20 more, are all refus
   const request = signClaims(claims);
   assert.equal((await post(request)).status, 202);
   assert.equal(await waitFinished(sql, runId), "skipped");
-  const answers = await Promise.all(Array.from({ length: 20 }, (_, index) => post(request, { target: index % 2 ? DIRECT : GATEWAY })));
+  const answers = await Promise.all(
+    Array.from(
+      { length: 20 },
+      (_, index) => post(request, { target: index % 2 ? DIRECT : GATEWAY }),
+    ),
+  );
   assert.deepEqual([...new Set(answers.map((answer) => answer.status))], [409]);
-  assert.equal((await sql`select status from auto_sync.runs where id = ${runId}`)[0].status, "skipped");
+  assert.equal(
+    (await sql`select status from auto_sync.runs where id = ${runId}`)[0].status,
+    "skipped",
+  );
 });
 
 Deno.test("no signing secret in any response body of this file", () => {

@@ -21,7 +21,13 @@ import assert from "node:assert/strict";
 import { generateSecret } from "../functions-shared/standard_webhooks.ts";
 import { connect, dbUrl } from "./support/local_stack.ts";
 import type { SignedRequest } from "./support/signed_requests.ts";
-import { assertNoSecretIn, collectedBodies, Fixtures, post, type Target } from "./support/attack_support.ts";
+import {
+  assertNoSecretIn,
+  collectedBodies,
+  Fixtures,
+  post,
+  type Target,
+} from "./support/attack_support.ts";
 
 const entry = new URL("../supabase/functions/cron-auto-sync/index.ts", import.meta.url).pathname;
 const PROXY_PORT = 54483;
@@ -41,7 +47,11 @@ interface FunctionProcess {
 
 const processes: FunctionProcess[] = [];
 
-async function startFunction(name: string, port: number, keyring: string): Promise<FunctionProcess> {
+async function startFunction(
+  name: string,
+  port: number,
+  keyring: string,
+): Promise<FunctionProcess> {
   const env: Record<string, string> = {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? "/tmp",
@@ -51,14 +61,33 @@ async function startFunction(name: string, port: number, keyring: string): Promi
   };
   if (Deno.env.get("DENO_DIR")) env.DENO_DIR = Deno.env.get("DENO_DIR")!;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["serve", "--quiet", "--host", "127.0.0.1", "--port", String(port), "--allow-net", "--allow-env", "--allow-read", "--allow-sys", entry],
+    args: [
+      "serve",
+      "--quiet",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-sys",
+      entry,
+    ],
     env,
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const served: FunctionProcess = { name, port, child, output: child.output(), inFlight: 0, stopped: false };
+  const served: FunctionProcess = {
+    name,
+    port,
+    child,
+    output: child.output(),
+    inFlight: 0,
+    stopped: false,
+  };
   processes.push(served);
   const deadline = Date.now() + 90_000; // generous: the suite may load both cores
   while (true) {
@@ -69,7 +98,9 @@ async function startFunction(name: string, port: number, keyring: string): Promi
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`Function process ${name} did not start on port ${port}`);
+    if (Date.now() > deadline) {
+      throw new Error(`Function process ${name} did not start on port ${port}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -101,23 +132,31 @@ async function stop(served: FunctionProcess): Promise<void> {
 /** The round-robin proxy: traffic goes to `active` only; it counts requests in flight per process. */
 let active: FunctionProcess[] = [];
 let turn = 0;
-const proxy = Deno.serve({ hostname: "127.0.0.1", port: PROXY_PORT, onListen: () => {} }, async (request) => {
-  const backend = active[turn++ % active.length];
-  backend.inFlight++;
-  try {
-    const url = new URL(request.url);
-    const response = await fetch(`http://127.0.0.1:${backend.port}${url.pathname}`, {
-      method: request.method,
-      headers: request.headers,
-      body: await request.arrayBuffer(),
-    });
-    return new Response(await response.arrayBuffer(), { status: response.status, headers: response.headers });
-  } catch (error) {
-    return Response.json({ proxy_error: (error as Error).message, backend: backend.name }, { status: 599 });
-  } finally {
-    backend.inFlight--;
-  }
-});
+const proxy = Deno.serve(
+  { hostname: "127.0.0.1", port: PROXY_PORT, onListen: () => {} },
+  async (request) => {
+    const backend = active[turn++ % active.length];
+    backend.inFlight++;
+    try {
+      const url = new URL(request.url);
+      const response = await fetch(`http://127.0.0.1:${backend.port}${url.pathname}`, {
+        method: request.method,
+        headers: request.headers,
+        body: await request.arrayBuffer(),
+      });
+      return new Response(await response.arrayBuffer(), {
+        status: response.status,
+        headers: response.headers,
+      });
+    } catch (error) {
+      return Response.json({ proxy_error: (error as Error).message, backend: backend.name }, {
+        status: 599,
+      });
+    } finally {
+      backend.inFlight--;
+    }
+  },
+);
 
 const base64Key = (secret: string) => secret.slice("whsec_".length);
 
@@ -138,11 +177,17 @@ async function dispatchSigned(userId: string, keys: string[]): Promise<SignedReq
            auto_sync.sign(id::text, ts, body::text,
                           array(select decode(k, 'base64') from unnest(${keys}::text[]) with ordinality as u(k, o) order by o)) as signature
       from claims`;
-  return { id: row.id, timestamp: row.ts, signature: row.signature, body: new Uint8Array(row.body) };
+  return {
+    id: row.id,
+    timestamp: row.ts,
+    signature: row.signature,
+    body: new Uint8Array(row.body),
+  };
 }
 
 Deno.test({
-  name: "rotation under load: old -> old|new -> sign both -> sign new -> new; no valid request refused, then old-only refused",
+  name:
+    "rotation under load: old -> old|new -> sign both -> sign new -> new; no valid request refused, then old-only refused",
   // The function processes and the proxy outlive this test on purpose (stopped in the clean-up).
   sanitizeOps: false,
   sanitizeResources: false,
@@ -166,7 +211,11 @@ Deno.test({
       try {
         const request = await dispatchSigned(userId, signerKeys);
         const answer = await post(request, { target: PROXY });
-        results.push({ phase: sentPhase, status: answer.status, detail: answer.status === 202 ? undefined : answer.text });
+        results.push({
+          phase: sentPhase,
+          status: answer.status,
+          detail: answer.status === 202 ? undefined : answer.text,
+        });
       } catch (error) {
         results.push({ phase: sentPhase, status: 0, detail: (error as Error).message });
       }
@@ -219,10 +268,16 @@ Deno.test({
   }
   console.log(
     `rotation: ${results.length} requests\n` +
-      [...byPhase].map(([name, statuses]) => `  ${name}: ${[...statuses].map(([s, n]) => `${n} x ${s}`).join(", ")}`).join("\n"),
+      [...byPhase].map(([name, statuses]) =>
+        `  ${name}: ${[...statuses].map(([s, n]) => `${n} x ${s}`).join(", ")}`
+      ).join("\n"),
   );
   const refused = results.filter((result) => result.status !== 202);
-  assert.deepEqual(refused.slice(0, 10), [], `${refused.length} of ${results.length} valid requests were not accepted`);
+  assert.deepEqual(
+    refused.slice(0, 10),
+    [],
+    `${refused.length} of ${results.length} valid requests were not accepted`,
+  );
   assert.ok(results.length >= 300, `hundreds of requests (${results.length})`);
   assert.equal(byPhase.size, 7, "every phase carried traffic");
   const runIds = await sql`
@@ -230,11 +285,18 @@ Deno.test({
   assert.equal(runIds[0].n, results.length, "one accepted run per 202");
 
   // After (d): only the new key verifies.
-  const oldOnly = await post(await dispatchSigned(users[0], [base64Key(oldSecret)]), { target: PROXY });
+  const oldOnly = await post(await dispatchSigned(users[0], [base64Key(oldSecret)]), {
+    target: PROXY,
+  });
   assert.equal(oldOnly.status, 401, oldOnly.text);
-  const newOnly = await post(await dispatchSigned(users[0], [base64Key(newSecret)]), { target: PROXY });
+  const newOnly = await post(await dispatchSigned(users[0], [base64Key(newSecret)]), {
+    target: PROXY,
+  });
   assert.equal(newOnly.status, 202, newOnly.text);
-  const oldThenNew = await post(await dispatchSigned(users[0], [base64Key(oldSecret), base64Key(newSecret)]), { target: PROXY });
+  const oldThenNew = await post(
+    await dispatchSigned(users[0], [base64Key(oldSecret), base64Key(newSecret)]),
+    { target: PROXY },
+  );
   assert.equal(oldThenNew.status, 202, oldThenNew.text);
 
   // Neither key, in any form, came back in a response or went to the processes' logs.

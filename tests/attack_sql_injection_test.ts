@@ -35,9 +35,18 @@ const counts: Record<string, number> = {};
 const count = (what: string, n = 1) => counts[what] = (counts[what] ?? 0) + n;
 
 const projectTables = [
-  "auto_sync.settings", "auto_sync.schedules", "auto_sync.runs", "auto_sync.used_request_ids",
-  "auto_sync.mailbox_credentials", "auto_sync.folder_state", "public.mailboxes", "public.emails",
-  "vault.secrets", "auth.users", "cron.job", "net.http_request_queue",
+  "auto_sync.settings",
+  "auto_sync.schedules",
+  "auto_sync.runs",
+  "auto_sync.used_request_ids",
+  "auto_sync.mailbox_credentials",
+  "auto_sync.folder_state",
+  "public.mailboxes",
+  "public.emails",
+  "vault.secrets",
+  "auth.users",
+  "cron.job",
+  "net.http_request_queue",
 ];
 
 /** SQL in the shapes that break naive string building: quotes, dollar quotes, backslashes, comments, sleeps. */
@@ -59,9 +68,14 @@ const payloads = [
   `*/ drop table ${sentinel}; /*`,
 ];
 
-async function asUser<T>(userId: string, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+async function asUser<T>(
+  userId: string,
+  fn: (tx: postgres.TransactionSql) => Promise<T>,
+): Promise<T> {
   return await sql.begin(async (tx) => {
-    await tx`select set_config('request.jwt.claims', ${JSON.stringify({ sub: userId, role: "authenticated" })}, true)`;
+    await tx`select set_config('request.jwt.claims', ${
+      JSON.stringify({ sub: userId, role: "authenticated" })
+    }, true)`;
     await tx`set local role authenticated`;
     return await fn(tx);
   }) as T;
@@ -103,7 +117,11 @@ Deno.test("SQL in webhook-id, run_id, sub, aud and scope is refused before SQL (
   const headerSafe = payloads.filter((payload) => /^[\x20-\x7e]*$/.test(payload));
   for (const payload of headerSafe) {
     // The id itself carries the payload, and the body agrees with it.
-    const request = signRaw(payload, String(claims.iat), JSON.stringify({ ...claims, run_id: payload }));
+    const request = signRaw(
+      payload,
+      String(claims.iat),
+      JSON.stringify({ ...claims, run_id: payload }),
+    );
     const answer = await post(request);
     if (answer.status !== 401) failures.push(`webhook-id ${payload}: ${answer.status}`);
     count("webhook-id");
@@ -111,9 +129,16 @@ Deno.test("SQL in webhook-id, run_id, sub, aud and scope is refused before SQL (
   for (const payload of payloads) {
     // aud and scope are strings of at most 64 characters (400 beyond), then compared (403).
     const compared = payload.length <= 64 ? 403 : 400;
-    for (const [field, expected] of [["run_id", 400], ["sub", 400], ["aud", compared], ["scope", compared]] as const) {
+    for (
+      const [field, expected] of [["run_id", 400], ["sub", 400], ["aud", compared], [
+        "scope",
+        compared,
+      ]] as const
+    ) {
       const answer = await post(signClaims({ ...claims, [field]: payload }, { id: runId }));
-      if (answer.status !== expected) failures.push(`${field} ${payload}: ${answer.status}, expected ${expected}`);
+      if (answer.status !== expected) {
+        failures.push(`${field} ${payload}: ${answer.status}, expected ${expected}`);
+      }
       count(field);
     }
   }
@@ -128,7 +153,10 @@ Deno.test("SQL in webhook-id, run_id, sub, aud and scope is refused before SQL (
   const traces = await sql`
     select request_id from auto_sync.used_request_ids where request_id = any(${payloads}) or request_id in ('1--', 'x--drop_table', '0-0')`;
   assert.deepEqual([...traces], []);
-  assert.equal((await sql`select status from auto_sync.runs where id = ${runId}`)[0].status, "dispatched");
+  assert.equal(
+    (await sql`select status from auto_sync.runs where id = ${runId}`)[0].status,
+    "dispatched",
+  );
   await assertNothingExecuted();
 });
 
@@ -136,17 +164,32 @@ Deno.test("enable_auto_sync(p_every) as a signed-in user: SQL in the interval is
   const userId = await fixtures.user("sqli");
   const outcomes = new Set<string>();
   const started = Date.now();
-  for (const payload of [...payloads, `30 minutes'; drop table ${sentinel}; --`, "30 minutes\u0000; drop", `1 hour${payloads[7]}`]) {
-    const state = await sqlstate(() => asUser(userId, (tx) => tx`select * from public.enable_auto_sync(p_every := ${payload})`));
+  for (
+    const payload of [
+      ...payloads,
+      `30 minutes'; drop table ${sentinel}; --`,
+      "30 minutes\u0000; drop",
+      `1 hour${payloads[7]}`,
+    ]
+  ) {
+    const state = await sqlstate(() =>
+      asUser(userId, (tx) => tx`select * from public.enable_auto_sync(p_every := ${payload})`)
+    );
     outcomes.add(state);
-    assert.ok(["22007", "22008", "22015", "22021", "22023"].includes(state), `interval ${JSON.stringify(payload)}: ${state}`);
+    assert.ok(
+      ["22007", "22008", "22015", "22021", "22023"].includes(state),
+      `interval ${JSON.stringify(payload)}: ${state}`,
+    );
     count("enable_auto_sync");
   }
   assert.ok(Date.now() - started < 5_000, "no payload slept");
   const schedules = await sql`select every from auto_sync.schedules where user_id = ${userId}`;
   assert.deepEqual([...schedules], [], "no schedule was created by a refused call");
   // Control: a real interval works for the same user.
-  const [row] = await asUser(userId, (tx) => tx`select * from public.enable_auto_sync(p_every := ${"45 minutes"})`);
+  const [row] = await asUser(
+    userId,
+    (tx) => tx`select * from public.enable_auto_sync(p_every := ${"45 minutes"})`,
+  );
   assert.equal(row.every, "00:45:00");
   await sql`select auto_sync.disable(${userId})`;
   await assertNothingExecuted();
@@ -164,8 +207,16 @@ Deno.test("add_mailbox as a signed-in user: payloads in label, username, folders
       return row.id as string;
     });
     mailboxIds.push(id);
-    const [stored] = await asUser(userId, (tx) => tx`select label, username, folders, host from public.mailboxes where id = ${id}`);
-    assert.deepEqual({ ...stored }, { label: payload, username: payload, folders, host: "imap.example.com" });
+    const [stored] = await asUser(
+      userId,
+      (tx) => tx`select label, username, folders, host from public.mailboxes where id = ${id}`,
+    );
+    assert.deepEqual({ ...stored }, {
+      label: payload,
+      username: payload,
+      folders,
+      host: "imap.example.com",
+    });
     const [secret] = await sql`
       select s.decrypted_secret from auto_sync.mailbox_credentials c
         join vault.decrypted_secrets s on s.id = c.secret_id where c.mailbox_id = ${id}`;
@@ -179,13 +230,29 @@ Deno.test("add_mailbox as a signed-in user: payloads in label, username, folders
 Deno.test("add_mailbox: payloads in host, tls mode and auth kind, and NUL anywhere, are refused by constraints; nothing is stored", async () => {
   const userId = await fixtures.user("sqli");
   const add = (fields: Record<string, unknown>) => {
-    const args = { p_host: "imap.example.com", p_port: 993, p_username: "me", p_credential: "pw", p_tls_mode: "tls", p_auth_kind: "password", p_folders: ["INBOX"], p_label: "x", ...fields };
+    const args = {
+      p_host: "imap.example.com",
+      p_port: 993,
+      p_username: "me",
+      p_credential: "pw",
+      p_tls_mode: "tls",
+      p_auth_kind: "password",
+      p_folders: ["INBOX"],
+      p_label: "x",
+      ...fields,
+    };
     return sqlstate(() =>
-      asUser(userId, (tx) =>
-        tx`select public.add_mailbox(p_host := ${args.p_host as string}, p_port := ${args.p_port as number},
-             p_username := ${args.p_username as string}, p_credential := ${args.p_credential as string},
-             p_tls_mode := ${args.p_tls_mode as string}, p_auth_kind := ${args.p_auth_kind as string},
-             p_folders := ${args.p_folders as string[]}, p_label := ${args.p_label as string})`)
+      asUser(
+        userId,
+        (tx) =>
+          tx`select public.add_mailbox(p_host := ${args.p_host as string}, p_port := ${args
+            .p_port as number},
+             p_username := ${args.p_username as string}, p_credential := ${args
+            .p_credential as string},
+             p_tls_mode := ${args.p_tls_mode as string}, p_auth_kind := ${args
+            .p_auth_kind as string},
+             p_folders := ${args.p_folders as string[]}, p_label := ${args.p_label as string})`,
+      )
     );
   };
   for (const payload of payloads) {
@@ -197,13 +264,18 @@ Deno.test("add_mailbox: payloads in host, tls mode and auth kind, and NUL anywhe
     count("add_mailbox refused");
   }
   for (const field of ["p_label", "p_username", "p_credential", "p_host"]) {
-    assert.equal(await add({ [field]: `a\u0000'; drop table ${sentinel}; --` }), "22021", `NUL in ${field}`);
+    assert.equal(
+      await add({ [field]: `a\u0000'; drop table ${sentinel}; --` }),
+      "22021",
+      `NUL in ${field}`,
+    );
     count("add_mailbox refused");
   }
   assert.equal(await add({ p_folders: ["INBOX", `a\u0000b`] }), "22021", "NUL in a folder");
   assert.equal(await add({ p_label: "x".repeat(101) }), "23514", "label over 100 characters");
   count("add_mailbox refused", 2);
-  const [mailboxes] = await sql`select count(*)::int as n from public.mailboxes where user_id = ${userId}`;
+  const [mailboxes] =
+    await sql`select count(*)::int as n from public.mailboxes where user_id = ${userId}`;
   assert.equal(mailboxes.n, 0);
   await assertNothingExecuted();
 });
@@ -219,34 +291,56 @@ Deno.test("update_mailbox: payloads are stored literally in free text, refused i
   });
   mailboxIds.push(id);
   for (const payload of payloads) {
-    const [updated] = await asUser(owner, (tx) =>
-      tx`select public.update_mailbox(p_mailbox_id := ${id}::uuid, p_username := ${payload}, p_label := ${payload},
-           p_folders := ${[payload]}, p_credential := ${payload}) as ok`);
+    const [updated] = await asUser(
+      owner,
+      (tx) =>
+        tx`select public.update_mailbox(p_mailbox_id := ${id}::uuid, p_username := ${payload}, p_label := ${payload},
+           p_folders := ${[payload]}, p_credential := ${payload}) as ok`,
+    );
     assert.equal(updated.ok, true);
-    const [stored] = await sql`select label, username, folders, host from public.mailboxes where id = ${id}`;
-    assert.deepEqual({ ...stored }, { label: payload, username: payload, folders: [payload], host: "imap.example.com" });
+    const [stored] =
+      await sql`select label, username, folders, host from public.mailboxes where id = ${id}`;
+    assert.deepEqual({ ...stored }, {
+      label: payload,
+      username: payload,
+      folders: [payload],
+      host: "imap.example.com",
+    });
     const [secret] = await sql`
       select s.decrypted_secret from auto_sync.mailbox_credentials c
         join vault.decrypted_secrets s on s.id = c.secret_id where c.mailbox_id = ${id}`;
     assert.equal(secret.decrypted_secret, payload);
     count("update_mailbox stored literally");
 
-    const before = await sql`select label, username, folders, host, updated_at from public.mailboxes where id = ${id}`;
+    const before =
+      await sql`select label, username, folders, host, updated_at from public.mailboxes where id = ${id}`;
     const state = await sqlstate(() =>
-      asUser(owner, (tx) => tx`select public.update_mailbox(p_mailbox_id := ${id}::uuid, p_host := ${payload}, p_label := ${"changed"})`)
+      asUser(
+        owner,
+        (tx) =>
+          tx`select public.update_mailbox(p_mailbox_id := ${id}::uuid, p_host := ${payload}, p_label := ${"changed"})`,
+      )
     );
     assert.equal(state, "23514", `host ${JSON.stringify(payload)}`);
-    assert.deepEqual(await sql`select label, username, folders, host, updated_at from public.mailboxes where id = ${id}`, before);
+    assert.deepEqual(
+      await sql`select label, username, folders, host, updated_at from public.mailboxes where id = ${id}`,
+      before,
+    );
     count("update_mailbox refused");
 
-    const [other] = await asUser(intruder, (tx) =>
-      tx`select public.update_mailbox(p_mailbox_id := ${id}::uuid, p_label := ${payload}, p_credential := ${"stolen"}) as ok`);
+    const [other] = await asUser(
+      intruder,
+      (tx) =>
+        tx`select public.update_mailbox(p_mailbox_id := ${id}::uuid, p_label := ${payload}, p_credential := ${"stolen"}) as ok`,
+    );
     assert.equal(other.ok, false, "another user's mailbox is not found");
     count("update_mailbox other user");
   }
   // A mailbox id that is SQL is refused by the uuid type.
   assert.equal(
-    await sqlstate(() => asUser(owner, (tx) => tx`select public.update_mailbox(p_mailbox_id := ${payloads[0]})`)),
+    await sqlstate(() =>
+      asUser(owner, (tx) => tx`select public.update_mailbox(p_mailbox_id := ${payloads[0]})`)
+    ),
     "22P02",
   );
   const [secret] = await sql`
@@ -266,7 +360,9 @@ Deno.test({
   fn: async () => {
     try {
       await fixtures.cleanup();
-      const left = await sql`select name from vault.secrets where name = any(${mailboxIds.map((id) => `mailbox:${id}`)})`;
+      const left = await sql`select name from vault.secrets where name = any(${
+        mailboxIds.map((id) => `mailbox:${id}`)
+      })`;
       assert.deepEqual([...left], [], "every mailbox secret went with its mailbox");
     } finally {
       try {

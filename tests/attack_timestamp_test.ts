@@ -36,11 +36,21 @@ Deno.test("timestamps outside ±300 s are refused (401) even when signed with si
   const timestamps = [...offsets.map((offset) => now + offset), ...absolutes];
   let cases = 0;
   for (const timestamp of timestamps) {
-    const body = encoder.encode(JSON.stringify({ ...claims, iat: timestamp, exp: timestamp + 300 }));
+    const body = encoder.encode(
+      JSON.stringify({ ...claims, iat: timestamp, exp: timestamp + 300 }),
+    );
     const signature = sign(stackKeyring(), { id: runId, timestamp, payload: body });
     for (const target of TARGETS) {
-      const answer = await post({ id: runId, timestamp: String(timestamp), signature, body }, { target });
-      assert.equal(answer.status, 401, `timestamp ${timestamp} (now ${timestamp >= now ? "+" : ""}${timestamp - now}) via ${target.name}: ${answer.text}`);
+      const answer = await post({ id: runId, timestamp: String(timestamp), signature, body }, {
+        target,
+      });
+      assert.equal(
+        answer.status,
+        401,
+        `timestamp ${timestamp} (now ${timestamp >= now ? "+" : ""}${
+          timestamp - now
+        }) via ${target.name}: ${answer.text}`,
+      );
       assert.deepEqual(JSON.parse(answer.text), { error: "unauthorized" });
       cases++;
     }
@@ -56,14 +66,50 @@ Deno.test("timestamps outside ±300 s are refused (401) even when signed with si
 function spellings(now: number): string[] {
   const text = String(now);
   return [
-    `+${text}`, `-${text}`, `${text}.0`, `${text}.`, `${text}.5`, `0${text}`, `00${text}`, `${"0".repeat(20)}${text}`,
-    `${text}e0`, `${now / 1e9}e9`, "1e9", "1E9", `0x${now.toString(16)}`, `0X${now.toString(16).toUpperCase()}`,
-    `0o${now.toString(8)}`, `0b${now.toString(2)}`, `${text.slice(0, 4)}_${text.slice(4)}`, `${text.slice(0, 4)},${text.slice(4)}`,
-    `${text.slice(0, 4)} ${text.slice(4)}`, `${text.slice(0, 4)}\t${text.slice(4)}`,
-    "", "0", "-0", "00", "NaN", "Infinity", "-Infinity", "null", "undefined", "true", `"${text}"`, `[${text}]`,
-    "1".padEnd(13, "0"), "9".repeat(13), "9223372036854775807", "9223372036854775808", "18446744073709551615",
-    "18446744073709551616", "9".repeat(400), `${text}${"0".repeat(3)}`, // milliseconds instead of seconds
-    `${now - 1}`.padStart(text.length + 1, "0"), `${text}\u00a0`, `\u00a0${text}`, `${text}\u00b2`,
+    `+${text}`,
+    `-${text}`,
+    `${text}.0`,
+    `${text}.`,
+    `${text}.5`,
+    `0${text}`,
+    `00${text}`,
+    `${"0".repeat(20)}${text}`,
+    `${text}e0`,
+    `${now / 1e9}e9`,
+    "1e9",
+    "1E9",
+    `0x${now.toString(16)}`,
+    `0X${now.toString(16).toUpperCase()}`,
+    `0o${now.toString(8)}`,
+    `0b${now.toString(2)}`,
+    `${text.slice(0, 4)}_${text.slice(4)}`,
+    `${text.slice(0, 4)},${text.slice(4)}`,
+    `${text.slice(0, 4)} ${text.slice(4)}`,
+    `${text.slice(0, 4)}\t${text.slice(4)}`,
+    "",
+    "0",
+    "-0",
+    "00",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "null",
+    "undefined",
+    "true",
+    `"${text}"`,
+    `[${text}]`,
+    "1".padEnd(13, "0"),
+    "9".repeat(13),
+    "9223372036854775807",
+    "9223372036854775808",
+    "18446744073709551615",
+    "18446744073709551616",
+    "9".repeat(400),
+    `${text}${"0".repeat(3)}`, // milliseconds instead of seconds
+    `${now - 1}`.padStart(text.length + 1, "0"),
+    `${text}\u00a0`,
+    `\u00a0${text}`,
+    `${text}\u00b2`,
   ];
 }
 
@@ -79,7 +125,11 @@ Deno.test("timestamps in any other spelling (signs, decimals, zeros, exponents, 
     for (const target of TARGETS) {
       const exchange = await rawExchange(target, rawRequest(target, request));
       const status = exchange.responses[0]?.status;
-      assert.equal(status, 401, `timestamp ${JSON.stringify(timestamp)} via ${target.name}: ${exchange.raw.slice(0, 200)}`);
+      assert.equal(
+        status,
+        401,
+        `timestamp ${JSON.stringify(timestamp)} via ${target.name}: ${exchange.raw.slice(0, 200)}`,
+      );
       cases++;
     }
   }
@@ -90,7 +140,11 @@ Deno.test("timestamps in any other spelling (signs, decimals, zeros, exponents, 
     const request = signRaw(runId, timestamp, body);
     for (const target of TARGETS) {
       const exchange = await rawExchange(target, rawRequest(target, request));
-      assert.equal(exchange.responses[0]?.status, 401, `timestamp ${JSON.stringify(timestamp)} via ${target.name}`);
+      assert.equal(
+        exchange.responses[0]?.status,
+        401,
+        `timestamp ${JSON.stringify(timestamp)} via ${target.name}`,
+      );
       cases++;
     }
   }

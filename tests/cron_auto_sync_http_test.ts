@@ -11,8 +11,8 @@ import {
   createDispatchedRun,
   nowSeconds,
   send,
-  signInDatabase,
   type SignedRequest,
+  signInDatabase,
 } from "./support/signed_requests.ts";
 
 const sql = connect();
@@ -47,7 +47,8 @@ Deno.test("a valid signed request is accepted with 202 and its run ends honestly
   assert.equal(response.status, 202);
   assert.deepEqual(await response.json(), { run_id: runId });
   const run = await waitFor(async () => {
-    const [row] = await sql`select status, error, accepted_at, finished_at from auto_sync.runs where id = ${runId}`;
+    const [row] =
+      await sql`select status, error, accepted_at, finished_at from auto_sync.runs where id = ${runId}`;
     return row.finished_at ? row : undefined;
   }, { timeoutMs: 10_000 });
   assert.equal(run.status, "skipped");
@@ -65,14 +66,26 @@ Deno.test("405 for a method other than POST", async () => {
 
 Deno.test("415 for a body that is not declared JSON", async () => {
   const { runId, request } = await freshRequest();
-  await expectRefusal(await send(request, { headers: { "content-type": "text/plain" } }), 415, "unsupported_media_type");
-  await expectRefusal(await send(request, { headers: { "content-type": null } }), 415, "unsupported_media_type");
+  await expectRefusal(
+    await send(request, { headers: { "content-type": "text/plain" } }),
+    415,
+    "unsupported_media_type",
+  );
+  await expectRefusal(
+    await send(request, { headers: { "content-type": null } }),
+    415,
+    "unsupported_media_type",
+  );
   await expectUntouched(runId, request.id);
 });
 
 Deno.test("413 for a body over 16 KiB, declared or streamed", async () => {
   const { runId, request } = await freshRequest();
-  await expectRefusal(await send(request, { body: "x".repeat(16 * 1024 + 1) }), 413, "payload_too_large");
+  await expectRefusal(
+    await send(request, { body: "x".repeat(16 * 1024 + 1) }),
+    413,
+    "payload_too_large",
+  );
   // 10 MiB streamed in chunks, no Content-Length: refused without reading it all.
   let pulled = 0;
   const stream = new ReadableStream<Uint8Array>({
@@ -91,10 +104,26 @@ Deno.test("401 for missing or malformed webhook headers", async () => {
   for (const header of ["webhook-id", "webhook-timestamp", "webhook-signature"]) {
     await expectRefusal(await send(request, { headers: { [header]: null } }), 401, "unauthorized");
   }
-  for (const timestamp of [`+${request.timestamp}`, `${request.timestamp}.0`, `0${request.timestamp}`, "abc", ""]) {
-    await expectRefusal(await send(request, { headers: { "webhook-timestamp": timestamp } }), 401, "unauthorized");
+  for (
+    const timestamp of [
+      `+${request.timestamp}`,
+      `${request.timestamp}.0`,
+      `0${request.timestamp}`,
+      "abc",
+      "",
+    ]
+  ) {
+    await expectRefusal(
+      await send(request, { headers: { "webhook-timestamp": timestamp } }),
+      401,
+      "unauthorized",
+    );
   }
-  await expectRefusal(await send(request, { headers: { "webhook-id": "has.dot" } }), 401, "unauthorized");
+  await expectRefusal(
+    await send(request, { headers: { "webhook-id": "has.dot" } }),
+    401,
+    "unauthorized",
+  );
   await expectUntouched(runId, request.id);
 });
 
@@ -114,11 +143,21 @@ Deno.test("401 for a signature from no key of the keyring, or a changed signatur
     timestamp: Number(request.timestamp),
     payload: request.body,
   });
-  await expectRefusal(await send(request, { headers: { "webhook-signature": foreign } }), 401, "unauthorized");
+  await expectRefusal(
+    await send(request, { headers: { "webhook-signature": foreign } }),
+    401,
+    "unauthorized",
+  );
   const flipped = request.signature.slice(0, 10) + (request.signature[10] === "A" ? "B" : "A") +
     request.signature.slice(11);
-  await expectRefusal(await send(request, { headers: { "webhook-signature": flipped } }), 401, "unauthorized");
-  const otherBody = new TextEncoder().encode(JSON.stringify({ ...claims, sub: crypto.randomUUID() }));
+  await expectRefusal(
+    await send(request, { headers: { "webhook-signature": flipped } }),
+    401,
+    "unauthorized",
+  );
+  const otherBody = new TextEncoder().encode(
+    JSON.stringify({ ...claims, sub: crypto.randomUUID() }),
+  );
   await expectRefusal(await send(request, { body: otherBody }), 401, "unauthorized");
   await expectUntouched(runId, request.id);
 });
@@ -151,7 +190,9 @@ Deno.test("409 for a replay: the same request is accepted once", async () => {
   const { runId, request } = await freshRequest();
   assert.equal((await send(request)).status, 202);
   await expectRefusal(await send(request), 409, "conflict");
-  await waitFor(async () => (await runStatus(runId)) === "skipped" ? true : undefined, { timeoutMs: 10_000 });
+  await waitFor(async () => (await runStatus(runId)) === "skipped" ? true : undefined, {
+    timeoutMs: 10_000,
+  });
 });
 
 Deno.test("50 concurrent copies of one request: exactly one is accepted", async () => {
@@ -161,7 +202,8 @@ Deno.test("50 concurrent copies of one request: exactly one is accepted", async 
   await Promise.all(responses.map((response) => response.body?.cancel()));
   assert.equal(statuses.filter((status) => status === 202).length, 1);
   assert.equal(statuses.filter((status) => status === 409).length, 49);
-  const runs = await sql`select count(*)::int as n from auto_sync.runs where id = ${runId} and accepted_at is not null`;
+  const runs =
+    await sql`select count(*)::int as n from auto_sync.runs where id = ${runId} and accepted_at is not null`;
   assert.equal(runs[0].n, 1);
 });
 
@@ -185,7 +227,7 @@ Deno.test("409 when the schedule was disabled after dispatch; the run is marked 
   assert.match(run.error, /disabled/);
 });
 
-Deno.test("no signing secret appears in the function logs", async () => {
+Deno.test("no signing secret appears in the function logs", () => {
   const logs = Deno.readTextFileSync(`${stateDir}/gateway.log`);
   assert.ok(logs.includes("Rejected signed request"), "the refusals above were logged");
   for (const secret of stackSecrets()) {

@@ -34,7 +34,8 @@ Deno.test("pg_cron tick -> signed request -> cron-auto-sync -> import-emails -> 
     assert.equal(run.status, "succeeded", run.error);
     assert.equal(run.details.inserted, 3);
     assert.ok(run.dispatched_at <= run.accepted_at && run.accepted_at <= run.finished_at);
-    const emails = await sql`select subject, user_id from public.emails where mailbox_id = ${mailboxId} order by uid`;
+    const emails =
+      await sql`select subject, user_id from public.emails where mailbox_id = ${mailboxId} order by uid`;
     assert.deepEqual(emails.map((row) => row.subject), subjects);
     assert.ok(emails.every((row) => row.user_id === userId));
   });
@@ -51,7 +52,8 @@ Deno.test("pg_cron tick -> signed request -> cron-auto-sync -> import-emails -> 
   });
 
   await t.step("pg_net recorded the function's 202 under the run's request id", async () => {
-    const [response] = await sql`select status_code, content from net._http_response where id = ${run.net_request_id}`;
+    const [response] =
+      await sql`select status_code, content from net._http_response where id = ${run.net_request_id}`;
     assert.equal(response.status_code, 202);
     assert.deepEqual(JSON.parse(response.content), { run_id: run.id });
   });
@@ -60,7 +62,10 @@ Deno.test("pg_cron tick -> signed request -> cron-auto-sync -> import-emails -> 
     const [schedule] = await sql`
       select extract(epoch from next_run_at - ${run.dispatched_at}::timestamptz) as seconds, last_outcome
         from auto_sync.schedules where user_id = ${userId}`;
-    assert.ok(schedule.seconds >= 1800 && schedule.seconds <= 1980, `next run in ${schedule.seconds} s`);
+    assert.ok(
+      schedule.seconds >= 1800 && schedule.seconds <= 1980,
+      `next run in ${schedule.seconds} s`,
+    );
     assert.equal(schedule.last_outcome, "succeeded");
   });
 

@@ -10,11 +10,22 @@ const sql = connect();
 
 async function doctor() {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-run", `${repo}ops/doctor.ts`, "--local-stack"],
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-run",
+      `${repo}ops/doctor.ts`,
+      "--local-stack",
+    ],
     stdout: "piped",
     stderr: "piped",
   }).output();
-  return { code: output.code, text: new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr) };
+  return {
+    code: output.code,
+    text: new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr),
+  };
 }
 
 Deno.test("a healthy stack passes every check, including both probes", async () => {

@@ -9,14 +9,29 @@ const entry = new URL("../supabase/functions/cron-auto-sync/index.ts", import.me
 
 async function startWith(env: Record<string, string>) {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["serve", "--quiet", "--host", "127.0.0.1", "--port", "54499", "--allow-net", "--allow-env", "--allow-read", "--allow-sys", entry],
+    args: [
+      "serve",
+      "--quiet",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "54499",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-sys",
+      entry,
+    ],
     env: { SUPABASE_DB_URL: "postgresql://postgres:postgres@127.0.0.1:54322/postgres", ...env },
     clearEnv: true,
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(30_000),
   }).output();
-  return { code: output.code, log: new TextDecoder().decode(output.stderr) + new TextDecoder().decode(output.stdout) };
+  return {
+    code: output.code,
+    log: new TextDecoder().decode(output.stderr) + new TextDecoder().decode(output.stdout),
+  };
 }
 
 Deno.test("no keyring: the function refuses to start", async () => {
@@ -27,7 +42,9 @@ Deno.test("no keyring: the function refuses to start", async () => {
 
 Deno.test("an invalid keyring: refuses to start without echoing the secret", async () => {
   const weak = "whsec_c2hvcnQta2V5"; // 9 bytes: too short to be a key
-  const { code, log } = await startWith({ AUTO_SYNC_SIGNING_SECRETS: `v1,whsec_${"A".repeat(43)}=|v1,${weak}` });
+  const { code, log } = await startWith({
+    AUTO_SYNC_SIGNING_SECRETS: `v1,whsec_${"A".repeat(43)}=|v1,${weak}`,
+  });
   assert.notEqual(code, 0);
   assert.match(log, /entry 2/);
   assert.equal(log.includes("c2hvcnQta2V5"), false);

@@ -4,7 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { connect, createUser, functionsUrl, mintUserToken, waitFor } from "./support/local_stack.ts";
+import {
+  connect,
+  createUser,
+  functionsUrl,
+  mintUserToken,
+  waitFor,
+} from "./support/local_stack.ts";
 
 const sql = connect();
 const url = `${functionsUrl}/import-emails`;
@@ -12,7 +18,10 @@ const url = `${functionsUrl}/import-emails`;
 function post(token: string | null, body: unknown = {}) {
   return fetch(url, {
     method: "POST",
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    headers: {
+      "content-type": "application/json",
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
     body: JSON.stringify(body),
   });
 }
@@ -43,12 +52,16 @@ Deno.test("a valid token of another role passes the gateway but not the function
 Deno.test("a signed-in user's sync now: 202 with a run id, for that user only, ending skipped", async () => {
   const userId = await createUser(sql, "manual");
   const someoneElse = await createUser(sql, "other");
-  const response = await post(await mintUserToken(userId), { user_id: someoneElse, sub: someoneElse });
+  const response = await post(await mintUserToken(userId), {
+    user_id: someoneElse,
+    sub: someoneElse,
+  });
   assert.equal(response.status, 202);
   const { run_id: runId } = await response.json();
 
   const run = await waitFor(async () => {
-    const [row] = await sql`select * from auto_sync.runs where id = ${runId} and finished_at is not null`;
+    const [row] =
+      await sql`select * from auto_sync.runs where id = ${runId} and finished_at is not null`;
     return row;
   }, { timeoutMs: 10_000 });
   assert.equal(run.user_id, userId);

@@ -10,7 +10,8 @@ import { addMailbox, appendMessages, createImapUser, importOnce } from "./suppor
 const sql = connect();
 const MiB = 1024 * 1024;
 const crlf = (lines: string[]) => lines.join("\r\n");
-const bytes = (...parts: (string | Uint8Array)[]) => Buffer.concat(parts.map((part) => Buffer.from(part as never)));
+const bytes = (...parts: (string | Uint8Array)[]) =>
+  Buffer.concat(parts.map((part) => Buffer.from(part as never)));
 
 const hostile: Record<string, Uint8Array> = {
   "no headers": bytes("\r\nA body and nothing else.\r\n"),
@@ -32,8 +33,16 @@ const hostile: Record<string, Uint8Array> = {
     "",
     "body in an unknown charset",
   ])),
-  "raw 8-bit headers": bytes("Subject: caf", new Uint8Array([0xe9, 0xff, 0xfe]), " au lait\r\nFrom: J", new Uint8Array([0xf6]), "rg <j@test.example>\r\nMessage-ID: <8bit@test.example>\r\n\r\nraw bytes\r\n"),
-  "NUL bytes": bytes("Subject: nul\u0000here\r\nMessage-ID: <nul@test.example>\r\n\r\nbody\u0000with\u0000nuls\r\n"),
+  "raw 8-bit headers": bytes(
+    "Subject: caf",
+    new Uint8Array([0xe9, 0xff, 0xfe]),
+    " au lait\r\nFrom: J",
+    new Uint8Array([0xf6]),
+    "rg <j@test.example>\r\nMessage-ID: <8bit@test.example>\r\n\r\nraw bytes\r\n",
+  ),
+  "NUL bytes": bytes(
+    "Subject: nul\u0000here\r\nMessage-ID: <nul@test.example>\r\n\r\nbody\u0000with\u0000nuls\r\n",
+  ),
   "20 MB attachment": bytes(crlf([
     "Subject: a 20 MB attachment",
     "Message-ID: <big-attachment@test.example>",
@@ -71,7 +80,10 @@ Deno.test("hostile and malformed mail: all imported as far as possible, within t
   assert.equal(run.status, "succeeded", run.error);
   assert.equal(run.details.inserted, Object.keys(hostile).length, "every message has a row");
   const sizes = Object.values(hostile).map((source) => Math.min(source.length, MiB));
-  assert.ok(run.details.bytes <= sizes.reduce((a, b) => a + b, 0), `${run.details.bytes} bytes fetched`);
+  assert.ok(
+    run.details.bytes <= sizes.reduce((a, b) => a + b, 0),
+    `${run.details.bytes} bytes fetched`,
+  );
 
   const rows = await sql`
     select uid, subject, message_id, body_text, body_truncated, source_truncated, size_bytes, attachments, parse_error
@@ -91,7 +103,10 @@ Deno.test("hostile and malformed mail: all imported as far as possible, within t
   assert.match(attachment.body_text, /See the attached file/);
   assert.equal(attachment.attachments.length, 1);
   assert.equal(attachment.attachments[0].filename, "archive.bin");
-  assert.ok(attachment.attachments[0].size > 20 * MiB, "size from BODYSTRUCTURE, not from what was fetched");
+  assert.ok(
+    attachment.attachments[0].size > 20 * MiB,
+    "size from BODYSTRUCTURE, not from what was fetched",
+  );
 
   const text = byName["5 MB single part"];
   assert.equal(text.source_truncated, true);

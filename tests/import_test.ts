@@ -5,13 +5,13 @@
 import assert from "node:assert/strict";
 import { connect, createUser } from "./support/local_stack.ts";
 import {
+  acceptedRun,
   addMailbox,
   appendMessages,
   createImapUser,
   doveadm,
   importer,
   importOnce,
-  acceptedRun,
   message,
   startDovecot,
   stopDovecot,
@@ -38,7 +38,10 @@ Deno.test("first sync imports everything; the next imports only what is new; not
   assert.equal(first.details.inserted, 3);
   assert.equal((await emailsOf(mailboxId)).length, 3);
 
-  await appendMessages(imapUser, "INBOX", [message({ subject: "new one" }), message({ subject: "new two" })]);
+  await appendMessages(imapUser, "INBOX", [
+    message({ subject: "new one" }),
+    message({ subject: "new two" }),
+  ]);
   const second = await importOnce(sql, userId);
   assert.equal(second.status, "succeeded");
   assert.equal(second.details.fetched, 2, "only the two new messages are fetched");
@@ -58,7 +61,11 @@ Deno.test("first sync imports everything; the next imports only what is new; not
 
 Deno.test("a new UIDVALIDITY re-imports the folder without duplicate rows and records the reset", async () => {
   const { userId, imapUser, mailboxId } = await setup({ folders: ["INBOX", "Archive"] });
-  const archived = [message({ subject: "a1" }), message({ subject: "a2" }), message({ messageId: null, subject: "no id" })];
+  const archived = [
+    message({ subject: "a1" }),
+    message({ subject: "a2" }),
+    message({ messageId: null, subject: "no id" }),
+  ];
   await appendMessages(imapUser, "Archive", archived);
   await appendMessages(imapUser, "INBOX", [message()]);
   const first = await importOnce(sql, userId);
@@ -76,16 +83,25 @@ Deno.test("a new UIDVALIDITY re-imports the folder without duplicate rows and re
   assert.equal(second.details.remapped, 3);
   const after = await emailsOf(mailboxId);
   assert.equal(after.length, before.length, "no duplicates");
-  const archiveValidities = new Set(after.filter((row) => row.folder === "Archive").map((row) => row.uid_validity));
+  const archiveValidities = new Set(
+    after.filter((row) => row.folder === "Archive").map((row) => row.uid_validity),
+  );
   assert.equal(archiveValidities.size, 1);
-  assert.notEqual([...archiveValidities][0], before.find((row) => row.folder === "Archive")!.uid_validity);
-  const [state] = await sql`select resets from auto_sync.folder_state where mailbox_id = ${mailboxId} and folder = 'Archive'`;
+  assert.notEqual(
+    [...archiveValidities][0],
+    before.find((row) => row.folder === "Archive")!.uid_validity,
+  );
+  const [state] =
+    await sql`select resets from auto_sync.folder_state where mailbox_id = ${mailboxId} and folder = 'Archive'`;
   assert.equal(state.resets, 1);
 });
 
 Deno.test("the IMAP server killed mid-import: committed batches match the state, the next run resumes, nothing lost or doubled", async () => {
   const { userId, imapUser, mailboxId } = await setup({ tls: "plain" });
-  const seeded = Array.from({ length: 400 }, (_, i) => message({ subject: `bulk ${i}`, body: "x".repeat(2000) }));
+  const seeded = Array.from(
+    { length: 400 },
+    (_, i) => message({ subject: `bulk ${i}`, body: "x".repeat(2000) }),
+  );
   await appendMessages(imapUser, "INBOX", seeded);
 
   const runId = await acceptedRun(sql, userId);
@@ -94,15 +110,20 @@ Deno.test("the IMAP server killed mid-import: committed batches match the state,
     if (batch === 3) await stopDovecot();
   };
   try {
-    await importer(sql, { chunkSize: 5 }, { afterBatch: killAfterThirdBatch }).runner({ runId, userId });
+    await importer(sql, { chunkSize: 5 }, { afterBatch: killAfterThirdBatch }).runner({
+      runId,
+      userId,
+    });
   } finally {
     await startDovecot();
   }
 
-  const [interrupted] = await sql`select status, error, details from auto_sync.runs where id = ${runId}`;
+  const [interrupted] =
+    await sql`select status, error, details from auto_sync.runs where id = ${runId}`;
   assert.ok(["failed", "partial"].includes(interrupted.status), interrupted.status);
   assert.ok(interrupted.error);
-  const [state] = await sql`select last_uid from auto_sync.folder_state where mailbox_id = ${mailboxId} and folder = 'INBOX'`;
+  const [state] =
+    await sql`select last_uid from auto_sync.folder_state where mailbox_id = ${mailboxId} and folder = 'INBOX'`;
   const committed = await emailsOf(mailboxId);
   // Three batches were committed when the server died; the fourth and fifth may have
   // been fetched already (a write overlaps the next parse, a parse the next fetch) and
@@ -122,7 +143,9 @@ Deno.test("the IMAP server killed mid-import: committed batches match the state,
 Deno.test("a wrong password: failed run with a clear error and no credential; the third in a row pauses the mailbox", async () => {
   const { userId, imapUser, mailboxId } = await setup();
   await sql.begin(async (tx) => {
-    await tx`select set_config('request.jwt.claims', ${JSON.stringify({ sub: userId, role: "authenticated" })}, true)`;
+    await tx`select set_config('request.jwt.claims', ${
+      JSON.stringify({ sub: userId, role: "authenticated" })
+    }, true)`;
     await tx`set local role authenticated`;
     await tx`select public.update_mailbox(${mailboxId}, p_credential := 'not-the-password')`;
   });
@@ -132,14 +155,19 @@ Deno.test("a wrong password: failed run with a clear error and no credential; th
     assert.match(run.error, new RegExp(`Login failed for "${imapUser.username}"`));
     assert.equal(JSON.stringify(run).includes("not-the-password"), false);
   }
-  const [mailbox] = await sql`select paused_reason, last_error from public.mailboxes where id = ${mailboxId}`;
+  const [mailbox] =
+    await sql`select paused_reason, last_error from public.mailboxes where id = ${mailboxId}`;
   assert.match(mailbox.paused_reason, /Paused after 3 failed logins/);
   assert.equal(mailbox.last_error.includes("not-the-password"), false);
 
   const paused = await importOnce(sql, userId);
   assert.equal(paused.status, "skipped");
   assert.match(paused.error, /Paused/);
-  assert.equal(paused.details.mailboxes[0].imap_commands, undefined, "no connection to the server while paused");
+  assert.equal(
+    paused.details.mailboxes[0].imap_commands,
+    undefined,
+    "no connection to the server while paused",
+  );
 });
 
 Deno.test("two imports of one mailbox at once: one runs, the other is refused, nothing duplicated", async () => {
@@ -150,7 +178,8 @@ Deno.test("two imports of one mailbox at once: one runs, the other is refused, n
     importer(sql, { chunkSize: 5 }).runner({ runId: first, userId }),
     importer(sql, { chunkSize: 5 }).runner({ runId: second, userId }),
   ]);
-  const runs = await sql`select status, error from auto_sync.runs where id in (${first}, ${second}) order by status`;
+  const runs =
+    await sql`select status, error from auto_sync.runs where id in (${first}, ${second}) order by status`;
   assert.deepEqual(runs.map((run) => run.status).sort(), ["skipped", "succeeded"]);
   assert.match(runs.find((run) => run.status === "skipped")!.error, /already running/);
   assert.equal((await emailsOf(mailboxId)).length, 60);
@@ -195,7 +224,10 @@ Deno.test("a mailbox pointing at a loopback or private address is refused unless
   await importer(sql, {}, { allowPrivateHosts: false }).runner({ runId, userId });
   const [run] = await sql`select status, error, details from auto_sync.runs where id = ${runId}`;
   assert.equal(run.status, "failed");
-  assert.match(run.error, /Refusing to connect to 127\.0\.0\.1: 127\.0\.0\.1 is a loopback, private or link-local address/);
+  assert.match(
+    run.error,
+    /Refusing to connect to 127\.0\.0\.1: 127\.0\.0\.1 is a loopback, private or link-local address/,
+  );
   assert.equal(run.details.mailboxes[0].imap_commands, undefined, "no connection was made");
   assert.equal((await emailsOf(mailboxId)).length, 0);
 });

@@ -14,7 +14,16 @@ const printed: string[] = [];
 
 async function keys(...args: string[]) {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-run", `${repo}ops/keys.ts`, ...args],
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+      "--allow-run",
+      `${repo}ops/keys.ts`,
+      ...args,
+    ],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -73,11 +82,23 @@ Deno.test("emergency revocation: a new key replaces every other one", async () =
 
 Deno.test("a keyring is never written into a file git tracks", async () => {
   const readme = Deno.readTextFileSync(`${repo}README.md`);
-  const result = await keys("rotate-begin", "--env-file", `${repo}README.md`, "--db-url", "postgresql://postgres:postgres@127.0.0.1:54322/postgres", "--label", `${label}c`);
+  const result = await keys(
+    "rotate-begin",
+    "--env-file",
+    `${repo}README.md`,
+    "--db-url",
+    "postgresql://postgres:postgres@127.0.0.1:54322/postgres",
+    "--label",
+    `${label}c`,
+  );
   assert.notEqual(result.code, 0);
   assert.match(result.text, /git tracks it/);
   assert.equal(Deno.readTextFileSync(`${repo}README.md`), readme);
-  assert.equal((await vaultKeyNames()).length, 1, "Vault untouched when the verifier could not be updated");
+  assert.equal(
+    (await vaultKeyNames()).length,
+    1,
+    "Vault untouched when the verifier could not be updated",
+  );
 });
 
 Deno.test("no command printed a secret (only --print does)", async () => {

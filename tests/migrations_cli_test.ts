@@ -14,7 +14,10 @@ async function supabase(...args: string[]) {
     stdout: "piped",
     stderr: "piped",
   }).output();
-  return { code: output.code, text: new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr) };
+  return {
+    code: output.code,
+    text: new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr),
+  };
 }
 
 Deno.test("supabase migration list: every local migration is applied", async () => {
@@ -26,7 +29,11 @@ Deno.test("supabase migration list: every local migration is applied", async () 
   const { code, text } = await supabase("migration", "list");
   assert.equal(code, 0, text);
   for (const version of local) {
-    assert.match(text, new RegExp(`${version}\\W*\\|\\W*${version}`), `migration ${version} applied`);
+    assert.match(
+      text,
+      new RegExp(`${version}\\W*\\|\\W*${version}`),
+      `migration ${version} applied`,
+    );
   }
 });
 

@@ -51,7 +51,15 @@ function randomToken(bytes = 24): string {
 /** A JWT-shaped fake key with the given role claim; the signature is random. */
 function fakeKey(role: string): string {
   const header = base64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
-  const payload = base64url(JSON.stringify({ iss: "supabase", ref: "option1fixture", role, iat: 1700000000, exp: 2000000000 }));
+  const payload = base64url(
+    JSON.stringify({
+      iss: "supabase",
+      ref: "option1fixture",
+      role,
+      iat: 1700000000,
+      exp: 2000000000,
+    }),
+  );
   return `${header}.${payload}.${randomToken(32)}`;
 }
 
@@ -74,7 +82,11 @@ interface Scenario {
 
 function newScenario(): Scenario {
   const tag = crypto.randomUUID().slice(0, 8);
-  const users = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()] as [string, string, string];
+  const users = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()] as [
+    string,
+    string,
+    string,
+  ];
   const serviceKey = fakeKey("service_role");
   const encryptionKey = `enc-${randomToken()}`;
   const anonKey = fakeKey("anon");
@@ -91,7 +103,14 @@ function newScenario(): Scenario {
     secretKey,
     jwtSecret,
     settingsRole: `option1_app_${tag}`,
-    secrets: [serviceKey, serviceKey.split(".")[1], serviceKey.split(".")[2], encryptionKey, secretKey, jwtSecret],
+    secrets: [
+      serviceKey,
+      serviceKey.split(".")[1],
+      serviceKey.split(".")[2],
+      encryptionKey,
+      secretKey,
+      jwtSecret,
+    ],
     historyRuns: [],
   };
 }
@@ -103,7 +122,10 @@ async function psql(args: string[]): Promise<{ code: number; output: string }> {
     stderr: "piped",
   }).output();
   const decoder = new TextDecoder();
-  return { code: result.code, output: decoder.decode(result.stdout) + decoder.decode(result.stderr) };
+  return {
+    code: result.code,
+    output: decoder.decode(result.stdout) + decoder.decode(result.stderr),
+  };
 }
 
 /** Applies the migration file; `asRole` switches role first (SET ROLE), as a non-superuser would run it. */
@@ -125,7 +147,11 @@ async function setUpOption1(s: Scenario, options: { ownerRole?: string } = {}) {
     settings_role: s.settingsRole,
     ...(options.ownerRole ? { owner_role: options.ownerRole } : {}),
   };
-  const { code, output } = await psql([...Object.entries(vars).flatMap(([k, v]) => ["-v", `${k}=${v}`]), "-f", fixture]);
+  const { code, output } = await psql([
+    ...Object.entries(vars).flatMap(([k, v]) => ["-v", `${k}=${v}`]),
+    "-f",
+    fixture,
+  ]);
   assert.equal(code, 0, `fixture failed: ${output}`);
 }
 
@@ -135,7 +161,9 @@ async function dbSettings(sql: postgres.Sql): Promise<Record<string, string>> {
     select split_part(c, '=', 1) as name, substr(c, strpos(c, '=') + 1) as value
       from pg_db_role_setting s, unnest(s.setconfig) c
      where s.setrole = 0 and s.setdatabase = (select oid from pg_database where datname = current_database())`;
-  return Object.fromEntries(rows.filter((r) => dbSettingNames.includes(r.name)).map((r) => [r.name, r.value]));
+  return Object.fromEntries(
+    rows.filter((r) => dbSettingNames.includes(r.name)).map((r) => [r.name, r.value]),
+  );
 }
 
 async function roleSettings(sql: postgres.Sql, role: string): Promise<string[]> {
@@ -148,7 +176,8 @@ async function roleSettings(sql: postgres.Sql, role: string): Promise<string[]> 
 }
 
 async function jobNames(sql: postgres.Sql, names: string[]): Promise<string[]> {
-  const rows = await sql`select jobname from cron.job where jobname = any(${names}) order by jobname`;
+  const rows =
+    await sql`select jobname from cron.job where jobname = any(${names}) order by jobname`;
   return rows.map((r) => r.jobname);
 }
 
@@ -165,13 +194,17 @@ async function option1Objects(sql: postgres.Sql): Promise<string[]> {
 }
 
 async function dispatchJob(sql: postgres.Sql) {
-  const [job] = await sql`select jobid, command, schedule, active from cron.job where jobname = 'auto-sync-dispatch'`;
+  const [job] =
+    await sql`select jobid, command, schedule, active from cron.job where jobname = 'auto-sync-dispatch'`;
   return job;
 }
 
 function assertNoSecret(output: string, s: Scenario) {
   for (const secret of s.secrets) {
-    assert.ok(!output.includes(secret), `the output must not contain key material (${secret.slice(0, 6)}...)`);
+    assert.ok(
+      !output.includes(secret),
+      `the output must not contain key material (${secret.slice(0, 6)}...)`,
+    );
   }
   assert.doesNotMatch(output, /bearer/i, "the output must not repeat a job's command");
 }
@@ -189,8 +222,16 @@ async function withScenario(
   const s = newScenario();
   try {
     await lock`select pg_advisory_lock(hashtext(${lockKey}))`;
-    assert.deepEqual(await dbSettings(sql), {}, "app.settings.* already set on the stack's database; not touching them");
-    assert.deepEqual(await option1Objects(sql), [], "Option 1 objects already in public; not touching them");
+    assert.deepEqual(
+      await dbSettings(sql),
+      {},
+      "app.settings.* already set on the stack's database; not touching them",
+    );
+    assert.deepEqual(
+      await option1Objects(sql),
+      [],
+      "Option 1 objects already in public; not touching them",
+    );
     const [{ db }] = await sql`select current_database() as db`;
     try {
       await sql.unsafe(`create role "${s.settingsRole}" nologin`);
@@ -208,7 +249,9 @@ async function withScenario(
         drop view if exists public.auto_sync_config_overview;
         drop table if exists public.auto_sync_config cascade;
         drop function if exists public.get_service_role_key(), public.decrypt_secret(bytea), public.encrypt_secret(text);`);
-      for (const schema of options.extraSchemas ?? []) await sql.unsafe(`drop schema if exists "${schema}" cascade`);
+      for (const schema of options.extraSchemas ?? []) {
+        await sql.unsafe(`drop schema if exists "${schema}" cascade`);
+      }
       for (const name of Object.keys(await dbSettings(sql))) {
         await sql.unsafe(`alter database "${db}" reset "${name}"`);
       }
@@ -230,19 +273,25 @@ Deno.test("option 1 clean-up as the superuser: removes the key, its helpers and 
     assert.ok(dispatchBefore, "the stack has the auto-sync-dispatch job");
     await setUpOption1(s);
 
-    await t.step("the fixture is Option 1: key decryptable from the table, jobs scheduled, settings set", async () => {
-      const [row] = await sql.begin(async (tx) => {
-        await tx`select set_config('app.settings.encryption_key', ${s.encryptionKey}, true)`;
-        return await tx`select public.get_service_role_key() as key`;
-      });
-      assert.equal(row.key, s.serviceKey);
-      assert.deepEqual(await jobNames(sql, [...s.legacyJobs, ...s.keptJobs]), [...s.legacyJobs, ...s.keptJobs].sort());
-      assert.deepEqual(Object.keys(await dbSettings(sql)).sort(), [...dbSettingNames].sort());
-      assert.deepEqual(await roleSettings(sql, s.settingsRole), [
-        "app.settings.service_role_key",
-        "in database: app.settings.encryption_key",
-      ]);
-    });
+    await t.step(
+      "the fixture is Option 1: key decryptable from the table, jobs scheduled, settings set",
+      async () => {
+        const [row] = await sql.begin(async (tx) => {
+          await tx`select set_config('app.settings.encryption_key', ${s.encryptionKey}, true)`;
+          return await tx`select public.get_service_role_key() as key`;
+        });
+        assert.equal(row.key, s.serviceKey);
+        assert.deepEqual(
+          await jobNames(sql, [...s.legacyJobs, ...s.keptJobs]),
+          [...s.legacyJobs, ...s.keptJobs].sort(),
+        );
+        assert.deepEqual(Object.keys(await dbSettings(sql)).sort(), [...dbSettingNames].sort());
+        assert.deepEqual(await roleSettings(sql, s.settingsRole), [
+          "app.settings.service_role_key",
+          "in database: app.settings.encryption_key",
+        ]);
+      },
+    );
 
     // What pg_cron would have recorded: one run of each legacy job and of a job that
     // must stay, and a run of a legacy job unscheduled long ago by hand.
@@ -257,26 +306,38 @@ Deno.test("option 1 clean-up as the superuser: removes the key, its helpers and 
              'succeeded', now() - interval '1 day', now() - interval '1 day'
       returning runid, jobid`;
     s.historyRuns.push(...history.map((row) => Number(row.runid)));
-    const [{ jobid: keptJobId }] = await sql`select jobid from cron.job where jobname = ${s.keptJobs[0]}`;
+    const [{ jobid: keptJobId }] = await sql`select jobid from cron.job where jobname = ${
+      s.keptJobs[0]
+    }`;
     const keptRun = Number(history.find((row) => row.jobid === keptJobId)?.runid);
     const [{ max_runid: dispatchRunsUpTo }] = await sql`
       select max(runid) as max_runid from cron.job_run_details where jobid = ${dispatchBefore.jobid}`;
-    const dispatchRuns = async () => (await sql`
-      select count(*)::int as n from cron.job_run_details where jobid = ${dispatchBefore.jobid} and runid <= ${dispatchRunsUpTo ?? 0}`)[0].n;
+    const dispatchRuns = async () =>
+      (await sql`
+      select count(*)::int as n from cron.job_run_details where jobid = ${dispatchBefore.jobid} and runid <= ${
+        dispatchRunsUpTo ?? 0
+      }`)[0].n;
     const dispatchRunsBefore = await dispatchRuns();
 
     const first = await runMigration();
 
     await t.step("the migration succeeds and reports by name, never with key material", () => {
       assert.equal(first.code, 0, first.output);
-      for (const job of s.legacyJobs) assert.match(first.output, new RegExp(`unscheduled pg_cron job "${job}"`));
-      for (const job of s.keptJobs) assert.doesNotMatch(first.output, new RegExp(`unscheduled pg_cron job "${job}"`));
+      for (const job of s.legacyJobs) {
+        assert.match(first.output, new RegExp(`unscheduled pg_cron job "${job}"`));
+      }
+      for (const job of s.keptJobs) {
+        assert.doesNotMatch(first.output, new RegExp(`unscheduled pg_cron job "${job}"`));
+      }
       assert.match(first.output, /dropped table public\.auto_sync_config\b/);
       assert.match(first.output, /dropped function public\.get_service_role_key\(\)/);
       assert.match(first.output, /dropping view public\.auto_sync_config_overview along/);
       assert.match(first.output, /cleared setting app\.settings\.service_role_key/);
       assert.match(first.output, /cleared setting app\.settings\.encryption_key/);
-      assert.match(first.output, /WARNING: {2}option-1 clean-up: this database held the service-role key: rotate it/);
+      assert.match(
+        first.output,
+        /WARNING: {2}option-1 clean-up: this database held the service-role key: rotate it/,
+      );
       assertNoSecret(first.output, s);
     });
 
@@ -284,36 +345,68 @@ Deno.test("option 1 clean-up as the superuser: removes the key, its helpers and 
       assert.deepEqual(await option1Objects(sql), []);
     });
 
-    await t.step("the three legacy jobs are gone; the unrelated jobs and auto-sync-dispatch are untouched", async () => {
-      assert.deepEqual(await jobNames(sql, s.legacyJobs), []);
-      assert.deepEqual(await jobNames(sql, s.keptJobs), [...s.keptJobs].sort());
-      assert.deepEqual(await dispatchJob(sql), dispatchBefore);
-    });
+    await t.step(
+      "the three legacy jobs are gone; the unrelated jobs and auto-sync-dispatch are untouched",
+      async () => {
+        assert.deepEqual(await jobNames(sql, s.legacyJobs), []);
+        assert.deepEqual(await jobNames(sql, s.keptJobs), [...s.keptJobs].sort());
+        assert.deepEqual(await dispatchJob(sql), dispatchBefore);
+      },
+    );
 
-    await t.step("the legacy jobs' run history, which repeats their command, is deleted; other history stays", async () => {
-      const left = await sql`select runid from cron.job_run_details where runid = any(${s.historyRuns}) order by runid`;
-      assert.equal(s.historyRuns.length, 5);
-      assert.deepEqual(left.map((row) => Number(row.runid)), [keptRun], "only the surviving job's run is left");
-      assert.match(first.output, /deleted 4 cron\.job_run_details row\(s\)/);
-      assert.equal(await dispatchRuns(), dispatchRunsBefore, "auto-sync-dispatch's history untouched");
-    });
+    await t.step(
+      "the legacy jobs' run history, which repeats their command, is deleted; other history stays",
+      async () => {
+        const left =
+          await sql`select runid from cron.job_run_details where runid = any(${s.historyRuns}) order by runid`;
+        assert.equal(s.historyRuns.length, 5);
+        assert.deepEqual(
+          left.map((row) => Number(row.runid)),
+          [keptRun],
+          "only the surviving job's run is left",
+        );
+        assert.match(first.output, /deleted 4 cron\.job_run_details row\(s\)/);
+        assert.equal(
+          await dispatchRuns(),
+          dispatchRunsBefore,
+          "auto-sync-dispatch's history untouched",
+        );
+      },
+    );
 
-    await t.step("database-level key settings are reset; the platform's jwt_secret, the URL and the anon key stay", async () => {
-      const settings = await dbSettings(sql);
-      assert.deepEqual(Object.keys(settings).sort(), ["app.settings.anon_key", "app.settings.jwt_secret", "app.settings.supabase_url"]);
-      assert.equal(settings["app.settings.jwt_secret"], s.jwtSecret);
-      assert.equal(settings["app.settings.supabase_url"], projectUrl);
-      assert.match(first.output, /cleared setting app\.settings\.webhook_secret/, "an sb_secret_ value is cleared whatever its name");
-    });
+    await t.step(
+      "database-level key settings are reset; the platform's jwt_secret, the URL and the anon key stay",
+      async () => {
+        const settings = await dbSettings(sql);
+        assert.deepEqual(Object.keys(settings).sort(), [
+          "app.settings.anon_key",
+          "app.settings.jwt_secret",
+          "app.settings.supabase_url",
+        ]);
+        assert.equal(settings["app.settings.jwt_secret"], s.jwtSecret);
+        assert.equal(settings["app.settings.supabase_url"], projectUrl);
+        assert.match(
+          first.output,
+          /cleared setting app\.settings\.webhook_secret/,
+          "an sb_secret_ value is cleared whatever its name",
+        );
+      },
+    );
 
-    await t.step("per-role key settings are reset too (ALTER ROLE ... and ALTER ROLE ... IN DATABASE)", async () => {
-      assert.deepEqual(await roleSettings(sql, s.settingsRole), []);
-    });
+    await t.step(
+      "per-role key settings are reset too (ALTER ROLE ... and ALTER ROLE ... IN DATABASE)",
+      async () => {
+        assert.deepEqual(await roleSettings(sql, s.settingsRole), []);
+      },
+    );
 
     await t.step("a new session no longer receives the keys", async () => {
-      const { code, output } = await psql(["-At", "-c",
+      const { code, output } = await psql([
+        "-At",
+        "-c",
         "select coalesce(current_setting('app.settings.service_role_key', true), '<unset>') || '|' || " +
-        "coalesce(current_setting('app.settings.encryption_key', true), '<unset>')"]);
+        "coalesce(current_setting('app.settings.encryption_key', true), '<unset>')",
+      ]);
       assert.equal(code, 0, output);
       assert.equal(output.trim(), "<unset>|<unset>");
     });
@@ -325,7 +418,10 @@ Deno.test("option 1 clean-up as the superuser: removes the key, its helpers and 
       assert.equal(second.code, 0, second.output);
       assert.match(second.output, /nothing of Option 1 found/);
       assert.doesNotMatch(second.output, /unscheduled|dropped|cleared|WARNING/);
-      assert.deepEqual(await sql`select jobid, jobname, command from cron.job order by jobid`, jobsBefore);
+      assert.deepEqual(
+        await sql`select jobid, jobname, command from cron.job order by jobid`,
+        jobsBefore,
+      );
       assert.deepEqual(await dbSettings(sql), settingsBefore);
     });
   });
@@ -337,10 +433,14 @@ Deno.test("option 1 clean-up on a database without Option 1: a no-op", async () 
   try {
     await lock`select pg_advisory_lock(hashtext(${lockKey}))`;
     const snapshot = async () => ({
-      jobs: await sql`select jobid, jobname, schedule, command, active from cron.job order by jobid`,
-      settings: await sql`select setdatabase, setrole, setconfig from pg_db_role_setting order by 1, 2`,
-      relations: await sql`select count(*)::int as n from pg_class where relnamespace in ('public'::regnamespace, 'auto_sync'::regnamespace)`,
-      functions: await sql`select count(*)::int as n from pg_proc where pronamespace in ('public'::regnamespace, 'auto_sync'::regnamespace)`,
+      jobs:
+        await sql`select jobid, jobname, schedule, command, active from cron.job order by jobid`,
+      settings:
+        await sql`select setdatabase, setrole, setconfig from pg_db_role_setting order by 1, 2`,
+      relations:
+        await sql`select count(*)::int as n from pg_class where relnamespace in ('public'::regnamespace, 'auto_sync'::regnamespace)`,
+      functions:
+        await sql`select count(*)::int as n from pg_proc where pronamespace in ('public'::regnamespace, 'auto_sync'::regnamespace)`,
     });
     const before = await snapshot();
     const { code, output } = await runMigration();
@@ -385,30 +485,77 @@ Deno.test("option 1 clean-up as a role that may not ALTER DATABASE: succeeds, an
       assert.deepEqual(await option1Objects(sql), []);
       assert.deepEqual(await jobNames(sql, s.legacyJobs), []);
       assert.deepEqual(await jobNames(sql, s.keptJobs), [...s.keptJobs].sort());
-      for (const job of s.legacyJobs) assert.match(run.output, new RegExp(`unscheduled pg_cron job "${job}"`));
-    });
-
-    await t.step("each setting it could not reset is a WARNING with the statement to have run, and no value", async () => {
-      for (const name of ["app.settings.service_role_key", "app.settings.encryption_key", "app.settings.webhook_secret"]) {
-        assert.match(run.output, new RegExp(`WARNING: {2}option-1 clean-up: could not clear setting ${name.replaceAll(".", "\\.")} `));
-        assert.match(run.output, new RegExp(`ask support\\): alter database postgres reset "${name.replaceAll(".", "\\.")}";`));
+      for (const job of s.legacyJobs) {
+        assert.match(run.output, new RegExp(`unscheduled pg_cron job "${job}"`));
       }
-      assert.match(run.output, new RegExp(`support\\): alter role ${s.settingsRole} reset "app\\.settings\\.service_role_key";`));
-      assert.match(run.output, new RegExp(`support\\): alter role ${s.settingsRole} in database postgres reset "app\\.settings\\.encryption_key";`));
-      assert.match(run.output, /0 setting\(s\) cleared, 5 setting\(s\) left for a superuser/);
-      assertNoSecret(run.output, s);
-      const settings = await dbSettings(sql);
-      assert.equal(settings["app.settings.service_role_key"], s.serviceKey, "still set: the role could not reset it");
     });
 
-    await t.step("run again by a superuser (what support would do), the settings are cleared", async () => {
-      const again = await runMigration();
-      assert.equal(again.code, 0, again.output);
-      assert.match(again.output, /0 pg_cron job\(s\) unscheduled, 0 object\(s\) dropped, 5 setting\(s\) cleared/);
-      assertNoSecret(again.output, s);
-      assert.deepEqual(Object.keys(await dbSettings(sql)).sort(), ["app.settings.anon_key", "app.settings.jwt_secret", "app.settings.supabase_url"]);
-      assert.deepEqual(await roleSettings(sql, s.settingsRole), []);
-    });
+    await t.step(
+      "each setting it could not reset is a WARNING with the statement to have run, and no value",
+      async () => {
+        for (
+          const name of [
+            "app.settings.service_role_key",
+            "app.settings.encryption_key",
+            "app.settings.webhook_secret",
+          ]
+        ) {
+          assert.match(
+            run.output,
+            new RegExp(
+              `WARNING: {2}option-1 clean-up: could not clear setting ${
+                name.replaceAll(".", "\\.")
+              } `,
+            ),
+          );
+          assert.match(
+            run.output,
+            new RegExp(
+              `ask support\\): alter database postgres reset "${name.replaceAll(".", "\\.")}";`,
+            ),
+          );
+        }
+        assert.match(
+          run.output,
+          new RegExp(
+            `support\\): alter role ${s.settingsRole} reset "app\\.settings\\.service_role_key";`,
+          ),
+        );
+        assert.match(
+          run.output,
+          new RegExp(
+            `support\\): alter role ${s.settingsRole} in database postgres reset "app\\.settings\\.encryption_key";`,
+          ),
+        );
+        assert.match(run.output, /0 setting\(s\) cleared, 5 setting\(s\) left for a superuser/);
+        assertNoSecret(run.output, s);
+        const settings = await dbSettings(sql);
+        assert.equal(
+          settings["app.settings.service_role_key"],
+          s.serviceKey,
+          "still set: the role could not reset it",
+        );
+      },
+    );
+
+    await t.step(
+      "run again by a superuser (what support would do), the settings are cleared",
+      async () => {
+        const again = await runMigration();
+        assert.equal(again.code, 0, again.output);
+        assert.match(
+          again.output,
+          /0 pg_cron job\(s\) unscheduled, 0 object\(s\) dropped, 5 setting\(s\) cleared/,
+        );
+        assertNoSecret(again.output, s);
+        assert.deepEqual(Object.keys(await dbSettings(sql)).sort(), [
+          "app.settings.anon_key",
+          "app.settings.jwt_secret",
+          "app.settings.supabase_url",
+        ]);
+        assert.deepEqual(await roleSettings(sql, s.settingsRole), []);
+      },
+    );
   }, { extraRoles: [migrator] });
 });
 
@@ -429,12 +576,22 @@ Deno.test("option 1 clean-up refuses, changing nothing, when CASCADE would drop 
 
     const run = await runMigration();
     assert.notEqual(run.code, 0, "the migration fails");
-    assert.match(run.output, /ERROR: {2}option-1 clean-up: cannot drop public\.auto_sync_config.* without also dropping: policy only once configured on table/);
+    assert.match(
+      run.output,
+      /ERROR: {2}option-1 clean-up: cannot drop public\.auto_sync_config.* without also dropping: policy only once configured on table/,
+    );
     assert.match(run.output, /Nothing was changed/);
-    assert.doesNotMatch(run.output, /unscheduled pg_cron job/, "it reports no removal before the check");
+    assert.doesNotMatch(
+      run.output,
+      /unscheduled pg_cron job/,
+      "it reports no removal before the check",
+    );
     assertNoSecret(run.output, s);
     assert.equal((await option1Objects(sql)).length, 5, "table, view and helpers still there");
-    assert.deepEqual(await sql`select jobid, jobname, command from cron.job order by jobid`, jobsBefore);
+    assert.deepEqual(
+      await sql`select jobid, jobname, command from cron.job order by jobid`,
+      jobsBefore,
+    );
     assert.deepEqual(await dbSettings(sql), settingsBefore);
     const [policy] = await sql`select 1 from pg_policies where schemaname = ${schema}`;
     assert.ok(policy, "the policy is still there");
@@ -459,10 +616,16 @@ Deno.test("option 1 clean-up keeps the encryption key when other data may still 
     const run = await runMigration();
     assert.equal(run.code, 0, run.output);
     assertNoSecret(run.output, s);
-    assert.match(run.output, /WARNING: {2}option-1 clean-up: kept the encryption-key settings and public\.encrypt_secret\(text\), public\.decrypt_secret\(bytea\) because other objects may still need them: /);
+    assert.match(
+      run.output,
+      /WARNING: {2}option-1 clean-up: kept the encryption-key settings and public\.encrypt_secret\(text\), public\.decrypt_secret\(bytea\) because other objects may still need them: /,
+    );
     assert.match(run.output, new RegExp(`column ${schema}\\.accounts\\.password_encrypted`));
     assert.match(run.output, new RegExp(`function ${schema}\\.imap_password\\(integer\\)`));
-    assert.match(run.output, new RegExp(`dropping constraint accounts_config_id_fkey on table ${schema}\\.accounts along`));
+    assert.match(
+      run.output,
+      new RegExp(`dropping constraint accounts_config_id_fkey on table ${schema}\\.accounts along`),
+    );
 
     assert.deepEqual(await option1Objects(sql), [
       "function public.decrypt_secret(p_encrypted bytea)",
@@ -471,10 +634,15 @@ Deno.test("option 1 clean-up keeps the encryption key when other data may still 
     assert.deepEqual(await jobNames(sql, s.legacyJobs), []);
     const settings = await dbSettings(sql);
     assert.equal(settings["app.settings.encryption_key"], s.encryptionKey, "encryption key kept");
-    assert.equal(settings["app.settings.service_role_key"], undefined, "service key cleared all the same");
+    assert.equal(
+      settings["app.settings.service_role_key"],
+      undefined,
+      "service key cleared all the same",
+    );
     const [account] = await sql.unsafe(`select count(*)::int as n from "${schema}".accounts`);
     assert.equal(account.n, 1, "the referencing table and its rows stay");
-    const fks = await sql`select 1 from pg_constraint where conrelid = ${`${schema}.accounts`}::regclass and contype = 'f'`;
+    const fks =
+      await sql`select 1 from pg_constraint where conrelid = ${`${schema}.accounts`}::regclass and contype = 'f'`;
     assert.equal(fks.length, 0);
   }, { extraSchemas: [schema] });
 });

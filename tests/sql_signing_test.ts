@@ -22,7 +22,9 @@ const keyBytes = (secret: string) => Buffer.from(secret.slice("whsec_".length), 
 
 Deno.test("SQL signer reproduces the Standard Webhooks known-answer vector", async () => {
   const [row] = await sql`
-    select auto_sync.sign(${KAT.id}, ${KAT.timestamp}, ${KAT.payload}, array[${keyBytes(KAT.secret)}::bytea]) as signature`;
+    select auto_sync.sign(${KAT.id}, ${KAT.timestamp}, ${KAT.payload}, array[${
+    keyBytes(KAT.secret)
+  }::bytea]) as signature`;
   assert.equal(row.signature, KAT.signature);
 });
 
@@ -43,13 +45,20 @@ for (const [name, claims] of Object.entries(payloads)) {
     const [row] = await sql`
       with b as (select ${sql.json(claims as never)}::jsonb as body)
       select convert_to(body::text, 'UTF8') as bytes,
-             auto_sync.sign(${id}, ${timestamp}, body::text, array[${keyBytes(secret)}::bytea]) as signature
+             auto_sync.sign(${id}, ${timestamp}, body::text, array[${
+      keyBytes(secret)
+    }::bytea]) as signature
         from b`;
     const bytes = new Uint8Array(row.bytes);
 
-    const ours = verify([parseSecret(secret)], { id, timestamp: String(timestamp), signature: row.signature }, bytes, {
-      nowSeconds: timestamp,
-    });
+    const ours = verify(
+      [parseSecret(secret)],
+      { id, timestamp: String(timestamp), signature: row.signature },
+      bytes,
+      {
+        nowSeconds: timestamp,
+      },
+    );
     assert.deepEqual(ours, { ok: true, id, timestamp });
 
     const theirs = new Webhook(secret).verify(new TextDecoder().decode(bytes), {
@@ -63,9 +72,14 @@ for (const [name, claims] of Object.entries(payloads)) {
     const tampered = bytes.slice();
     tampered[tampered.length - 2] ^= 1;
     assert.equal(
-      verify([parseSecret(secret)], { id, timestamp: String(timestamp), signature: row.signature }, tampered, {
-        nowSeconds: timestamp,
-      }).ok,
+      verify(
+        [parseSecret(secret)],
+        { id, timestamp: String(timestamp), signature: row.signature },
+        tampered,
+        {
+          nowSeconds: timestamp,
+        },
+      ).ok,
       false,
     );
   });
@@ -74,14 +88,25 @@ for (const [name, claims] of Object.entries(payloads)) {
 Deno.test("SQL signer emits one v1 signature per Vault key, in order", async () => {
   const [first, second] = [generateSecret(), generateSecret()];
   const [row] = await sql`
-    select auto_sync.sign('msg_1', 1700000000, '{}', array[${keyBytes(first)}::bytea, ${keyBytes(second)}::bytea]) as signature`;
+    select auto_sync.sign('msg_1', 1700000000, '{}', array[${keyBytes(first)}::bytea, ${
+    keyBytes(second)
+  }::bytea]) as signature`;
   const parts = row.signature.split(" ");
   assert.equal(parts.length, 2);
   const body = new TextEncoder().encode("{}");
   const headers = (signature: string) => ({ id: "msg_1", timestamp: "1700000000", signature });
-  assert.equal(verify([parseSecret(first)], headers(parts[0]), body, { nowSeconds: 1700000000 }).ok, true);
-  assert.equal(verify([parseSecret(second)], headers(parts[1]), body, { nowSeconds: 1700000000 }).ok, true);
-  assert.equal(verify([parseSecret(first)], headers(parts[1]), body, { nowSeconds: 1700000000 }).ok, false);
+  assert.equal(
+    verify([parseSecret(first)], headers(parts[0]), body, { nowSeconds: 1700000000 }).ok,
+    true,
+  );
+  assert.equal(
+    verify([parseSecret(second)], headers(parts[1]), body, { nowSeconds: 1700000000 }).ok,
+    true,
+  );
+  assert.equal(
+    verify([parseSecret(first)], headers(parts[1]), body, { nowSeconds: 1700000000 }).ok,
+    false,
+  );
 });
 
 Deno.test({

@@ -21,7 +21,15 @@ Deno.test("status shows the schedule, the recent runs and outcomes per hour", as
           from unnest(array['succeeded', 'succeeded', 'failed']) as s`;
     });
     const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net", "--allow-env", `${repo}ops/status.ts`, "--local-stack", "--user", userId],
+      args: [
+        "run",
+        "--allow-net",
+        "--allow-env",
+        `${repo}ops/status.ts`,
+        "--local-stack",
+        "--user",
+        userId,
+      ],
       stdout: "piped",
       stderr: "piped",
     }).output();

@@ -66,11 +66,16 @@ export function createCronAutoSyncApp(deps: CronAutoSyncDeps): Hono {
     if (body === null) return refuse(413, `body over ${MAX_BODY_BYTES} bytes or cut short`);
 
     const nowSeconds = Math.floor(now() / 1000);
-    const verified = verify(keyring, {
-      id: request.headers.get("webhook-id"),
-      timestamp: request.headers.get("webhook-timestamp"),
-      signature: request.headers.get("webhook-signature"),
-    }, body, { nowSeconds });
+    const verified = verify(
+      keyring,
+      {
+        id: request.headers.get("webhook-id"),
+        timestamp: request.headers.get("webhook-timestamp"),
+        signature: request.headers.get("webhook-signature"),
+      },
+      body,
+      { nowSeconds },
+    );
     if (!verified.ok) return refuse(401, verified.reason);
     const requestId = verified.id; // safe to log from here: it is signed
 

@@ -227,14 +227,18 @@ Deno.test("timestamps exactly 300 s from the clock pass the window", async () =>
   // most 300 s, so its exp is now: refused as expired (403), not as unsigned (401).
   for (const [iat, status] of [[NOW + 300, 202], [NOW - 300, 403]]) {
     const ctx = setup();
-    const response = await ctx.app.fetch(signedRequest({ claims: { iat, exp: iat + 300 } }).request);
+    const response = await ctx.app.fetch(
+      signedRequest({ claims: { iat, exp: iat + 300 } }).request,
+    );
     assert.equal(response.status, status, `iat ${iat - NOW}`);
   }
 });
 
 Deno.test("a request claiming to live longer than 300 s is refused with 400", async () => {
   const ctx = setup();
-  const response = await ctx.app.fetch(signedRequest({ claims: { iat: NOW, exp: NOW + 301 } }).request);
+  const response = await ctx.app.fetch(
+    signedRequest({ claims: { iat: NOW, exp: NOW + 301 } }).request,
+  );
   assert.equal(response.status, 400);
 });
 
@@ -436,6 +440,8 @@ Deno.test("logs of every refusal and of a success never contain the signing secr
   }
   // Unsigned refusals are logged once per reason per window (rejection_log.ts).
   const statuses = new Set(ctx.log.lines.map((line) => JSON.parse(line).status));
-  for (const status of [405, 415, 401, 403]) assert.ok(statuses.has(status), `a ${status} is logged`);
+  for (const status of [405, 415, 401, 403]) {
+    assert.ok(statuses.has(status), `a ${status} is logged`);
+  }
   assertNoSecret(ctx.log.lines.join("\n"), "log");
 });

@@ -32,7 +32,9 @@ export function isPrivateAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 4) {
     const value = v4ToNumber(address);
-    return PRIVATE_V4.some(([network, bits]) => (value >>> (32 - bits)) === (network >>> (32 - bits)));
+    return PRIVATE_V4.some(([network, bits]) =>
+      (value >>> (32 - bits)) === (network >>> (32 - bits))
+    );
   }
   if (family === 6) {
     const lower = address.toLowerCase();
@@ -50,8 +52,13 @@ export class HostNotAllowedError extends Error {}
  * Resolves the host and returns the address to connect to. Throws
  * HostNotAllowedError for a private or local address unless allowed.
  */
-export async function resolveMailboxHost(host: string, options: { allowPrivate: boolean }): Promise<string> {
-  const addresses = isIP(host) ? [{ address: host }] : await lookup(host, { all: true, verbatim: true });
+export async function resolveMailboxHost(
+  host: string,
+  options: { allowPrivate: boolean },
+): Promise<string> {
+  const addresses = isIP(host)
+    ? [{ address: host }]
+    : await lookup(host, { all: true, verbatim: true });
   if (addresses.length === 0) throw new HostNotAllowedError(`Cannot resolve ${host}`);
   if (!options.allowPrivate) {
     const blocked = addresses.find(({ address }) => isPrivateAddress(address));

@@ -35,17 +35,25 @@ export async function openImapSession(
 ): Promise<ImapSession> {
   const commands: Record<string, number> = {};
   const count = (entry: { src?: string; msg?: string }) => {
-    const match = entry?.src === "c" && typeof entry.msg === "string" ? entry.msg.match(COMMAND_LINE) : null;
+    const match = entry?.src === "c" && typeof entry.msg === "string"
+      ? entry.msg.match(COMMAND_LINE)
+      : null;
     if (match) commands[match[1]] = (commands[match[1]] ?? 0) + 1;
   };
   const ignore = () => {};
   // Connect to the address that passed the host policy; TLS still checks the name.
-  const address = await resolveMailboxHost(mailbox.host, { allowPrivate: options.allowPrivateHosts ?? false });
+  const address = await resolveMailboxHost(mailbox.host, {
+    allowPrivate: options.allowPrivateHosts ?? false,
+  });
   const client = new ImapFlow({
     host: address,
     port: mailbox.port,
     secure: mailbox.tls_mode === "tls",
-    doSTARTTLS: mailbox.tls_mode === "starttls" ? true : mailbox.tls_mode === "plain" ? false : undefined,
+    doSTARTTLS: mailbox.tls_mode === "starttls"
+      ? true
+      : mailbox.tls_mode === "plain"
+      ? false
+      : undefined,
     auth: mailbox.auth_kind === "oauth2"
       ? { user: mailbox.username, accessToken: credential }
       : { user: mailbox.username, pass: credential },

@@ -68,13 +68,22 @@ interface MailboxOutcome {
 
 /** A helpful error text for a failed mailbox import, with the credential scrubbed. */
 export function describeImportError(error: unknown, mailbox: Mailbox, credential: string | null) {
-  const e = error as { authenticationFailed?: boolean; code?: string; message?: string; responseText?: string };
+  const e = error as {
+    authenticationFailed?: boolean;
+    code?: string;
+    message?: string;
+    responseText?: string;
+  };
   let text: string;
   if (e?.authenticationFailed) {
     text = `Login failed for "${mailbox.username}" at ${mailbox.host}: the server refused the ${
       mailbox.auth_kind === "oauth2" ? "access token" : "password"
     }`;
-  } else if (e?.code && /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|NoConnection|ETIMEOUT)$/.test(e.code)) {
+  } else if (
+    e?.code &&
+    /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|NoConnection|ETIMEOUT)$/
+      .test(e.code)
+  ) {
     text = `Cannot reach ${mailbox.host}:${mailbox.port} (${e.code})`;
   } else if (e?.code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(e.code)) {
     text = `The TLS certificate of ${mailbox.host} is not trusted (${e.code})`;
@@ -100,9 +109,13 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
     budget: ImportBudget,
     tally: ImportTally,
   ): Promise<MailboxOutcome> {
-    if (mailbox.paused_reason) return { mailboxId: mailbox.id, paused: true, error: mailbox.paused_reason };
+    if (mailbox.paused_reason) {
+      return { mailboxId: mailbox.id, paused: true, error: mailbox.paused_reason };
+    }
     const leaseSeconds = limits.maxSeconds + 60;
-    if (!(await mail.claim(mailbox.id, runId, leaseSeconds))) return { mailboxId: mailbox.id, busy: true };
+    if (!(await mail.claim(mailbox.id, runId, leaseSeconds))) {
+      return { mailboxId: mailbox.id, busy: true };
+    }
     let credential: string | null = null;
     let session: ImapSession | null = null;
     try {
@@ -112,7 +125,13 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
       const states = await mail.folderStates(mailbox.id);
       let hasMore = false;
       for (const folder of mailbox.folders) {
-        const outcome = await syncFolder(session, mail, { mailbox, folder, state: states.get(folder) }, budget, tally);
+        const outcome = await syncFolder(
+          session,
+          mail,
+          { mailbox, folder, state: states.get(folder) },
+          budget,
+          tally,
+        );
         if (outcome.hasMore) {
           hasMore = true;
           break;
@@ -122,7 +141,10 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
       return { mailboxId: mailbox.id, hasMore, commands: session.commands };
     } catch (error) {
       const described = describeImportError(error, mailbox, credential);
-      const paused = await mail.recordOutcome(mailbox.id, { error: described.text, authFailed: described.authFailed })
+      const paused = await mail.recordOutcome(mailbox.id, {
+        error: described.text,
+        authFailed: described.authFailed,
+      })
         .catch(() => null);
       return {
         mailboxId: mailbox.id,
@@ -148,7 +170,11 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
           error: "no mailbox configured",
           details: { fetched: 0, inserted: 0, duplicates: 0 },
         });
-        log.info("Import skipped", { run_id: runId, user_id: userId, reason: "no mailbox configured" });
+        log.info("Import skipped", {
+          run_id: runId,
+          user_id: userId,
+          reason: "no mailbox configured",
+        });
         return;
       }
 
@@ -160,9 +186,18 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
         maxBodyChars: limits.maxBodyChars,
         chunkSize: limits.chunkSize,
       };
-      const tally: ImportTally = { fetched: 0, inserted: 0, remapped: 0, duplicates: 0, bytes: 0, resets: [] };
+      const tally: ImportTally = {
+        fetched: 0,
+        inserted: 0,
+        remapped: 0,
+        duplicates: 0,
+        bytes: 0,
+        resets: [],
+      };
       const outcomes: MailboxOutcome[] = [];
-      for (const mailbox of mailboxes) outcomes.push(await importMailbox(runId, mailbox, budget, tally));
+      for (const mailbox of mailboxes) {
+        outcomes.push(await importMailbox(runId, mailbox, budget, tally));
+      }
 
       const errors = outcomes.flatMap((outcome) => outcome.error ? [outcome.error] : []);
       const hasMore = outcomes.some((outcome) => outcome.hasMore);
@@ -208,7 +243,9 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
       });
     } catch (error) {
       log.error("Import failed", { run_id: runId, error: errorText(error) });
-      await store.finishRun(runId, "failed", { error: "Import failed unexpectedly; see the function log" })
+      await store.finishRun(runId, "failed", {
+        error: "Import failed unexpectedly; see the function log",
+      })
         .catch(() => {});
     }
   };

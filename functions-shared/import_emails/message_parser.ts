@@ -54,7 +54,9 @@ export function cleanText(value: unknown, maxChars = MAX_HEADER_CHARS): string |
 function headerBlock(source: Uint8Array): Uint8Array {
   for (let i = 0; i + 1 < source.length; i++) {
     if (source[i] === 0x0a && source[i + 1] === 0x0a) return source.subarray(0, i);
-    if (source[i] === 0x0a && source[i + 1] === 0x0d && source[i + 2] === 0x0a) return source.subarray(0, i);
+    if (source[i] === 0x0a && source[i + 1] === 0x0d && source[i + 2] === 0x0a) {
+      return source.subarray(0, i);
+    }
   }
   return source;
 }
@@ -129,7 +131,9 @@ export async function parseMessage(
     // block only. Anything else: postal-mime for the whole message.
     const fast = plainTextOf(source);
     const email = await withJoinedBlob(() =>
-      PostalMime.parse(fast ? source.subarray(0, fast.bodyStart) : source, { attachmentEncoding: "arraybuffer" })
+      PostalMime.parse(fast ? source.subarray(0, fast.bodyStart) : source, {
+        attachmentEncoding: "arraybuffer",
+      })
     );
     const messageId = normaliseMessageId(email.messageId);
     const fullText = fast ? fast.text : email.text ?? (email.html ? htmlToText(email.html) : null);
@@ -149,7 +153,10 @@ export async function parseMessage(
       body_text: cleanText(bodyText, maxBodyChars),
       body_truncated: text !== null && text.length > maxBodyChars,
       // Only a prefix can reach the snippet: don't rewrite a 256 KiB body for 200 characters.
-      snippet: cleanText(text?.slice(0, SNIPPET_CHARS * 8).replace(/\s+/g, " ").trim(), SNIPPET_CHARS),
+      snippet: cleanText(
+        text?.slice(0, SNIPPET_CHARS * 8).replace(/\s+/g, " ").trim(),
+        SNIPPET_CHARS,
+      ),
       parse_error: null,
     };
   } catch (error) {

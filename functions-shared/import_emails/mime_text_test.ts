@@ -228,7 +228,7 @@ Deno.test("the fast path answers for the shapes real mail has, exactly as postal
   }
 });
 
-Deno.test("the fast path declines what it is not sure about (postal-mime parses those)", async () => {
+Deno.test("the fast path declines what it is not sure about (postal-mime parses those)", () => {
   for (const [label, source] of Object.entries(declined)) {
     assert.equal(
       plainTextOf(source),

@@ -15,7 +15,9 @@ import { createMailStore } from "./mail_store.ts";
 
 function positiveInteger(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined || value === "") return fallback;
-  if (!/^[1-9][0-9]{0,6}$/.test(value)) throw new Error(`Invalid ${name}: "${value}" is not a positive integer`);
+  if (!/^[1-9][0-9]{0,6}$/.test(value)) {
+    throw new Error(`Invalid ${name}: "${value}" is not a positive integer`);
+  }
   return Number(value);
 }
 
@@ -32,10 +34,19 @@ export function importRunnerFromEnv(
     store: deps.store,
     mail: createMailStore(deps.sql),
     log: deps.log,
-    connect: (mailbox, credential) => openImapSession(mailbox, credential, { caPem, allowPrivateHosts }),
+    connect: (mailbox, credential) =>
+      openImapSession(mailbox, credential, { caPem, allowPrivateHosts }),
     limits: {
-      maxMessages: positiveInteger(env.IMPORT_MAX_MESSAGES, "IMPORT_MAX_MESSAGES", DEFAULT_LIMITS.maxMessages),
-      maxSeconds: positiveInteger(env.IMPORT_MAX_SECONDS, "IMPORT_MAX_SECONDS", DEFAULT_LIMITS.maxSeconds),
+      maxMessages: positiveInteger(
+        env.IMPORT_MAX_MESSAGES,
+        "IMPORT_MAX_MESSAGES",
+        DEFAULT_LIMITS.maxMessages,
+      ),
+      maxSeconds: positiveInteger(
+        env.IMPORT_MAX_SECONDS,
+        "IMPORT_MAX_SECONDS",
+        DEFAULT_LIMITS.maxSeconds,
+      ),
     },
   });
 }

@@ -18,7 +18,9 @@ const bold = (text: string) => `\x1b[1m${text}\x1b[0m`;
 const dim = (text: string) => `\x1b[2m${text}\x1b[0m`;
 const step = (n: number, title: string) => console.log(`\n${bold(`${n}. ${title}`)}`);
 const show = (label: string, value: unknown) =>
-  console.log(`   ${label.padEnd(20)} ${typeof value === "string" ? value : JSON.stringify(value)}`);
+  console.log(
+    `   ${label.padEnd(20)} ${typeof value === "string" ? value : JSON.stringify(value)}`,
+  );
 const encoder = new TextEncoder();
 const interactive = Deno.stdout.isTerminal();
 
@@ -29,7 +31,9 @@ async function showEmails(runId: string) {
     select e.uid, e.subject, e.from_address ->> 'address' as sender
       from public.emails e join public.mailboxes m on m.id = e.mailbox_id
      where m.user_id = ${DEMO_USER} order by e.uid`;
-  for (const email of emails) show(`  uid ${email.uid}`, `${email.subject}  (from ${email.sender})`);
+  for (const email of emails) {
+    show(`  uid ${email.uid}`, `${email.subject}  (from ${email.sender})`);
+  }
 }
 
 step(1, "A signed-in user connects a mailbox and turns on auto-sync (as role authenticated)");
@@ -42,21 +46,32 @@ await appendMessages(imapUser, "INBOX", [
   message({ subject: "Team lunch on Friday?" }),
 ]);
 await addMailbox(sql, DEMO_USER, imapUser);
-show("mailbox", `imaps://localhost:54993 user ${imapUser.username} (password stored in Vault, 3 messages)`);
+show(
+  "mailbox",
+  `imaps://localhost:54993 user ${imapUser.username} (password stored in Vault, 3 messages)`,
+);
 const [schedule] = await sql.begin(async (tx) => {
   await tx`select auto_sync.disable(${DEMO_USER})`; // re-enabling makes it due at once
   await tx`set local role authenticated`;
-  await tx`select set_config('request.jwt.claims', ${JSON.stringify({ sub: DEMO_USER, role: "authenticated" })}, true)`;
+  await tx`select set_config('request.jwt.claims', ${
+    JSON.stringify({ sub: DEMO_USER, role: "authenticated" })
+  }, true)`;
   return await tx`select * from public.enable_auto_sync('30 minutes')`;
 });
 show("user", `${DEMO_USER} (auto-sync-demo@example.com)`);
-show("schedule", `every ${schedule.every}, next run ${schedule.next_run_at.toISOString()} (due now)`);
+show(
+  "schedule",
+  `every ${schedule.every}, next run ${schedule.next_run_at.toISOString()} (due now)`,
+);
 
 step(2, "The one pg_cron job (its command holds no secret)");
-const [job] = await sql`select jobname, schedule, command from cron.job where jobname = 'auto-sync-dispatch'`;
+const [job] =
+  await sql`select jobname, schedule, command from cron.job where jobname = 'auto-sync-dispatch'`;
 show("cron.job", `${job.jobname}  '${job.schedule}'  ${job.command}`);
 const keys = await sql`select name from vault.secrets where name like 'auto_sync_signing_key:%'`;
-for (const key of keys) show("signing key", `Vault secret "${key.name}" (value never leaves the database)`);
+for (const key of keys) {
+  show("signing key", `Vault secret "${key.name}" (value never leaves the database)`);
+}
 
 const started = Date.now();
 const run = await waitFor(async () => {
@@ -71,11 +86,20 @@ const run = await waitFor(async () => {
   intervalMs: 1000,
   onWait: (elapsed) => {
     const seconds = Math.round(elapsed / 1000);
-    if (interactive) Deno.stdout.writeSync(encoder.encode(`\r   waiting for the next pg_cron tick... ${seconds} s `));
-    else if (seconds % 10 === 0) console.log(`   waiting for the next pg_cron tick... ${seconds} s`);
+    if (interactive) {
+      Deno.stdout.writeSync(
+        encoder.encode(`\r   waiting for the next pg_cron tick... ${seconds} s `),
+      );
+    } else if (seconds % 10 === 0) {
+      console.log(`   waiting for the next pg_cron tick... ${seconds} s`);
+    }
   },
 });
-console.log(`${interactive ? "\r" : ""}   pg_cron fired after ${Math.round((Date.now() - started) / 1000)} s${" ".repeat(20)}`);
+console.log(
+  `${interactive ? "\r" : ""}   pg_cron fired after ${Math.round((Date.now() - started) / 1000)} s${
+    " ".repeat(20)
+  }`,
+);
 
 step(3, "dispatch() signed a request and queued it in pg_net; the worker sent it");
 const capturePath = `${stateDir}/captured/${run.net_request_id}.json`;
@@ -83,15 +107,27 @@ const captured = existsSync(capturePath) ? readCapturedRequest(capturePath) : nu
 if (captured) {
   show("POST", captured.url);
   show("webhook-id", captured.id);
-  show("webhook-timestamp", `${captured.timestamp} (${new Date(Number(captured.timestamp) * 1000).toISOString()})`);
-  show("webhook-signature", `${captured.signature.slice(0, 12)}... (HMAC only; the key stays in Vault)`);
+  show(
+    "webhook-timestamp",
+    `${captured.timestamp} (${new Date(Number(captured.timestamp) * 1000).toISOString()})`,
+  );
+  show(
+    "webhook-signature",
+    `${captured.signature.slice(0, 12)}... (HMAC only; the key stays in Vault)`,
+  );
   show("body", new TextDecoder().decode(captured.body));
 }
 
-step(4, "cron-auto-sync verified it (timestamp, HMAC, claims, single use) and handed off in-process");
-const logLines = Deno.readTextFileSync(`${stateDir}/gateway.log`).split("\n").filter((line) => line.includes(run.id));
+step(
+  4,
+  "cron-auto-sync verified it (timestamp, HMAC, claims, single use) and handed off in-process",
+);
+const logLines = Deno.readTextFileSync(`${stateDir}/gateway.log`).split("\n").filter((line) =>
+  line.includes(run.id)
+);
 for (const line of logLines) console.log(`   ${dim(line)}`);
-const [response] = await sql`select status_code, content from net._http_response where id = ${run.net_request_id}`;
+const [response] =
+  await sql`select status_code, content from net._http_response where id = ${run.net_request_id}`;
 show("function answered", `${response?.status_code} ${response?.content}`);
 
 step(5, "The run row (the truth; cron history only knows the request was queued) and the mail");
@@ -104,28 +140,43 @@ await showEmails(run.id);
 step(6, "Replaying the captured request (what an eavesdropper could try)");
 if (captured) {
   const replay = await send(captured);
-  show("replay answered", `${replay.status} ${await replay.text()}  -> refused: the id was already used`);
+  show(
+    "replay answered",
+    `${replay.status} ${await replay.text()}  -> refused: the id was already used`,
+  );
 }
 
-step(7, "Two new messages arrive; the user presses \"sync now\" (import-emails, user JWT)");
-await appendMessages(imapUser, "INBOX", [message({ subject: "Re: Team lunch on Friday?" }), message({ subject: "Flight confirmation" })]);
+step(7, 'Two new messages arrive; the user presses "sync now" (import-emails, user JWT)');
+await appendMessages(imapUser, "INBOX", [
+  message({ subject: "Re: Team lunch on Friday?" }),
+  message({ subject: "Flight confirmation" }),
+]);
 const token = await mintUserToken(DEMO_USER);
-let answer = await fetch(`${functionsUrl}/import-emails`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+let answer = await fetch(`${functionsUrl}/import-emails`, {
+  method: "POST",
+  headers: { authorization: `Bearer ${token}` },
+});
 if (answer.status === 429) {
   const wait = Number(answer.headers.get("retry-after"));
   show("sync now answered", `429: at most one a minute; retrying in ${wait} s`);
   await answer.body?.cancel();
   await new Promise((resolve) => setTimeout(resolve, wait * 1000));
-  answer = await fetch(`${functionsUrl}/import-emails`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+  answer = await fetch(`${functionsUrl}/import-emails`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}` },
+  });
 }
 const { run_id: manualRunId } = await answer.json();
 show("sync now answered", `${answer.status} run ${manualRunId}`);
 const manual = await waitFor(async () => {
-  const [row] = await sql`select status from auto_sync.runs where id = ${manualRunId} and finished_at is not null`;
+  const [row] =
+    await sql`select status from auto_sync.runs where id = ${manualRunId} and finished_at is not null`;
   return row;
 }, { timeoutMs: 30_000 });
 show("status", manual.status);
 await showEmails(manualRunId);
 
-console.log(`\n${bold("Done.")} The stack keeps running: scripts/stack status | scripts/stack stop`);
+console.log(
+  `\n${bold("Done.")} The stack keeps running: scripts/stack status | scripts/stack stop`,
+);
 await sql.end();

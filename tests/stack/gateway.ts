@@ -23,8 +23,14 @@ const { values } = parseArgs({
     port: { type: "string", default: "54321" },
     "db-url": { type: "string" },
     "env-file": { type: "string" },
-    "functions-dir": { type: "string", default: new URL("../../supabase/functions", import.meta.url).pathname },
-    config: { type: "string", default: new URL("../../supabase/config.toml", import.meta.url).pathname },
+    "functions-dir": {
+      type: "string",
+      default: new URL("../../supabase/functions", import.meta.url).pathname,
+    },
+    config: {
+      type: "string",
+      default: new URL("../../supabase/config.toml", import.meta.url).pathname,
+    },
   },
 });
 const port = Number(values.port);
@@ -38,7 +44,9 @@ const config = parseToml(Deno.readTextFileSync(values.config)) as {
 // Same rule as Supabase: verify_jwt defaults to true unless config.toml says false.
 const verifyJwtFor = (name: string) => config.functions?.[name]?.verify_jwt ?? true;
 
-const projectKeys = secrets.SUPABASE_JWKS ? createLocalJWKSet(JSON.parse(secrets.SUPABASE_JWKS) as JSONWebKeySet) : null;
+const projectKeys = secrets.SUPABASE_JWKS
+  ? createLocalJWKSet(JSON.parse(secrets.SUPABASE_JWKS) as JSONWebKeySet)
+  : null;
 
 async function hasProjectJwt(request: Request): Promise<boolean> {
   const token = request.headers.get("authorization")?.match(/^Bearer (\S+)$/)?.[1];
@@ -71,8 +79,16 @@ function startFunction(name: string, index: number): ServedFunction {
   if (Deno.env.get("DENO_DIR")) env.DENO_DIR = Deno.env.get("DENO_DIR")!;
   const process = new Deno.Command(Deno.execPath(), {
     args: [
-      "serve", "--quiet", "--host", "127.0.0.1", "--port", String(functionPort),
-      "--allow-net", "--allow-env", "--allow-read", "--allow-sys",
+      "serve",
+      "--quiet",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(functionPort),
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-sys",
       `${functionsDir}/${name}/index.ts`,
     ],
     clearEnv: true,
@@ -83,13 +99,22 @@ function startFunction(name: string, index: number): ServedFunction {
   const served: ServedFunction = { name, port: functionPort, process, exited: false };
   process.status.then((status) => {
     served.exited = true;
-    console.error(JSON.stringify({ level: "error", component: "gateway", message: `Function "${name}" exited`, code: status.code }));
+    console.error(
+      JSON.stringify({
+        level: "error",
+        component: "gateway",
+        message: `Function "${name}" exited`,
+        code: status.code,
+      }),
+    );
   });
   return served;
 }
 
 const names = [...Deno.readDirSync(functionsDir)]
-  .filter((entry) => entry.isDirectory && !entry.name.startsWith("_") && !entry.name.startsWith("."))
+  .filter((entry) =>
+    entry.isDirectory && !entry.name.startsWith("_") && !entry.name.startsWith(".")
+  )
   .map((entry) => entry.name)
   .sort();
 const functions = new Map(names.map((name, index) => [name, startFunction(name, index)]));
@@ -115,8 +140,15 @@ Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, async (request) 
   }
   const match = url.pathname.match(/^\/functions\/v1\/([A-Za-z0-9_-]+)(\/.*)?$/);
   const served = match ? functions.get(match[1]) : undefined;
-  if (!match || !served) return json(404, { code: "NOT_FOUND", message: "Requested function was not found" });
-  if (served.exited) return json(503, { code: "BOOT_ERROR", message: "Function failed to start (please check logs)" });
+  if (!match || !served) {
+    return json(404, { code: "NOT_FOUND", message: "Requested function was not found" });
+  }
+  if (served.exited) {
+    return json(503, {
+      code: "BOOT_ERROR",
+      message: "Function failed to start (please check logs)",
+    });
+  }
   // CORS preflights carry no Authorization header; the function answers them itself.
   const preflight = request.method === "OPTIONS";
   if (verifyJwtFor(served.name) && !preflight && !(await hasProjectJwt(request))) {
@@ -127,12 +159,15 @@ Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, async (request) 
   headers.delete("host");
   headers.delete("content-length"); // the body is streamed through as it arrives
   try {
-    return await fetch(`http://127.0.0.1:${served.port}/${served.name}${match[2] ?? ""}${url.search}`, {
-      method: request.method,
-      headers,
-      body: request.body,
-      redirect: "manual",
-    });
+    return await fetch(
+      `http://127.0.0.1:${served.port}/${served.name}${match[2] ?? ""}${url.search}`,
+      {
+        method: request.method,
+        headers,
+        body: request.body,
+        redirect: "manual",
+      },
+    );
   } catch {
     return json(502, { code: "BAD_GATEWAY", message: "Function did not answer" });
   }

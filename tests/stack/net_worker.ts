@@ -31,7 +31,11 @@ const pollMs = Number(values["poll-ms"]);
 const captureDir = values["capture-dir"];
 if (captureDir) Deno.mkdirSync(captureDir, { recursive: true });
 
-const sql = postgres(dbUrl, { max: 2, onnotice: () => {}, connection: { application_name: "pg_net stand-in" } });
+const sql = postgres(dbUrl, {
+  max: 2,
+  onnotice: () => {},
+  connection: { application_name: "pg_net stand-in" },
+});
 
 interface QueuedRequest {
   id: string;
@@ -89,13 +93,21 @@ async function drain(): Promise<number> {
 
 let wake: (() => void) | null = null;
 await sql.listen("net_stand_in_queue", () => wake?.());
-console.log(JSON.stringify({ level: "info", component: "pg_net stand-in", message: "Worker started" }));
+console.log(
+  JSON.stringify({ level: "info", component: "pg_net stand-in", message: "Worker started" }),
+);
 
 while (true) {
   try {
     if ((await drain()) > 0) continue;
   } catch (error) {
-    console.error(JSON.stringify({ level: "error", component: "pg_net stand-in", message: (error as Error).message }));
+    console.error(
+      JSON.stringify({
+        level: "error",
+        component: "pg_net stand-in",
+        message: (error as Error).message,
+      }),
+    );
   }
   await new Promise<void>((resolve) => {
     wake = resolve;

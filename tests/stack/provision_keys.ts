@@ -19,7 +19,8 @@ const kid = crypto.randomUUID();
 const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" };
 const privateJwk = { ...(await exportJWK(privateKey)), kid, alg: "ES256" };
 
-const write = (name: string, text: string) => Deno.writeTextFileSync(`${state}/${name}`, text, { mode: 0o600 });
+const write = (name: string, text: string) =>
+  Deno.writeTextFileSync(`${state}/${name}`, text, { mode: 0o600 });
 const sql = postgres(dbUrl, { max: 1, onnotice: () => {} });
 await sql`select vault.create_secret(${signingSecret}, 'auto_sync_signing_key:local', 'Local stack signing key')`;
 await sql.end();

@@ -10,7 +10,12 @@ import { Buffer } from "node:buffer";
 import { createHmac } from "node:crypto";
 import type postgres from "postgres";
 import { createUser, functionsUrl, stackSecrets } from "./local_stack.ts";
-import { claimsFor, type Claims, createDispatchedRun, type SignedRequest } from "./signed_requests.ts";
+import {
+  type Claims,
+  claimsFor,
+  createDispatchedRun,
+  type SignedRequest,
+} from "./signed_requests.ts";
 
 const repo = new URL("../../", import.meta.url).pathname;
 
@@ -29,7 +34,9 @@ const gatewayPort = Number(new URL(functionsUrl).port || 80);
 /** The gateway starts function i (sorted folder names) on gateway port + 100 + i. */
 function directPort(name: string): number {
   const names = [...Deno.readDirSync(`${repo}supabase/functions`)]
-    .filter((entry) => entry.isDirectory && !entry.name.startsWith("_") && !entry.name.startsWith("."))
+    .filter((entry) =>
+      entry.isDirectory && !entry.name.startsWith("_") && !entry.name.startsWith(".")
+    )
     .map((entry) => entry.name)
     .sort();
   const index = names.indexOf(name);
@@ -37,8 +44,16 @@ function directPort(name: string): number {
   return gatewayPort + 100 + index;
 }
 
-export const GATEWAY: Target = { name: "gateway", port: gatewayPort, path: "/functions/v1/cron-auto-sync" };
-export const DIRECT: Target = { name: "function", port: directPort("cron-auto-sync"), path: "/cron-auto-sync" };
+export const GATEWAY: Target = {
+  name: "gateway",
+  port: gatewayPort,
+  path: "/functions/v1/cron-auto-sync",
+};
+export const DIRECT: Target = {
+  name: "function",
+  port: directPort("cron-auto-sync"),
+  path: "/cron-auto-sync",
+};
 export const TARGETS = [GATEWAY, DIRECT];
 
 // ---------------------------------------------------------------------------
@@ -47,12 +62,20 @@ export const TARGETS = [GATEWAY, DIRECT];
 
 /** The raw HMAC key bytes of each secret of the stack's keyring. */
 export function stackKeyBytes(): Uint8Array[] {
-  return stackSecrets().map((secret) => new Uint8Array(Buffer.from(secret.slice("whsec_".length), "base64")));
+  return stackSecrets().map((secret) =>
+    new Uint8Array(Buffer.from(secret.slice("whsec_".length), "base64"))
+  );
 }
 
 /** `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>` over the exact strings given. */
-export function v1Signature(key: Uint8Array, id: string, timestamp: string, body: Uint8Array): string {
-  return "v1," + createHmac("sha256", key).update(`${id}.${timestamp}.`).update(body).digest("base64");
+export function v1Signature(
+  key: Uint8Array,
+  id: string,
+  timestamp: string,
+  body: Uint8Array,
+): string {
+  return "v1," +
+    createHmac("sha256", key).update(`${id}.${timestamp}.`).update(body).digest("base64");
 }
 
 /** Signs with the stack's first key only: one `v1,` entry, so one changed byte always breaks it. */
@@ -67,7 +90,10 @@ export function signRaw(
 }
 
 /** Signs claims (JSON.stringify, or the body text given) with id = run_id and timestamp = iat. */
-export function signClaims(claims: Record<string, unknown>, options: { body?: string; id?: string; timestamp?: string } = {}) {
+export function signClaims(
+  claims: Record<string, unknown>,
+  options: { body?: string; id?: string; timestamp?: string } = {},
+) {
   return signRaw(
     options.id ?? String(claims.run_id),
     options.timestamp ?? String(claims.iat),
@@ -90,7 +116,9 @@ export class Fixtures {
   }
 
   /** A fresh user with one dispatched run, as dispatch() leaves it, and its claims. */
-  async run(options: { userId?: string; iat?: number } = {}): Promise<{ userId: string; runId: string; claims: Claims }> {
+  async run(
+    options: { userId?: string; iat?: number } = {},
+  ): Promise<{ userId: string; runId: string; claims: Claims }> {
     const userId = options.userId ?? await this.user();
     const runId = await createDispatchedRun(this.sql, userId);
     return { userId, runId, claims: claimsFor(userId, runId, options.iat) };
@@ -136,14 +164,31 @@ export async function runStatus(sql: postgres.Sql, runId: string): Promise<strin
 }
 
 /** A refusal before the database: the run is still dispatched and none of the ids was burned. */
-export async function assertUntouched(sql: postgres.Sql, runId: string, requestIds: string[] = [runId]) {
-  assert.equal(await runStatus(sql, runId), "dispatched", `run ${runId} should still be dispatched`);
-  const used = await sql`select request_id from auto_sync.used_request_ids where request_id = any(${requestIds})`;
-  assert.deepEqual(used.map((row) => row.request_id), [], "no request id may be burned by a refusal");
+export async function assertUntouched(
+  sql: postgres.Sql,
+  runId: string,
+  requestIds: string[] = [runId],
+) {
+  assert.equal(
+    await runStatus(sql, runId),
+    "dispatched",
+    `run ${runId} should still be dispatched`,
+  );
+  const used =
+    await sql`select request_id from auto_sync.used_request_ids where request_id = any(${requestIds})`;
+  assert.deepEqual(
+    used.map((row) => row.request_id),
+    [],
+    "no request id may be burned by a refusal",
+  );
 }
 
 /** Waits until the background import of an accepted run has finished (it ends `skipped`: no mailbox). */
-export async function waitFinished(sql: postgres.Sql, runId: string, timeoutMs = 10_000): Promise<string> {
+export async function waitFinished(
+  sql: postgres.Sql,
+  runId: string,
+  timeoutMs = 10_000,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const [row] = await sql`select status, finished_at from auto_sync.runs where id = ${runId}`;
@@ -192,7 +237,11 @@ export async function post(
 }
 
 /** Runs `fn` over `items` with at most `limit` at a time, keeping order. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {
@@ -270,7 +319,11 @@ export function parseResponses(bytes: Uint8Array): RawResponse[] {
       body = text.slice(bodyStart, bodyStart + length);
       bodyStart += length;
     }
-    responses.push({ status: Number(match[1]), headers, body: Buffer.from(body, "latin1").toString("utf8") });
+    responses.push({
+      status: Number(match[1]),
+      headers,
+      body: Buffer.from(body, "latin1").toString("utf8"),
+    });
     at = bodyStart;
   }
   return responses;
@@ -335,7 +388,10 @@ export function rawHead(target: Target, lines: string[], method = "POST"): strin
 }
 
 /** The usual header lines of a signed request, in wire form. */
-export function signedLines(request: SignedRequest, contentLength = request.body.byteLength): string[] {
+export function signedLines(
+  request: SignedRequest,
+  contentLength = request.body.byteLength,
+): string[] {
   return [
     "Content-Type: application/json",
     `webhook-id: ${request.id}`,
@@ -346,8 +402,13 @@ export function signedLines(request: SignedRequest, contentLength = request.body
 }
 
 /** A complete, single, exact valid request in wire form (latin1 string). */
-export function rawRequest(target: Target, request: SignedRequest, extraLines: string[] = []): string {
-  return rawHead(target, [...signedLines(request), ...extraLines]) + Buffer.from(request.body).toString("latin1");
+export function rawRequest(
+  target: Target,
+  request: SignedRequest,
+  extraLines: string[] = [],
+): string {
+  return rawHead(target, [...signedLines(request), ...extraLines]) +
+    Buffer.from(request.body).toString("latin1");
 }
 
 // ---------------------------------------------------------------------------
@@ -368,7 +429,11 @@ export function secretForms(secret: string): string[] {
   ];
 }
 
-export function assertNoSecretIn(texts: string[], where: string, secrets: string[] = stackSecrets()) {
+export function assertNoSecretIn(
+  texts: string[],
+  where: string,
+  secrets: string[] = stackSecrets(),
+) {
   for (const secret of secrets) {
     for (const form of secretForms(secret)) {
       const hits = texts.filter((text) => text.includes(form)).length;

@@ -5,7 +5,10 @@
  */
 import { ImapFlow } from "imapflow";
 import type postgres from "postgres";
-import { createImportRunner, type ImportLimits } from "../../functions-shared/import_emails/import_run.ts";
+import {
+  createImportRunner,
+  type ImportLimits,
+} from "../../functions-shared/import_emails/import_run.ts";
 import { openImapSession } from "../../functions-shared/import_emails/imap_session.ts";
 import { createMailStore } from "../../functions-shared/import_emails/mail_store.ts";
 import { createMemoryLogger } from "../../functions-shared/log.ts";
@@ -85,9 +88,14 @@ export function appendMessages(
 
 let counter = 0;
 /** A plain RFC 822 message with a unique Message-ID. */
-export function message(options: { subject?: string; body?: string; messageId?: string | null; extraHeaders?: string } = {}) {
+export function message(
+  options: { subject?: string; body?: string; messageId?: string | null; extraHeaders?: string } =
+    {},
+) {
   counter += 1;
-  const id = options.messageId === undefined ? `<${crypto.randomUUID()}@test.example>` : options.messageId;
+  const id = options.messageId === undefined
+    ? `<${crypto.randomUUID()}@test.example>`
+    : options.messageId;
   return [
     "From: Sender <sender@example.com>",
     "To: Receiver <receiver@example.com>",
@@ -111,11 +119,15 @@ export async function addMailbox(
 ): Promise<string> {
   const tls = options.tls ?? "tls";
   return await sql.begin(async (tx) => {
-    await tx`select set_config('request.jwt.claims', ${JSON.stringify({ sub: userId, role: "authenticated" })}, true)`;
+    await tx`select set_config('request.jwt.claims', ${
+      JSON.stringify({ sub: userId, role: "authenticated" })
+    }, true)`;
     await tx`set local role authenticated`;
     const [row] = await tx`
       select public.add_mailbox(
-        p_host := ${tls === "tls" ? "localhost" : "127.0.0.1"}, p_port := ${tls === "tls" ? IMAPS_PORT : IMAP_PORT},
+        p_host := ${tls === "tls" ? "localhost" : "127.0.0.1"}, p_port := ${
+      tls === "tls" ? IMAPS_PORT : IMAP_PORT
+    },
         p_username := ${imapUser.username}, p_credential := ${imapUser.password},
         p_tls_mode := ${tls}, p_folders := ${options.folders ?? ["INBOX"]}) as id`;
     return row.id as string;
@@ -137,7 +149,11 @@ export async function acceptedRun(sql: postgres.Sql, userId: string): Promise<st
 export function importer(
   sql: postgres.Sql,
   limits: Partial<ImportLimits> = {},
-  options: { afterBatch?: (batchNumber: number) => Promise<void>; trustTestCa?: boolean; allowPrivateHosts?: boolean } = {},
+  options: {
+    afterBatch?: (batchNumber: number) => Promise<void>;
+    trustTestCa?: boolean;
+    allowPrivateHosts?: boolean;
+  } = {},
 ) {
   const log = createMemoryLogger();
   const mail = createMailStore(sql);
@@ -163,7 +179,11 @@ export function importer(
 }
 
 /** Runs one import for the user and returns the finished run row. */
-export async function importOnce(sql: postgres.Sql, userId: string, limits: Partial<ImportLimits> = {}) {
+export async function importOnce(
+  sql: postgres.Sql,
+  userId: string,
+  limits: Partial<ImportLimits> = {},
+) {
   const runId = await acceptedRun(sql, userId);
   await importer(sql, limits).runner({ runId, userId });
   const [run] = await sql`select * from auto_sync.runs where id = ${runId}`;

@@ -10,8 +10,10 @@ import { readEnvFile } from "../stack/env_file.ts";
 
 const repo = new URL("../../", import.meta.url).pathname;
 export const stateDir = `${repo}.stack`;
-export const dbUrl = Deno.env.get("STACK_DB_URL") ?? "postgresql://postgres:postgres@127.0.0.1:54322/postgres";
-export const functionsUrl = Deno.env.get("STACK_FUNCTIONS_URL") ?? "http://127.0.0.1:54321/functions/v1";
+export const dbUrl = Deno.env.get("STACK_DB_URL") ??
+  "postgresql://postgres:postgres@127.0.0.1:54322/postgres";
+export const functionsUrl = Deno.env.get("STACK_FUNCTIONS_URL") ??
+  "http://127.0.0.1:54321/functions/v1";
 
 export function connect(): postgres.Sql {
   return postgres(dbUrl, { max: 4, onnotice: () => {} });
@@ -38,7 +40,10 @@ export async function mintUserToken(
 ): Promise<string> {
   const jwk = JSON.parse(Deno.readTextFileSync(`${stateDir}/jwt_private.jwk`));
   const key = await importJWK(jwk, "ES256");
-  return await new SignJWT({ role: options.role ?? "authenticated", email: `${userId}@example.test` })
+  return await new SignJWT({
+    role: options.role ?? "authenticated",
+    email: `${userId}@example.test`,
+  })
     .setProtectedHeader({ alg: "ES256", kid: jwk.kid, typ: "JWT" })
     .setSubject(userId)
     .setAudience("authenticated")

@@ -44,7 +44,14 @@ export async function createDispatchedRun(sql: postgres.Sql, userId: string): Pr
 }
 
 export function claimsFor(userId: string, runId: string, iat = nowSeconds()): Claims {
-  return { aud: "cron-auto-sync", scope: "import-emails", sub: userId, run_id: runId, iat, exp: iat + 300 };
+  return {
+    aud: "cron-auto-sync",
+    scope: "import-emails",
+    sub: userId,
+    run_id: runId,
+    iat,
+    exp: iat + 300,
+  };
 }
 
 /**
@@ -63,7 +70,12 @@ export async function signInDatabase(
     select convert_to(claims::text, 'UTF8') as body,
            auto_sync.sign(${id}, ${timestamp}, claims::text, auto_sync.signing_keys()) as signature
       from body`;
-  return { id, timestamp: String(timestamp), signature: row.signature, body: new Uint8Array(row.body) };
+  return {
+    id,
+    timestamp: String(timestamp),
+    signature: row.signature,
+    body: new Uint8Array(row.body),
+  };
 }
 
 /** Sends a signed request to cron-auto-sync through the gateway, over real HTTP. */
