@@ -1,4 +1,10 @@
--- Signed auto-sync, part 2: signing and the dispatcher pg_cron runs every minute.
+-- Signed auto-sync: signing and the dispatcher pg_cron runs every minute.
+--
+--   auto_sync.signing_keys()            the Vault keys, newest first
+--   auto_sync.sign(id, ts, payload, keys)  the webhook-signature header value
+--   auto_sync.due_schedules             view: which schedules are due
+--   auto_sync.dispatch()                queues one signed request per due schedule
+--   pg_cron job auto-sync-dispatch      every minute, `select auto_sync.dispatch()`
 --
 -- Wire format: Standard Webhooks v1. For each due schedule dispatch() queues one
 -- pg_net POST with
@@ -61,6 +67,26 @@ $$;
 comment on function auto_sync.sign(text, bigint, text, bytea[]) is
   'Standard Webhooks v1 signature header for id.timestamp.payload, one v1,<base64> per key.';
 
+-- The one definition of "due": enabled, next_run_at reached, and no run of the user
+-- still in flight (dispatched, accepted or running, younger than in_flight_timeout).
+-- dispatch() takes settings.batch_limit of these, oldest first, with
+-- `for update of d skip locked`; the scale benchmark EXPLAINs the same query. No ORDER
+-- BY here: a plain view is flattened into dispatch()'s query, so LIMIT and the row
+-- locks apply together (an ordered view would lock every due row before the limit).
+create view auto_sync.due_schedules as
+  select s.user_id, s.next_run_at
+    from auto_sync.schedules s
+   where s.enabled
+     and s.next_run_at <= now()
+     and not exists (
+           select 1 from auto_sync.runs r
+            where r.user_id = s.user_id
+              and r.status in ('dispatched', 'accepted', 'running')
+              and r.created_at > now() - (select t.in_flight_timeout from auto_sync.settings t));
+comment on view auto_sync.due_schedules is
+  'Schedules due now: enabled, next_run_at reached, no run of the user in flight (younger than settings.in_flight_timeout). dispatch() locks up to settings.batch_limit of them.';
+revoke all on auto_sync.due_schedules from public, anon, authenticated, service_role;
+
 -- Picks due schedules and queues one signed request each. Set-based so a tick
 -- costs a few statements whatever the batch size; the pg_net insert, the run row
 -- and the schedule update commit together or not at all.
@@ -81,18 +107,11 @@ begin
   v_keys := auto_sync.signing_keys();
 
   with due as (
-    select s.user_id, s.next_run_at, gen_random_uuid() as run_id
-      from auto_sync.schedules s
-     where s.enabled
-       and s.next_run_at <= now()
-       and not exists (
-             select 1 from auto_sync.runs r
-              where r.user_id = s.user_id
-                and r.status in ('dispatched', 'accepted', 'running')
-                and r.created_at > now() - v_settings.in_flight_timeout)
-     order by s.next_run_at
+    select d.user_id, d.next_run_at, gen_random_uuid() as run_id
+      from auto_sync.due_schedules d
+     order by d.next_run_at
      limit v_settings.batch_limit
-       for update of s skip locked
+       for update of d skip locked
   ), claimed as (
     select d.user_id, d.next_run_at, d.run_id,
            jsonb_build_object(

@@ -1,10 +1,13 @@
--- Signed auto-sync, part 3: the functions that manage schedules and record runs.
+-- Signed auto-sync: the functions that manage schedules and record runs, and the
+-- wrappers through which a signed-in user manages their own schedule.
 --
 --   service role (server code, the Edge Functions):
 --     auto_sync.enable(user, every), auto_sync.disable(user)
 --     auto_sync.accept_request(request_id, run_id, user)   -- cron-auto-sync, after HMAC
 --     auto_sync.request_manual_run(user)                   -- import-emails "sync now", once a minute
 --     auto_sync.start_run(run_id), auto_sync.finish_run(run_id, status, error, details)
+--       (finish_run records the schedule side through auto_sync.record_outcomes,
+--        in ..._auto_sync_run_outcomes.sql)
 --   a signed-in user, for their own schedule only (public, callable over the Data API):
 --     public.enable_auto_sync(every), public.disable_auto_sync(), public.get_auto_sync()
 
@@ -33,13 +36,15 @@ begin
          enabled = true,
          -- re-enabling makes it due now; changing the interval never delays a run
          next_run_at = case when s.enabled then least(s.next_run_at, now() + excluded.every) else now() end,
+         consecutive_failures = 0,
+         paused_reason = null,
          updated_at = now()
   returning * into v_schedule;
   return v_schedule;
 end
 $$;
 comment on function auto_sync.enable(uuid, interval) is
-  'Creates or re-enables a user''s schedule (due at once when new or re-enabled). Interval at least 1 minute.';
+  'Creates or re-enables a user''s schedule (due at once when new or re-enabled), clearing a pause and the failure counter. Interval at least 1 minute.';
 
 create function auto_sync.disable(p_user_id uuid) returns boolean
 language sql volatile security definer set search_path = ''
@@ -152,20 +157,18 @@ begin
   if not found then
     return false;
   end if;
-  update auto_sync.schedules
-     set last_outcome = p_status,
-         last_outcome_at = now(),
-         -- more mail is waiting: continue at the next tick instead of a full interval later
-         next_run_at = case when p_status = 'partial' and coalesce((p_details ->> 'has_more')::boolean, false)
-                            then least(next_run_at, now() + interval '1 minute')
-                            else next_run_at end,
-         updated_at = now()
-   where user_id = v_run.user_id;
+  perform auto_sync.record_outcomes(array[v_run.id]);
+  -- more mail is waiting: continue at the next tick instead of a full interval later
+  if p_status = 'partial' and coalesce((p_details ->> 'has_more')::boolean, false) then
+    update auto_sync.schedules
+       set next_run_at = least(next_run_at, now() + interval '1 minute'), updated_at = now()
+     where user_id = v_run.user_id;
+  end if;
   return true;
 end
 $$;
 comment on function auto_sync.finish_run(uuid, text, text, jsonb) is
-  'For the importer: records a run''s final status (succeeded | partial | skipped | failed), error and details, and the schedule''s last outcome; a partial run with more to import brings the next run forward.';
+  'For the importer: records a run''s final status (succeeded | partial | skipped | failed), error and details, and the schedule''s outcome (record_outcomes: failure counter, backoff, pause); a partial run with more to import brings the next run forward.';
 
 revoke execute on function auto_sync.enable(uuid, interval) from public, anon, authenticated;
 revoke execute on function auto_sync.disable(uuid) from public, anon, authenticated;
@@ -220,15 +223,19 @@ comment on function public.disable_auto_sync() is 'Signed-in user: turn off your
 create function public.get_auto_sync()
 returns table (
   enabled boolean, every interval, next_run_at timestamptz,
-  last_outcome text, last_outcome_at timestamptz
+  last_outcome text, last_outcome_at timestamptz,
+  last_success_at timestamptz, last_error text, last_error_at timestamptz,
+  consecutive_failures integer, paused_reason text
 )
 language sql stable security definer set search_path = ''
 as $$
-  select s.enabled, s.every, s.next_run_at, s.last_outcome, s.last_outcome_at
+  select s.enabled, s.every, s.next_run_at, s.last_outcome, s.last_outcome_at,
+         s.last_success_at, s.last_error, s.last_error_at, s.consecutive_failures, s.paused_reason
     from auto_sync.schedules s
    where s.user_id = auth.uid()
 $$;
-comment on function public.get_auto_sync() is 'Signed-in user: your own auto-sync schedule and its last outcome (no row when never enabled).';
+comment on function public.get_auto_sync() is
+  'Signed-in user: your own auto-sync schedule: enabled, interval, next run, last outcome, last success, last error, failures in a row and why it was paused (no row when never enabled).';
 
 -- Supabase grants anon everything in public by default: take it back.
 revoke execute on function public.enable_auto_sync(interval) from public, anon;

@@ -37,7 +37,7 @@ insert into t_auto_sync_functions values
   ('auto_sync.dispatch()',                             false),
   ('auto_sync.signing_keys()',                         false),
   ('auto_sync.sign(text, bigint, text, bytea[])',      false),
-  -- mail import (20261129130000_mail_import.sql)
+  -- mail import (20261129130200_mail_importer.sql, 20261129130000_mail_import_tables.sql)
   ('auto_sync.import_targets(uuid)',                                            true),
   ('auto_sync.mailbox_credential(uuid)',                                        true),
   ('auto_sync.claim_mailbox(uuid, uuid, interval)',                             true),

@@ -1,9 +1,13 @@
--- Signed auto-sync, part 1: the private schema and its tables.
+-- Signed auto-sync: the extensions it needs, the private schema and the scheduler's
+-- tables (settings, schedules, runs, replay ledger), with their indexes and grants.
+-- Functions live in the files named for what they do:
+--   ..._auto_sync_dispatch.sql      signing and the dispatcher (pg_cron job auto-sync-dispatch)
+--   ..._auto_sync_api.sql           schedule and run functions, the public schedule wrappers
+--   ..._auto_sync_run_outcomes.sql  reconcile, retry backoff, retention (job auto-sync-maintenance)
 --
 -- `auto_sync` is not exposed through the Data API (add it to nothing in
 -- config.toml's [api] schemas). The API roles get no access to its tables; a
--- signed-in user manages their own schedule only through the wrappers in `public`
--- (see ..._auto_sync_api.sql).
+-- signed-in user manages their own schedule only through the wrappers in `public`.
 
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists pg_cron;
@@ -42,7 +46,20 @@ create table auto_sync.settings (
   request_timeout_ms integer not null default 5000 check (request_timeout_ms between 1000 and 60000),
   in_flight_timeout interval not null default '15 minutes' check (in_flight_timeout >= interval '1 minute'),
   jitter_fraction numeric not null default 0.1 check (jitter_fraction between 0 and 0.5),
-  updated_at timestamptz not null default now()
+  ack_deadline interval not null default '5 minutes'
+    check (ack_deadline between interval '1 minute' and interval '1 hour'),
+  max_consecutive_failures integer not null default 8
+    check (max_consecutive_failures between 1 and 100),
+  run_retention interval not null default '30 days' check (run_retention >= interval '1 day'),
+  ledger_retention interval not null default '1 day'
+    -- the verifier accepts a timestamp up to 300 s either side of its clock: an id must
+    -- stay in the ledger for the whole 10-minute window it could be replayed in
+    constraint settings_ledger_retention_check check (ledger_retention >= interval '10 minutes'),
+  cron_history_retention interval not null default '7 days'
+    check (cron_history_retention >= interval '1 hour'),
+  updated_at timestamptz not null default now(),
+  -- never call a request lost while the function may still accept it
+  constraint settings_ack_deadline_covers_request_ttl check (ack_deadline >= request_ttl)
 );
 insert into auto_sync.settings default values;
 comment on table auto_sync.settings is
@@ -55,6 +72,16 @@ comment on column auto_sync.settings.in_flight_timeout is
   'A run not finished after this long no longer blocks the next dispatch for its user.';
 comment on column auto_sync.settings.jitter_fraction is
   'Each next run lands at now() + every * (1 + jitter_fraction * random()), spreading load.';
+comment on column auto_sync.settings.ack_deadline is
+  'A run still dispatched (not accepted by cron-auto-sync) this long after dispatch becomes lost. At least request_ttl: after that the function refuses the request anyway.';
+comment on column auto_sync.settings.max_consecutive_failures is
+  'After this many failed, rejected or lost scheduled runs in a row the schedule is paused (enabled = false, paused_reason set) until it is enabled again.';
+comment on column auto_sync.settings.run_retention is
+  'purge_history() deletes finished runs older than this (each schedule''s last run is kept), and our net._http_response rows older than 1 day.';
+comment on column auto_sync.settings.ledger_retention is
+  'purge_history() deletes replay-ledger ids older than this. At least 10 minutes: the verifier''s timestamp window is 300 s either side.';
+comment on column auto_sync.settings.cron_history_retention is
+  'purge_history() deletes cron.job_run_details rows of auto-sync-dispatch and auto-sync-maintenance older than this.';
 
 create table auto_sync.schedules (
   user_id uuid primary key references auth.users (id) on delete cascade,
@@ -64,11 +91,23 @@ create table auto_sync.schedules (
   last_run_id uuid,
   last_outcome text,
   last_outcome_at timestamptz,
+  consecutive_failures integer not null default 0 check (consecutive_failures >= 0),
+  paused_reason text,
+  last_success_at timestamptz,
+  last_error text,
+  last_error_at timestamptz,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
 create index schedules_due_idx on auto_sync.schedules (next_run_at) where enabled;
 comment on table auto_sync.schedules is 'One auto-sync schedule per user: how often, whether enabled, when next due, how the last run ended.';
+comment on column auto_sync.schedules.consecutive_failures is
+  'Scheduled runs that ended failed, rejected or lost since the last successful (succeeded, partial or skipped) run. Drives the retry backoff and the pause.';
+comment on column auto_sync.schedules.paused_reason is
+  'Why the schedule was paused after settings.max_consecutive_failures failures in a row; cleared by enable().';
+comment on column auto_sync.schedules.last_success_at is 'When a run of this user last ended succeeded or partial.';
+comment on column auto_sync.schedules.last_error is 'Error of the last run that ended failed, rejected or lost. Never holds a credential.';
+comment on column auto_sync.schedules.last_error_at is 'When that run ended.';
 
 create table auto_sync.runs (
   id uuid primary key default gen_random_uuid(),
@@ -93,6 +132,9 @@ create table auto_sync.runs (
 create index runs_in_flight_idx on auto_sync.runs (user_id, created_at)
   where status in ('dispatched', 'accepted', 'running');
 create index runs_user_created_idx on auto_sync.runs (user_id, created_at desc);
+-- For purge_history() (range deletes) and reconcile_runs() (run by pg_net id).
+create index runs_created_at_idx on auto_sync.runs (created_at);
+create index runs_net_request_idx on auto_sync.runs (net_request_id) where net_request_id is not null;
 comment on table auto_sync.runs is
   'One row per dispatched request or manual sync. Written by the function, so it is the truth about a run (cron.job_run_details only says the request was queued).';
 comment on column auto_sync.runs.net_request_id is 'pg_net request id (net._http_response.id) of the signed request.';
@@ -104,6 +146,7 @@ create table auto_sync.used_request_ids (
   request_id text primary key check (length(request_id) between 1 and 256),
   used_at timestamptz not null default now()
 );
+create index used_request_ids_used_at_idx on auto_sync.used_request_ids (used_at);
 comment on table auto_sync.used_request_ids is
   'Replay ledger: webhook-ids already accepted by cron-auto-sync. The primary key makes the check-and-insert atomic.';
 
