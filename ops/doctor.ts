@@ -10,7 +10,8 @@
  */
 import postgres from "postgres";
 import { parseArgs } from "node:util";
-import { sendUnsignedProbe } from "./probe.ts";
+import { jsonbText } from "../functions-shared/signed_request.ts";
+import { probeClaims, sendProbe, sendUnsignedProbe } from "./probe.ts";
 
 const { values } = parseArgs({
   options: {
@@ -164,35 +165,23 @@ await check("function reachable", async () => {
 });
 
 await check("signed probe accepted", async () => {
-  const runId = crypto.randomUUID();
-  const timestamp = Math.floor(Date.now() / 1000);
+  // Claims built here, signed by the database with its Vault keys, as dispatch() signs.
+  const claims = probeClaims();
+  const body = jsonbText(claims);
   const [row] = await sql`
-    with probe as (
-      select jsonb_build_object('aud', 'cron-auto-sync', 'scope', 'import-emails',
-               'sub', '00000000-0000-4000-8000-00000000d0c7', 'run_id', ${runId}::text,
-               'iat', ${timestamp}::bigint, 'exp', ${timestamp + 300}::bigint) as body)
-    select body::text as body, auto_sync.sign(${runId}, ${timestamp}, body::text, auto_sync.signing_keys()) as signature
-      from probe`;
-  const response = await fetch(endpoint, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "webhook-id": runId,
-      "webhook-timestamp": String(timestamp),
-      "webhook-signature": row.signature,
-    },
-    body: row.body,
-    signal: AbortSignal.timeout(15_000),
+    select auto_sync.sign(${claims.run_id}, ${claims.iat}, ${body}, auto_sync.signing_keys()) as signature`;
+  const probe = await sendProbe(endpoint, {
+    id: claims.run_id,
+    timestamp: String(claims.iat),
+    signature: row.signature,
+    body: new TextEncoder().encode(body),
   });
-  await response.body?.cancel();
   return [
-    response.status === 404,
-    response.status === 404
+    probe.verdict === "accepted",
+    probe.verdict === "accepted"
       ? "signed by the database's Vault keys, verified by the function (404: no such run, nothing imported)"
-      : `HTTP ${response.status}: ${
-        response.status === 401
-          ? "the function's keyring does not hold the Vault key"
-          : "unexpected"
+      : `HTTP ${probe.status}: ${
+        probe.status === 401 ? "the function's keyring does not hold the Vault key" : "unexpected"
       }`,
   ];
 });

@@ -30,6 +30,27 @@ grant usage on schema auto_sync to service_role;
 -- Postgres grants EXECUTE on new functions to PUBLIC; nothing here is public.
 alter default privileges in schema auto_sync revoke execute on functions from public;
 
+-- The limits of the wire format, SQL's one home for them (functions-shared/wire_limits.ts
+-- is TypeScript's; both are checked against functions-shared/wire_vectors.json):
+--   signing_key_min_bytes / signing_key_max_bytes   decoded length of a whsec_ key
+--   max_signing_keys                                 keys signed with at once (a rotation)
+--   request_lifetime_seconds                         exp - iat at most, and the verifier's
+--                                                    timestamp tolerance either side
+create function auto_sync.wire_limit(p_name text) returns integer
+language sql immutable strict parallel safe set search_path = ''
+as $$
+  select case p_name
+           when 'signing_key_min_bytes' then 24
+           when 'signing_key_max_bytes' then 64
+           when 'max_signing_keys' then 3
+           when 'request_lifetime_seconds' then 300
+         end
+$$;
+comment on function auto_sync.wire_limit(text) is
+  'The wire format''s limits by name (signing_key_min_bytes, signing_key_max_bytes, max_signing_keys, request_lifetime_seconds); null for an unknown name. Mirrors functions-shared/wire_limits.ts.';
+revoke execute on function auto_sync.wire_limit(text) from public, anon, authenticated;
+grant execute on function auto_sync.wire_limit(text) to service_role;
+
 -- One row: where dispatch() sends requests and how much it sends per tick. Not a
 -- secret (the signing key lives in Vault). Kept in a table because
 -- `ALTER DATABASE ... SET app.settings.*` is refused on hosted Supabase.
@@ -42,7 +63,8 @@ create table auto_sync.settings (
   ),
   batch_limit integer not null default 500 check (batch_limit between 1 and 10000),
   request_ttl interval not null default '5 minutes'
-    check (request_ttl between interval '30 seconds' and interval '5 minutes'),
+    check (request_ttl between interval '30 seconds'
+                           and auto_sync.wire_limit('request_lifetime_seconds') * interval '1 second'),
   request_timeout_ms integer not null default 5000 check (request_timeout_ms between 1000 and 60000),
   in_flight_timeout interval not null default '15 minutes' check (in_flight_timeout >= interval '1 minute'),
   jitter_fraction numeric not null default 0.1 check (jitter_fraction between 0 and 0.5),
@@ -52,9 +74,10 @@ create table auto_sync.settings (
     check (max_consecutive_failures between 1 and 100),
   run_retention interval not null default '30 days' check (run_retention >= interval '1 day'),
   ledger_retention interval not null default '1 day'
-    -- the verifier accepts a timestamp up to 300 s either side of its clock: an id must
-    -- stay in the ledger for the whole 10-minute window it could be replayed in
-    constraint settings_ledger_retention_check check (ledger_retention >= interval '10 minutes'),
+    -- the verifier accepts a timestamp up to the request lifetime (300 s) either side of
+    -- its clock: an id must stay in the ledger for the whole window it could be replayed in
+    constraint settings_ledger_retention_check check (
+      ledger_retention >= 2 * auto_sync.wire_limit('request_lifetime_seconds') * interval '1 second'),
   cron_history_retention interval not null default '7 days'
     check (cron_history_retention >= interval '1 hour'),
   updated_at timestamptz not null default now(),

@@ -1,6 +1,8 @@
 -- Signed auto-sync: signing and the dispatcher pg_cron runs every minute.
 --
+--   auto_sync.signing_key_bytes(secret) a whsec_ secret's key bytes, or null if out of bounds
 --   auto_sync.signing_keys()            the Vault keys, newest first
+--   auto_sync.request_claims(...)       the claims body of one request
 --   auto_sync.sign(id, ts, payload, keys)  the webhook-signature header value
 --   auto_sync.due_schedules             view: which schedules are due
 --   auto_sync.dispatch()                queues one signed request per due schedule
@@ -16,6 +18,37 @@
 -- The signing keys stay in Vault (names starting 'auto_sync_signing_key:', values
 -- 'whsec_<base64>'); only signatures leave the database.
 
+-- A whsec_ secret's HMAC key bytes, or null when the function's verifier would refuse
+-- it (functions-shared/standard_webhooks.ts parseSecret, the same rule): 'whsec_' then
+-- canonical base64 (what encoding the bytes again gives back) of
+-- wire_limit('signing_key_min_bytes') to wire_limit('signing_key_max_bytes') bytes.
+create function auto_sync.signing_key_bytes(p_secret text) returns bytea
+language plpgsql immutable strict set search_path = ''
+as $$
+declare
+  v_encoded text := substr(p_secret, 7);
+  v_bytes bytea;
+begin
+  if not starts_with(p_secret, 'whsec_') or v_encoded !~ '^[A-Za-z0-9+/]+={0,2}$' then
+    return null;
+  end if;
+  begin
+    v_bytes := decode(v_encoded, 'base64');
+  exception when invalid_parameter_value then  -- a length that is no base64
+    return null;
+  end;
+  -- encode() breaks lines every 76 characters; the secret is one line
+  if replace(encode(v_bytes, 'base64'), E'\n', '') <> v_encoded
+     or length(v_bytes) not between auto_sync.wire_limit('signing_key_min_bytes')
+                                and auto_sync.wire_limit('signing_key_max_bytes') then
+    return null;
+  end if;
+  return v_bytes;
+end
+$$;
+comment on function auto_sync.signing_key_bytes(text) is
+  'HMAC key bytes of a whsec_<base64> secret, or null unless it is canonical base64 of 24 to 64 bytes (wire_limit), exactly the keys cron-auto-sync accepts.';
+
 -- The Vault keys dispatch() signs with, newest first. Two keys = a rotation in
 -- progress: every request then carries one signature per key. Fails loudly on a
 -- missing or malformed key, so a broken setup dispatches nothing instead of
@@ -25,6 +58,7 @@ language plpgsql stable security definer set search_path = ''
 as $$
 declare
   v_keys bytea[] := '{}';
+  v_key bytea;
   v_secret record;
 begin
   for v_secret in
@@ -33,22 +67,44 @@ begin
      where starts_with(s.name, 'auto_sync_signing_key:')
      order by s.created_at desc, s.name
   loop
-    if v_secret.decrypted_secret !~ '^whsec_[A-Za-z0-9+/]{32,}={0,2}$' then
-      raise exception 'Cannot sign: Vault secret "%" is not a whsec_ key', v_secret.name;
+    v_key := auto_sync.signing_key_bytes(v_secret.decrypted_secret);
+    if v_key is null then
+      raise exception 'Cannot sign: Vault secret "%" is not a whsec_ key', v_secret.name
+        using hint = 'whsec_ followed by canonical base64 of 24 to 64 bytes, as cron-auto-sync accepts';
     end if;
-    v_keys := v_keys || decode(substr(v_secret.decrypted_secret, 7), 'base64');
+    v_keys := v_keys || v_key;
   end loop;
   if cardinality(v_keys) = 0 then
     raise exception 'Cannot sign: no Vault secret named "auto_sync_signing_key:<label>"';
   end if;
-  if cardinality(v_keys) > 3 then
-    raise exception 'Cannot sign: % signing keys in Vault; keep at most 3 during a rotation', cardinality(v_keys);
+  if cardinality(v_keys) > auto_sync.wire_limit('max_signing_keys') then
+    raise exception 'Cannot sign: % signing keys in Vault; keep at most % during a rotation',
+      cardinality(v_keys), auto_sync.wire_limit('max_signing_keys');
   end if;
   return v_keys;
 end
 $$;
 comment on function auto_sync.signing_keys() is
   'Decoded HMAC keys from Vault secrets named auto_sync_signing_key:<label>, newest first. Raises when none or malformed.';
+
+-- The claims body of one signed request: the one SQL builder (dispatch() and the tests'
+-- SQL use it; functions-shared/signed_request.ts buildClaims is TypeScript's). pg_net
+-- sends its jsonb::text, byte for byte what the vectors in
+-- functions-shared/wire_vectors.json say.
+create function auto_sync.request_claims(p_user_id uuid, p_run_id uuid, p_iat bigint, p_lifetime_seconds bigint)
+returns jsonb
+language sql immutable strict set search_path = ''
+as $$
+  select jsonb_build_object(
+           'aud', 'cron-auto-sync',
+           'scope', 'import-emails',
+           'sub', p_user_id,
+           'run_id', p_run_id,
+           'iat', p_iat,
+           'exp', p_iat + p_lifetime_seconds)
+$$;
+comment on function auto_sync.request_claims(uuid, uuid, bigint, bigint) is
+  'Claims of a signed auto-sync request: aud cron-auto-sync, scope import-emails, sub, run_id, iat, exp = iat + lifetime.';
 
 -- The webhook-signature header value for one request: 'v1,<sig>' per key,
 -- space-separated. p_payload must be exactly the text pg_net will send
@@ -114,14 +170,8 @@ begin
        for update of d skip locked
   ), claimed as (
     select d.user_id, d.next_run_at, d.run_id,
-           jsonb_build_object(
-             'aud', 'cron-auto-sync',
-             'scope', 'import-emails',
-             'sub', d.user_id,
-             'run_id', d.run_id,
-             'iat', v_timestamp,
-             'exp', v_timestamp + floor(extract(epoch from v_settings.request_ttl))::bigint
-           ) as body
+           auto_sync.request_claims(d.user_id, d.run_id, v_timestamp,
+                                    floor(extract(epoch from v_settings.request_ttl))::bigint) as body
       from due d
   ), sent as (
     select c.user_id, c.next_run_at, c.run_id,
@@ -157,7 +207,9 @@ $$;
 comment on function auto_sync.dispatch() is
   'Run by the pg_cron job auto-sync-dispatch every minute: queues one signed request per due, enabled schedule with no run in flight, up to settings.batch_limit. Returns how many.';
 
+revoke execute on function auto_sync.signing_key_bytes(text) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.signing_keys() from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.request_claims(uuid, uuid, bigint, bigint) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.sign(text, bigint, text, bytea[]) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.dispatch() from public, anon, authenticated, service_role;
 

@@ -16,7 +16,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = extensions, public;
 
-select plan(254);
+select plan(263);
 
 -- Users of this file (fixed ids; rolled back at the end).
 insert into auth.users (id, email) values
@@ -37,6 +37,9 @@ insert into t_auto_sync_functions values
   ('auto_sync.dispatch()',                             false),
   ('auto_sync.signing_keys()',                         false),
   ('auto_sync.sign(text, bigint, text, bytea[])',      false),
+  ('auto_sync.signing_key_bytes(text)',                false),
+  ('auto_sync.request_claims(uuid, uuid, bigint, bigint)', false),
+  ('auto_sync.wire_limit(text)',                       true),
   -- mail import (20261129130200_mail_importer.sql, 20261129130000_mail_import_tables.sql)
   ('auto_sync.import_targets(uuid)',                                            true),
   ('auto_sync.mailbox_credential(uuid)',                                        true),
