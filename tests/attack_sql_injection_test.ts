@@ -196,9 +196,10 @@ Deno.test("enable_auto_sync(p_every) as a signed-in user: SQL in the interval is
 });
 
 Deno.test("add_mailbox as a signed-in user: payloads in label, username, folders and credential are stored literally", async () => {
-  const userId = await fixtures.user("sqli");
   const started = Date.now();
   for (const payload of payloads) {
+    // One user per payload: a user holds at most 10 mailboxes.
+    const userId = await fixtures.user("sqli");
     const folders = [payload, `INBOX/${payload}`];
     const id = await asUser(userId, async (tx) => {
       const [row] = await tx`

@@ -10,7 +10,9 @@
 -- signed-in user manages their own schedule only through the wrappers in `public`.
 
 create extension if not exists pgcrypto with schema extensions;
-create extension if not exists pg_cron;
+-- In pg_catalog, as Supabase's docs create it: an extension in `public` is a Security
+-- Advisor warning (extension_in_public).
+create extension if not exists pg_cron with schema pg_catalog;
 
 -- pg_net: hosted Supabase and `supabase start` ship it; enable it unless something
 -- already provides the `net` schema (the local stack's stand-in, tests/stack/).
@@ -29,6 +31,18 @@ revoke all on schema auto_sync from public, anon, authenticated;
 grant usage on schema auto_sync to service_role;
 -- Postgres grants EXECUTE on new functions to PUBLIC; nothing here is public.
 alter default privileges in schema auto_sync revoke execute on functions from public;
+
+-- What a signed-in user may do runs as SECURITY DEFINER functions in this schema, which
+-- the Data API does not expose; `public` holds only SECURITY INVOKER wrappers that call
+-- them (the Security Advisor warns on a SECURITY DEFINER function in an exposed schema).
+-- `authenticated` may use the schema and execute exactly the functions granted to it.
+create schema if not exists auto_sync_user_api;
+comment on schema auto_sync_user_api is
+  'Signed auto-sync: the privileged side of the public wrappers (enable_auto_sync, add_mailbox, ...). Each function acts for auth.uid() only. Not exposed to the Data API.';
+revoke all on schema auto_sync_user_api from public, anon, authenticated, service_role;
+-- service_role too, as it may call the public wrappers: with no user it is refused there.
+grant usage on schema auto_sync_user_api to authenticated, service_role;
+alter default privileges in schema auto_sync_user_api revoke execute on functions from public;
 
 -- The limits of the wire format, SQL's one home for them (functions-shared/wire_limits.ts
 -- is TypeScript's; both are checked against functions-shared/wire_vectors.json):
@@ -108,7 +122,9 @@ comment on column auto_sync.settings.cron_history_retention is
 
 create table auto_sync.schedules (
   user_id uuid primary key references auth.users (id) on delete cascade,
-  every interval not null default '30 minutes' check (every >= interval '1 minute'),
+  -- bounded both ways: a huge interval would overflow next_run_at in dispatch()
+  every interval not null default '30 minutes'
+    check (every between interval '1 minute' and interval '30 days'),
   enabled boolean not null default true,
   next_run_at timestamptz not null default now(),
   last_run_id uuid,

@@ -5,7 +5,8 @@
 --   auto_sync.request_claims(...)       the claims body of one request
 --   auto_sync.sign(id, ts, payload, keys)  the webhook-signature header value
 --   auto_sync.due_schedules             view: which schedules are due
---   auto_sync.dispatch()                queues one signed request per due schedule
+--   auto_sync.send_requests(...)        queues one signed request per due schedule
+--   auto_sync.dispatch()                send_requests, one schedule at a time if a row breaks the batch
 --   pg_cron job auto-sync-dispatch      every minute, `select auto_sync.dispatch()`
 --
 -- Wire format: Standard Webhooks v1. For each due schedule dispatch() queues one
@@ -143,48 +144,42 @@ comment on view auto_sync.due_schedules is
   'Schedules due now: enabled, next_run_at reached, no run of the user in flight (younger than settings.in_flight_timeout). dispatch() locks up to settings.batch_limit of them.';
 revoke all on auto_sync.due_schedules from public, anon, authenticated, service_role;
 
--- Picks due schedules and queues one signed request each. Set-based so a tick
--- costs a few statements whatever the batch size; the pg_net insert, the run row
--- and the schedule update commit together or not at all.
-create function auto_sync.dispatch() returns integer
-language plpgsql volatile security definer set search_path = ''
+-- Queues one signed request for each due schedule (only p_user_id's when given), up
+-- to settings.batch_limit. Set-based so a tick costs a few statements whatever the
+-- batch size; the pg_net insert, the run row and the schedule update commit together
+-- or not at all. Returns how many were queued.
+create function auto_sync.send_requests(
+  p_settings auto_sync.settings, p_keys bytea[], p_timestamp bigint, p_user_id uuid
+) returns integer
+language plpgsql volatile set search_path = ''
 as $$
 declare
-  v_settings auto_sync.settings;
-  v_keys bytea[];
-  v_timestamp bigint := floor(extract(epoch from now()))::bigint;
   v_count integer;
 begin
-  select * into strict v_settings from auto_sync.settings;
-  if v_settings.endpoint_url is null then
-    raise warning 'auto_sync.dispatch: settings.endpoint_url is not set; nothing dispatched';
-    return 0;
-  end if;
-  v_keys := auto_sync.signing_keys();
-
   with due as (
     select d.user_id, d.next_run_at, gen_random_uuid() as run_id
       from auto_sync.due_schedules d
+     where p_user_id is null or d.user_id = p_user_id
      order by d.next_run_at
-     limit v_settings.batch_limit
+     limit p_settings.batch_limit
        for update of d skip locked
   ), claimed as (
     select d.user_id, d.next_run_at, d.run_id,
-           auto_sync.request_claims(d.user_id, d.run_id, v_timestamp,
-                                    floor(extract(epoch from v_settings.request_ttl))::bigint) as body
+           auto_sync.request_claims(d.user_id, d.run_id, p_timestamp,
+                                    floor(extract(epoch from p_settings.request_ttl))::bigint) as body
       from due d
   ), sent as (
     select c.user_id, c.next_run_at, c.run_id,
            net.http_post(
-             url := v_settings.endpoint_url,
+             url := p_settings.endpoint_url,
              body := c.body,
              headers := jsonb_build_object(
                'Content-Type', 'application/json',
                'webhook-id', c.run_id::text,
-               'webhook-timestamp', v_timestamp::text,
-               'webhook-signature', auto_sync.sign(c.run_id::text, v_timestamp, c.body::text, v_keys)
+               'webhook-timestamp', p_timestamp::text,
+               'webhook-signature', auto_sync.sign(c.run_id::text, p_timestamp, c.body::text, p_keys)
              ),
-             timeout_milliseconds := v_settings.request_timeout_ms
+             timeout_milliseconds := p_settings.request_timeout_ms
            ) as net_request_id
       from claimed c
   ), new_runs as (
@@ -194,7 +189,7 @@ begin
     returning id, user_id
   )
   update auto_sync.schedules s
-     set next_run_at = now() + s.every * (1 + v_settings.jitter_fraction * random()),
+     set next_run_at = now() + s.every * (1 + p_settings.jitter_fraction * random()),
          last_run_id = n.id,
          updated_at = now()
     from new_runs n
@@ -204,13 +199,66 @@ begin
   return v_count;
 end
 $$;
+comment on function auto_sync.send_requests(auto_sync.settings, bytea[], bigint, uuid) is
+  'dispatch()''s worker: queues one signed request per due schedule (only the given user''s when not null), up to settings.batch_limit, in one statement. Returns how many.';
+
+-- The pg_cron job's entry point. A missing or malformed key stops everything (nothing
+-- is sent that no verifier accepts). One schedule whose values break the batch (a data
+-- error such as an overflowing next_run_at) does not: the batch is redone one schedule
+-- at a time, the bad ones skipped, pushed an hour ahead and reported (WARNING in the
+-- log, last_error on the schedule), the others sent.
+create function auto_sync.dispatch() returns integer
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  v_settings auto_sync.settings;
+  v_keys bytea[];
+  v_timestamp bigint := floor(extract(epoch from now()))::bigint;
+  v_user_id uuid;
+  v_count integer;
+begin
+  select * into strict v_settings from auto_sync.settings;
+  if v_settings.endpoint_url is null then
+    raise warning 'auto_sync.dispatch: settings.endpoint_url is not set; nothing dispatched';
+    return 0;
+  end if;
+  v_keys := auto_sync.signing_keys();
+
+  begin
+    v_count := auto_sync.send_requests(v_settings, v_keys, v_timestamp, null);
+  exception when data_exception then
+    raise warning 'auto_sync.dispatch: the batch failed (%); dispatching one schedule at a time', sqlerrm;
+    v_count := 0;
+    for v_user_id in
+      select d.user_id from auto_sync.due_schedules d order by d.next_run_at limit v_settings.batch_limit
+    loop
+      begin
+        v_count := v_count + auto_sync.send_requests(v_settings, v_keys, v_timestamp, v_user_id);
+      exception when data_exception then
+        raise warning 'auto_sync.dispatch: skipped the schedule of user %: %', v_user_id, sqlerrm;
+        begin
+          update auto_sync.schedules
+             set next_run_at = now() + interval '1 hour',
+                 last_error = 'Skipped by the dispatcher: this schedule''s settings are invalid',
+                 last_error_at = now(), updated_at = now()
+           where user_id = v_user_id;
+        exception when data_exception or integrity_constraint_violation then
+          raise warning 'auto_sync.dispatch: could not mark the schedule of user % as skipped: %', v_user_id, sqlerrm;
+        end;
+      end;
+    end loop;
+  end;
+  return v_count;
+end
+$$;
 comment on function auto_sync.dispatch() is
-  'Run by the pg_cron job auto-sync-dispatch every minute: queues one signed request per due, enabled schedule with no run in flight, up to settings.batch_limit. Returns how many.';
+  'Run by the pg_cron job auto-sync-dispatch every minute: queues one signed request per due, enabled schedule with no run in flight, up to settings.batch_limit; a schedule whose values make that fail is skipped and reported, never the whole tick. Returns how many were queued.';
 
 revoke execute on function auto_sync.signing_key_bytes(text) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.signing_keys() from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.request_claims(uuid, uuid, bigint, bigint) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.sign(text, bigint, text, bytea[]) from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.send_requests(auto_sync.settings, bytea[], bigint, uuid) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.dispatch() from public, anon, authenticated, service_role;
 
 -- The one cron job, installed idempotently. Its command holds no secret.

@@ -111,6 +111,18 @@ comment on function auto_sync.record_outcomes(uuid[]) is
 -------------------------------------------------------------------------------
 -- Truthful outcomes
 -------------------------------------------------------------------------------
+-- When pg_net's answer to a run's request may have been created: from dispatch to a
+-- minute past the ack deadline. pg_net's queue and id sequence are UNLOGGED, so after
+-- a crash ids start again and a new request can reuse a lost one's id: a response
+-- belongs to a run only if its id matches AND it falls in this window. Used by
+-- reconcile_runs() (whose answer) and purge_history() (whose response to delete).
+create function auto_sync.response_window(p_dispatched_at timestamptz, p_ack_deadline interval)
+returns tstzrange
+language sql immutable strict parallel safe set search_path = ''
+as $$ select tstzrange(p_dispatched_at, p_dispatched_at + p_ack_deadline + interval '1 minute', '[]') $$;
+comment on function auto_sync.response_window(timestamptz, interval) is
+  'The time range in which pg_net''s response to a request dispatched at p_dispatched_at may be created (to ack_deadline + 1 minute). With the id, what ties a net._http_response row to a run.';
+
 create function auto_sync.reconcile_runs() returns jsonb
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -149,12 +161,9 @@ begin
         join net._http_response h on h.id = r.net_request_id
        where r.status = 'dispatched'
          and h.created >= v_oldest - interval '1 minute'
-         -- A response belongs to this run only if it came within the request's life:
-         -- pg_net's queue and id sequence are UNLOGGED, so after a crash ids start again
-         -- and a new request can reuse a lost one's id. An answer outside the window is
-         -- not this run's; the run is left to step (b) and ends `lost`, the truth.
-         and h.created between coalesce(r.dispatched_at, r.created_at)
-                           and coalesce(r.dispatched_at, r.created_at) + v_settings.ack_deadline + interval '1 minute'
+         -- An answer outside the window is not this run's (a reused id after a crash);
+         -- the run is left to step (b) and ends `lost`, the truth.
+         and h.created <@ auto_sync.response_window(coalesce(r.dispatched_at, r.created_at), v_settings.ack_deadline)
          and (coalesce(h.timed_out, false) or h.error_msg is not null
               or h.status_code not between 200 and 299)
        order by r.id, h.created desc
@@ -199,7 +208,20 @@ begin
   v_ids := v_ids || v_step_ids;
 
   if cardinality(v_ids) > 0 then
-    perform auto_sync.record_outcomes(v_ids);
+    begin
+      perform auto_sync.record_outcomes(v_ids);
+    exception when data_exception or integrity_constraint_violation then
+      -- One schedule's values broke the bookkeeping: do it run by run, skip and report
+      -- the bad ones; every run keeps its true outcome either way.
+      raise warning 'auto_sync.reconcile_runs: recording outcomes failed (%); one run at a time', sqlerrm;
+      for i in 1 .. cardinality(v_ids) loop
+        begin
+          perform auto_sync.record_outcomes(array[v_ids[i]]);
+        exception when data_exception or integrity_constraint_violation then
+          raise warning 'auto_sync.reconcile_runs: skipped the schedule bookkeeping of run %: %', v_ids[i], sqlerrm;
+        end;
+      end loop;
+    end;
   end if;
 
   return jsonb_build_object(
@@ -234,13 +256,18 @@ begin
 
   -- Our pg_net responses older than 1 day (pg_net itself drops every response after
   -- pg_net.ttl, 6 hours by default; this only matters when that is raised or its
-  -- worker is stopped). Other extensions' and applications' responses are left alone.
-  -- Before the runs, while their net_request_id still identifies them.
+  -- worker is stopped). Other extensions' and applications' responses are left alone:
+  -- a response is ours when a run has its id and it came within that run's
+  -- response_window (ids restart after a crash). Before the runs, while their
+  -- net_request_id still identifies them.
   delete from net._http_response h
    where h.ctid = any (array(
            select h2.ctid from net._http_response h2
             where h2.created < now() - interval '1 day'
-              and exists (select 1 from auto_sync.runs r where r.net_request_id = h2.id)
+              and exists (select 1 from auto_sync.runs r
+                           where r.net_request_id = h2.id
+                             and h2.created <@ auto_sync.response_window(coalesce(r.dispatched_at, r.created_at),
+                                                                         v_settings.ack_deadline))
             limit c_batch));
   get diagnostics v_responses = row_count;
 
@@ -282,6 +309,7 @@ comment on function auto_sync.purge_history() is
   'Run by the pg_cron job auto-sync-maintenance: deletes finished runs older than settings.run_retention (each schedule''s last run kept), replay-ledger ids older than settings.ledger_retention, auto-sync-dispatch/-maintenance cron.job_run_details rows older than settings.cron_history_retention, and our net._http_response rows older than 1 day; at most 100,000 rows of each per call. Returns the counts.';
 
 revoke execute on function auto_sync.describe_interval(interval) from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.response_window(timestamptz, interval) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.record_outcomes(uuid[]) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.reconcile_runs() from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.purge_history() from public, anon, authenticated, service_role;

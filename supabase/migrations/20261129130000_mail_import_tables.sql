@@ -9,14 +9,19 @@
 create table public.mailboxes (
   id uuid primary key default gen_random_uuid(),
   user_id uuid not null references auth.users (id) on delete cascade,
-  label text check (length(label) <= 100),
+  -- Every field a user sets is bounded, and free text holds no control characters (an
+  -- IMAP command line or a terminal printing it must not be steered by them).
+  label text check (length(label) <= 100 and label !~ '[[:cntrl:]]'),
   host text not null check (host ~ '^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$'),
   port integer not null check (port between 1 and 65535),
   tls_mode text not null default 'tls' check (tls_mode in ('tls', 'starttls', 'plain')),
-  username text not null check (length(username) between 1 and 320),
+  username text not null check (length(username) between 1 and 320 and username !~ '[[:cntrl:]]'),
   auth_kind text not null default 'password' check (auth_kind in ('password', 'oauth2')),
   folders text[] not null default '{INBOX}'
-    check (cardinality(folders) between 1 and 50 and array_position(folders, null) is null),
+    check (cardinality(folders) between 1 and 50 and array_position(folders, null) is null
+           and array_position(folders, '') is null
+           and length(array_to_string(folders, '/')) <= 10000
+           and array_to_string(folders, '/') !~ '[[:cntrl:]]'),
   enabled boolean not null default true,
   paused_reason text,
   consecutive_auth_failures integer not null default 0,

@@ -1,5 +1,7 @@
--- Mail import: the functions the importer (import-emails, connected as postgres or
--- service_role) calls:
+-- Mail import: the functions the importer calls. The Edge Functions connect as
+-- `postgres` (SUPABASE_DB_URL), the only role that may execute these: not even
+-- service_role, whose API key is far more widely held (mailbox_credential returns a
+-- password).
 --   auto_sync.import_targets(user), auto_sync.mailbox_credential(mailbox)
 --   auto_sync.claim_mailbox / release_mailbox (one import per mailbox at a time)
 --   auto_sync.folder_states(mailbox), auto_sync.reset_folder(...), auto_sync.touch_folder(...)
@@ -183,21 +185,12 @@ $$;
 comment on function auto_sync.record_mailbox_outcome(uuid, text, boolean) is
   'Importer: record a mailbox''s last error; the third authentication failure in a row pauses it. Returns the pause reason, if paused.';
 
-revoke execute on function auto_sync.import_targets(uuid) from public, anon, authenticated;
-revoke execute on function auto_sync.mailbox_credential(uuid) from public, anon, authenticated;
-revoke execute on function auto_sync.claim_mailbox(uuid, uuid, interval) from public, anon, authenticated;
-revoke execute on function auto_sync.release_mailbox(uuid, uuid) from public, anon, authenticated;
-revoke execute on function auto_sync.folder_states(uuid) from public, anon, authenticated;
-revoke execute on function auto_sync.reset_folder(uuid, text, bigint) from public, anon, authenticated;
-revoke execute on function auto_sync.store_batch(uuid, text, bigint, jsonb, bigint, numeric, integer, text[]) from public, anon, authenticated;
-revoke execute on function auto_sync.touch_folder(uuid, text, bigint, numeric, integer) from public, anon, authenticated;
-revoke execute on function auto_sync.record_mailbox_outcome(uuid, text, boolean) from public, anon, authenticated;
-grant execute on function auto_sync.import_targets(uuid) to service_role;
-grant execute on function auto_sync.mailbox_credential(uuid) to service_role;
-grant execute on function auto_sync.claim_mailbox(uuid, uuid, interval) to service_role;
-grant execute on function auto_sync.release_mailbox(uuid, uuid) to service_role;
-grant execute on function auto_sync.folder_states(uuid) to service_role;
-grant execute on function auto_sync.reset_folder(uuid, text, bigint) to service_role;
-grant execute on function auto_sync.store_batch(uuid, text, bigint, jsonb, bigint, numeric, integer, text[]) to service_role;
-grant execute on function auto_sync.touch_folder(uuid, text, bigint, numeric, integer) to service_role;
-grant execute on function auto_sync.record_mailbox_outcome(uuid, text, boolean) to service_role;
+revoke execute on function auto_sync.import_targets(uuid) from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.mailbox_credential(uuid) from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.claim_mailbox(uuid, uuid, interval) from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.release_mailbox(uuid, uuid) from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.folder_states(uuid) from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.reset_folder(uuid, text, bigint) from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.store_batch(uuid, text, bigint, jsonb, bigint, numeric, integer, text[]) from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.touch_folder(uuid, text, bigint, numeric, integer) from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.record_mailbox_outcome(uuid, text, boolean) from public, anon, authenticated, service_role;
