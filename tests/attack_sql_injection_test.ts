@@ -20,6 +20,7 @@ import { connect } from "./support/local_stack.ts";
 import { nowSeconds } from "./support/signed_requests.ts";
 import {
   assertNoSecretIn,
+  asUser as asUserIn,
   collectedBodies,
   Fixtures,
   post,
@@ -68,17 +69,8 @@ const payloads = [
   `*/ drop table ${sentinel}; /*`,
 ];
 
-async function asUser<T>(
-  userId: string,
-  fn: (tx: postgres.TransactionSql) => Promise<T>,
-): Promise<T> {
-  return await sql.begin(async (tx) => {
-    await tx`select set_config('request.jwt.claims', ${
-      JSON.stringify({ sub: userId, role: "authenticated" })
-    }, true)`;
-    await tx`set local role authenticated`;
-    return await fn(tx);
-  }) as T;
+function asUser<T>(userId: string, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+  return asUserIn(sql, userId, fn);
 }
 
 /** Runs the call and returns the SQLSTATE it failed with, or "ok". */

@@ -100,6 +100,24 @@ export function signClaims(
   );
 }
 
+/**
+ * Runs `fn` as the signed-in user, as PostgREST would: role authenticated with the
+ * user's claims in request.jwt.claims, in one transaction.
+ */
+export async function asUser<T>(
+  sql: postgres.Sql,
+  userId: string,
+  fn: (tx: postgres.TransactionSql) => Promise<T>,
+): Promise<T> {
+  return await sql.begin(async (tx) => {
+    await tx`select set_config('request.jwt.claims', ${
+      JSON.stringify({ sub: userId, role: "authenticated" })
+    }, true)`;
+    await tx`set local role authenticated`;
+    return await fn(tx);
+  }) as T;
+}
+
 // ---------------------------------------------------------------------------
 // Users and runs, cleaned up at the end of each file
 // ---------------------------------------------------------------------------
