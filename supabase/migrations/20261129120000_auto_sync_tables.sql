@@ -1,9 +1,11 @@
--- Signed auto-sync: the extensions it needs, the private schema and the scheduler's
--- tables (settings, schedules, runs, replay ledger), with their indexes and grants.
--- Functions live in the files named for what they do:
+-- Signed auto-sync: the extensions it needs, the private schemas (auto_sync, and
+-- auto_sync_user_api behind the public wrappers), the wire limits the settings obey
+-- (auto_sync.wire_limit), and the scheduler's tables (settings, schedules, runs, replay
+-- ledger) with their indexes and grants. Functions live in the files named for what they do:
 --   ..._auto_sync_dispatch.sql      signing and the dispatcher (pg_cron job auto-sync-dispatch)
 --   ..._auto_sync_api.sql           schedule and run functions, the public schedule wrappers
 --   ..._auto_sync_run_outcomes.sql  reconcile, retry backoff, retention (job auto-sync-maintenance)
+--   ..._mail_import_tables.sql, ..._mailbox_api.sql, ..._mail_importer.sql   mail import
 --
 -- `auto_sync` is not exposed through the Data API (add it to nothing in
 -- config.toml's [api] schemas). The API roles get no access to its tables; a
