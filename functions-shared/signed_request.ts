@@ -42,18 +42,19 @@ function jsonbKeyOrder(a: string, b: string): number {
 /**
  * `value::jsonb::text`, byte for byte: keys in jsonb order (the last of equal keys
  * wins), `": "` and `", "` as separators, strings escaped as Postgres does (JSON.stringify
- * escapes the same characters). Numbers must be safe integers: jsonb keeps a float's
- * digits as written, which a JavaScript number cannot say.
+ * escapes the same characters). Numbers print as JavaScript writes them, which jsonb
+ * keeps digit for digit, except in exponent form (jsonb would expand it): refused.
  */
 export function jsonbText(value: unknown): string {
   if (value === null || typeof value === "boolean" || typeof value === "string") {
     return JSON.stringify(value);
   }
   if (typeof value === "number") {
-    if (!Number.isSafeInteger(value)) {
-      throw new TypeError(`Cannot render jsonb text: ${value} is not a safe integer`);
+    const text = String(value);
+    if (!Number.isFinite(value) || /e/i.test(text)) {
+      throw new TypeError(`Cannot render jsonb text: ${text} has no plain decimal form`);
     }
-    return String(value);
+    return text;
   }
   if (Array.isArray(value)) return `[${value.map(jsonbText).join(", ")}]`;
   if (typeof value === "object") {
