@@ -2,6 +2,8 @@
  * Attachment metadata from IMAP BODYSTRUCTURE: complete even when the message
  * source itself was cut at the byte bound, and it never downloads content.
  */
+import { safeText } from "../safe_text.ts";
+
 export interface Attachment {
   filename: string | null;
   content_type: string;
@@ -21,10 +23,6 @@ export interface BodyStructureNode {
 }
 
 const MAX_ATTACHMENTS = 200;
-
-/** No NUL, cut to length, then made well-formed (a cut must not split a pair). */
-const safeText = (value: string, maxChars: number) =>
-  value.replaceAll("\u0000", "").slice(0, maxChars).toWellFormed();
 
 /** An attachment is a leaf part marked as one, or any leaf part with a file name. */
 function isAttachment(node: BodyStructureNode): boolean {

@@ -1,16 +1,22 @@
 /**
- * One IMAP connection for one mailbox (imapflow). TLS is the default and always
- * verified; STARTTLS or plain only when the mailbox row says so. A private CA (a
- * self-hosted server, the test server) is trusted through IMAP_TLS_CA, never by
- * turning verification off. The host must pass host_policy.ts first. Counts the
- * commands it sends, for tests and run stats.
+ * One IMAP connection for one mailbox, and the only module that speaks IMAP
+ * (imapflow). It offers what a folder sync needs: a folder's STATUS, the UIDs above
+ * the last imported one, and one chunk of messages fetched within a byte bound.
+ *
+ * TLS is the default and always verified; STARTTLS or plain only when the mailbox
+ * row says so. A private CA (a self-hosted server, the test server) is trusted
+ * through IMAP_TLS_CA, never by turning verification off. The host must pass
+ * host_policy.ts first. Counts the commands it sends, for tests and run stats.
  */
 import { ImapFlow } from "imapflow";
 import { isIP } from "node:net";
+import type { BodyStructureNode } from "./bodystructure.ts";
 import { resolveMailboxHost } from "./host_policy.ts";
 import type { Mailbox } from "./mail_store.ts";
 
 export interface ImapSessionOptions {
+  /** Bytes fetched of each message's source (BODY.PEEK[]<0.n>). */
+  maxMessageBytes: number;
   /** Extra CA certificate(s), PEM, trusted besides the system store. */
   caPem?: string;
   /** Allow loopback, private and link-local addresses (self-hosted servers, tests). */
@@ -19,11 +25,54 @@ export interface ImapSessionOptions {
   socketTimeoutMs?: number;
 }
 
+export interface FolderStatus {
+  uidValidity: number;
+  /** The UID the next message will get; null when the server does not say. */
+  uidNext: number | null;
+  highestModseq: bigint | null;
+  messages: number | null;
+}
+
+/** The UIDs above a given one, with the UIDVALIDITY they belong to. */
+export interface NewUids {
+  uidValidity: number;
+  /** Ascending, each above the given UID. */
+  uids: number[];
+}
+
+/** One message as fetched: the source is at most maxMessageBytes long. */
+export interface FetchedMessage {
+  uid: number;
+  flags: string[];
+  internalDate: Date | null;
+  /** The whole message's size (RFC822.SIZE), as the server states it. */
+  size: number | null;
+  bodyStructure: BodyStructureNode | undefined;
+  source: Uint8Array;
+}
+
 export interface ImapSession {
-  client: ImapFlow;
   /** How many times each IMAP command was sent, e.g. { STATUS: 2, FETCH: 1 }. */
-  commands: Record<string, number>;
+  readonly commands: Record<string, number>;
+  /** STATUS of a folder without opening it. Throws when the folder does not exist. */
+  status(folder: string): Promise<FolderStatus>;
+  /** Opens the folder read-only and lists the UIDs above `afterUid`. */
+  newUids(folder: string, afterUid: number): Promise<NewUids>;
+  /** Fetches these UIDs of the folder, drained completely, in ascending UID order. */
+  fetchChunk(folder: string, uids: number[]): Promise<FetchedMessage[]>;
   close(): Promise<void>;
+}
+
+/** What the importer fetches of each message (the import benchmark's baseline fetches the same). */
+function fetchQuery(maxMessageBytes: number) {
+  return {
+    uid: true,
+    flags: true,
+    internalDate: true,
+    size: true,
+    bodyStructure: true,
+    source: { start: 0, maxLength: maxMessageBytes },
+  };
 }
 
 const COMMAND_LINE = /^[A-Za-z0-9.]+ (?:UID )?([A-Z]+)/;
@@ -31,7 +80,7 @@ const COMMAND_LINE = /^[A-Za-z0-9.]+ (?:UID )?([A-Z]+)/;
 export async function openImapSession(
   mailbox: Mailbox,
   credential: string,
-  options: ImapSessionOptions = {},
+  options: ImapSessionOptions,
 ): Promise<ImapSession> {
   const commands: Record<string, number> = {};
   const count = (entry: { src?: string; msg?: string }) => {
@@ -72,9 +121,59 @@ export async function openImapSession(
   });
   client.on("error", ignore); // socket errors also reject the pending command
   await client.connect();
+  const query = fetchQuery(options.maxMessageBytes);
+
   return {
-    client,
     commands,
+    async status(folder) {
+      const status = await client.status(folder, {
+        uidValidity: true,
+        uidNext: true,
+        highestModseq: true,
+        messages: true,
+      });
+      if (!status) throw new Error(`Folder "${folder}" does not exist on the server`);
+      return {
+        uidValidity: Number(status.uidValidity),
+        uidNext: status.uidNext ?? null,
+        highestModseq: status.highestModseq ?? null,
+        messages: status.messages ?? null,
+      };
+    },
+    async newUids(folder, afterUid) {
+      const lock = await client.getMailboxLock(folder, { readOnly: true });
+      try {
+        const uidValidity = Number(client.mailbox ? client.mailbox.uidValidity : NaN);
+        const found = await client.search({ uid: `${afterUid + 1}:*` }, { uid: true });
+        // `*` always matches the newest message, even below afterUid.
+        const uids = (found || []).filter((uid) => uid > afterUid).sort((a, b) => a - b);
+        return { uidValidity, uids };
+      } finally {
+        lock.release();
+      }
+    },
+    async fetchChunk(folder, uids) {
+      const lock = await client.getMailboxLock(folder, { readOnly: true });
+      try {
+        const fetched: FetchedMessage[] = [];
+        for await (const message of client.fetch(uids.join(","), query, { uid: true })) {
+          const internalDate = message.internalDate ? new Date(message.internalDate) : null;
+          fetched.push({
+            uid: message.uid,
+            flags: [...(message.flags ?? [])],
+            internalDate: internalDate && !Number.isNaN(internalDate.getTime())
+              ? internalDate
+              : null,
+            size: message.size ?? null,
+            bodyStructure: message.bodyStructure as BodyStructureNode | undefined,
+            source: message.source ?? new Uint8Array(0),
+          });
+        }
+        return fetched;
+      } finally {
+        lock.release();
+      }
+    },
     async close() {
       try {
         await client.logout();

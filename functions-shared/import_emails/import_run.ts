@@ -6,10 +6,9 @@
  * mailbox failed after others imported), skipped (nothing to import, or already
  * running) or failed, with counts and an error text that never holds a credential.
  */
-import { errorText } from "../background.ts";
-import type { Logger } from "../log.ts";
+import { errorText, type Logger } from "../log.ts";
 import type { FinalStatus, RunStore } from "../run_store.ts";
-import { type ImportBudget, type ImportTally, syncFolder } from "./folder_sync.ts";
+import { type FolderResult, syncFolder } from "./folder_sync.ts";
 import type { ImapSession } from "./imap_session.ts";
 import type { Mailbox, MailStore } from "./mail_store.ts";
 import { DEFAULT_MAX_BODY_CHARS } from "./message_parser.ts";
@@ -45,7 +44,33 @@ export const DEFAULT_LIMITS: ImportLimits = {
   chunkSize: 10,
 };
 
-export type ImapConnector = (mailbox: Mailbox, credential: string) => Promise<ImapSession>;
+/** Opens the IMAP session for a mailbox, fetching at most `maxMessageBytes` of each message. */
+export type ImapConnector = (
+  mailbox: Mailbox,
+  credential: string,
+  options: { maxMessageBytes: number },
+) => Promise<ImapSession>;
+
+/** The run's running counts, summed over its folders. */
+interface RunTally {
+  requested: number;
+  fetched: number;
+  inserted: number;
+  remapped: number;
+  duplicates: number;
+  bytes: number;
+  resets: string[];
+}
+
+function addFolder(tally: RunTally, folder: string, result: FolderResult) {
+  tally.requested += result.requested;
+  tally.fetched += result.fetched;
+  tally.inserted += result.inserted;
+  tally.remapped += result.remapped;
+  tally.duplicates += result.duplicates;
+  tally.bytes += result.bytes;
+  if (result.reset) tally.resets.push(folder);
+}
 
 export interface ImportRunnerDeps {
   store: RunStore;
@@ -106,8 +131,8 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
   async function importMailbox(
     runId: string,
     mailbox: Mailbox,
-    budget: ImportBudget,
-    tally: ImportTally,
+    tally: RunTally,
+    deadline: number,
   ): Promise<MailboxOutcome> {
     if (mailbox.paused_reason) {
       return { mailboxId: mailbox.id, paused: true, error: mailbox.paused_reason };
@@ -121,18 +146,24 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
     try {
       credential = await mail.credential(mailbox.id);
       if (!credential) throw new Error("No password or token is stored for this mailbox");
-      session = await connect(mailbox, credential);
+      session = await connect(mailbox, credential, { maxMessageBytes: limits.maxMessageBytes });
       const states = await mail.folderStates(mailbox.id);
       let hasMore = false;
       for (const folder of mailbox.folders) {
-        const outcome = await syncFolder(
+        const result = await syncFolder({
           session,
-          mail,
-          { mailbox, folder, state: states.get(folder) },
-          budget,
-          tally,
-        );
-        if (outcome.hasMore) {
+          store: mail,
+          mailbox,
+          folder,
+          state: states.get(folder),
+          limits,
+          maxMessages: limits.maxMessages - tally.requested,
+          deadline,
+          now,
+        });
+        addFolder(tally, folder, result);
+        if (result.error !== undefined) throw result.error;
+        if (result.hasMore) {
           hasMore = true;
           break;
         }
@@ -178,15 +209,9 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
         return;
       }
 
-      const budget: ImportBudget = {
-        remainingMessages: limits.maxMessages,
-        deadline: started + limits.maxSeconds * 1000,
-        now,
-        maxMessageBytes: limits.maxMessageBytes,
-        maxBodyChars: limits.maxBodyChars,
-        chunkSize: limits.chunkSize,
-      };
-      const tally: ImportTally = {
+      const deadline = started + limits.maxSeconds * 1000;
+      const tally: RunTally = {
+        requested: 0,
         fetched: 0,
         inserted: 0,
         remapped: 0,
@@ -196,7 +221,7 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
       };
       const outcomes: MailboxOutcome[] = [];
       for (const mailbox of mailboxes) {
-        outcomes.push(await importMailbox(runId, mailbox, budget, tally));
+        outcomes.push(await importMailbox(runId, mailbox, tally, deadline));
       }
 
       const errors = outcomes.flatMap((outcome) => outcome.error ? [outcome.error] : []);

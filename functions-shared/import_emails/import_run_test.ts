@@ -1,38 +1,26 @@
 import assert from "node:assert/strict";
 import { createMemoryLogger } from "../log.ts";
 import type { AcceptOutcome, FinalStatus, RunStore } from "../run_store.ts";
-import type { ImapSession } from "./imap_session.ts";
-import { createImportRunner, describeImportError, type ImportLimits } from "./import_run.ts";
-import type {
-  BatchResult,
-  EmailRecord,
-  FolderProgress,
-  FolderState,
-  Mailbox,
-  MailStore,
-} from "./mail_store.ts";
+import {
+  createImportRunner,
+  DEFAULT_LIMITS,
+  describeImportError,
+  type ImportLimits,
+} from "./import_run.ts";
+import {
+  CREDENTIAL,
+  type FakeFolder,
+  type FakeMailOptions,
+  FakeMailStore,
+  fakeSession,
+  mail,
+  mailbox,
+  USER_ID,
+} from "./test_support.ts";
 
-const USER_ID = "6a1f2e3d-4c5b-4a69-8b7c-1d2e3f4a5b6c";
 const RUN_ID = "0b7d3c1e-5f2a-4c9b-8e61-3a2f9d4c7b10";
 const MAILBOX_1 = "11111111-1111-4111-8111-111111111111";
 const MAILBOX_2 = "22222222-2222-4222-8222-222222222222";
-/** A credential distinctive enough that finding it anywhere is a leak. */
-const CREDENTIAL = "Sup3r-S3cret-Passw0rd!";
-
-function mailbox(id: string, overrides: Partial<Mailbox> = {}): Mailbox {
-  return {
-    id,
-    user_id: USER_ID,
-    host: "imap.example.test",
-    port: 993,
-    tls_mode: "tls",
-    username: "alice@example.test",
-    auth_kind: "password",
-    folders: ["INBOX"],
-    paused_reason: null,
-    ...overrides,
-  };
-}
 
 // --- fakes ------------------------------------------------------------------
 
@@ -71,194 +59,6 @@ class FakeRunStore implements RunStore {
   }
 }
 
-interface FakeMailOptions {
-  mailboxes?: Mailbox[];
-  /** Mailbox ids whose claim is refused (another run holds the lease). */
-  busy?: string[];
-  /** Credentials by mailbox id; missing -> null (no secret stored). */
-  credentials?: Record<string, string | null>;
-  /** What recordOutcome answers for a failed outcome (a pause reason). */
-  pauseReason?: string | null;
-  states?: FolderState[];
-  importTargetsError?: Error;
-  recordOutcomeError?: Error;
-  releaseError?: Error;
-}
-
-/** An in-memory MailStore that records every call in order. */
-class FakeMailStore implements MailStore {
-  calls: Array<{ method: string; args: unknown[] }> = [];
-  batches: Array<
-    { mailboxId: string; folder: string; records: EmailRecord[]; progress: FolderProgress }
-  > = [];
-  seenKeys = new Set<string>();
-  constructor(private options: FakeMailOptions = {}) {}
-
-  private record(method: string, ...args: unknown[]) {
-    this.calls.push({ method, args });
-  }
-  callsOf(method: string) {
-    return this.calls.filter((call) => call.method === method).map((call) => call.args);
-  }
-
-  importTargets(userId: string): Promise<Mailbox[]> {
-    this.record("importTargets", userId);
-    if (this.options.importTargetsError) return Promise.reject(this.options.importTargetsError);
-    return Promise.resolve(this.options.mailboxes ?? []);
-  }
-  credential(mailboxId: string): Promise<string | null> {
-    this.record("credential", mailboxId);
-    const credentials = this.options.credentials ?? {};
-    return Promise.resolve(mailboxId in credentials ? credentials[mailboxId] : CREDENTIAL);
-  }
-  claim(mailboxId: string, runId: string, leaseSeconds: number): Promise<boolean> {
-    this.record("claim", mailboxId, runId, leaseSeconds);
-    return Promise.resolve(!(this.options.busy ?? []).includes(mailboxId));
-  }
-  release(mailboxId: string, runId: string): Promise<void> {
-    this.record("release", mailboxId, runId);
-    return this.options.releaseError
-      ? Promise.reject(this.options.releaseError)
-      : Promise.resolve();
-  }
-  folderStates(mailboxId: string): Promise<Map<string, FolderState>> {
-    this.record("folderStates", mailboxId);
-    return Promise.resolve(
-      new Map((this.options.states ?? []).map((state) => [state.folder, state])),
-    );
-  }
-  resetFolder(mailboxId: string, folder: string, uidValidity: number): Promise<void> {
-    this.record("resetFolder", mailboxId, folder, uidValidity);
-    return Promise.resolve();
-  }
-  storeBatch(
-    mailboxId: string,
-    folder: string,
-    records: EmailRecord[],
-    progress: FolderProgress,
-  ): Promise<BatchResult> {
-    this.record("storeBatch", mailboxId, folder, records.length, progress);
-    this.batches.push({ mailboxId, folder, records, progress });
-    let inserted = 0;
-    for (const record of records) {
-      const key = `${mailboxId}/${folder}/${record.message_key}`;
-      if (!this.seenKeys.has(key)) inserted++;
-      this.seenKeys.add(key);
-    }
-    return Promise.resolve({ inserted, remapped: 0, duplicates: records.length - inserted });
-  }
-  touchFolder(
-    mailboxId: string,
-    folder: string,
-    progress: Omit<FolderProgress, "lastUid">,
-  ): Promise<void> {
-    this.record("touchFolder", mailboxId, folder, progress);
-    return Promise.resolve();
-  }
-  recordOutcome(
-    mailboxId: string,
-    outcome: { error: string | null; authFailed: boolean },
-  ): Promise<string | null> {
-    this.record("recordOutcome", mailboxId, outcome);
-    if (this.options.recordOutcomeError) return Promise.reject(this.options.recordOutcomeError);
-    return Promise.resolve(outcome.error === null ? null : this.options.pauseReason ?? null);
-  }
-}
-
-interface FakeMessage {
-  uid: number;
-  source: string;
-}
-
-interface FakeFolder {
-  uidValidity: number;
-  messages: FakeMessage[];
-}
-
-/** Just enough of imapflow's client for syncFolder: STATUS, a mailbox lock, SEARCH and FETCH. */
-function fakeSession(
-  folders: Record<string, FakeFolder>,
-  options: { statusError?: Error; closeError?: Error } = {},
-) {
-  const events: string[] = [];
-  const commands: Record<string, number> = {};
-  const count = (command: string) => commands[command] = (commands[command] ?? 0) + 1;
-  const client = {
-    status(folder: string) {
-      count("STATUS");
-      events.push(`status ${folder}`);
-      if (options.statusError) return Promise.reject(options.statusError);
-      const state = folders[folder];
-      if (!state) return Promise.resolve(undefined);
-      const uidNext = Math.max(0, ...state.messages.map((m) => m.uid)) + 1;
-      return Promise.resolve({
-        uidValidity: BigInt(state.uidValidity),
-        uidNext,
-        highestModseq: 7n,
-        messages: state.messages.length,
-      });
-    },
-    getMailboxLock(folder: string) {
-      count("SELECT");
-      events.push(`lock ${folder}`);
-      return Promise.resolve({ release: () => events.push(`unlock ${folder}`) });
-    },
-    search(query: { uid: string }) {
-      count("SEARCH");
-      const [low] = query.uid.split(":").map(Number);
-      // Like a real server: "*" always matches the newest message.
-      const uids = Object.values(folders)[0].messages.map((m) => m.uid);
-      const matched = uids.filter((uid) => uid >= low);
-      if (matched.length === 0 && uids.length > 0) matched.push(Math.max(...uids));
-      return Promise.resolve(matched);
-    },
-    async *fetch(range: string) {
-      count("FETCH");
-      const wanted = new Set(range.split(",").map(Number));
-      for (const folder of Object.values(folders)) {
-        for (const message of folder.messages) {
-          if (!wanted.has(message.uid)) continue;
-          const source = new TextEncoder().encode(message.source);
-          yield { uid: message.uid, flags: new Set(["\\Seen"]), size: source.length, source };
-        }
-      }
-    },
-  };
-  let closed = 0;
-  const session: ImapSession = {
-    client: client as never,
-    commands,
-    close() {
-      closed++;
-      events.push("close");
-      return options.closeError ? Promise.reject(options.closeError) : Promise.resolve();
-    },
-  };
-  return {
-    session,
-    events,
-    get closed() {
-      return closed;
-    },
-  };
-}
-
-function mail(uid: number): FakeMessage {
-  return {
-    uid,
-    source: [
-      `Message-ID: <m${uid}@example.test>`,
-      "From: Bob <bob@example.test>",
-      "To: alice@example.test",
-      `Subject: Message ${uid}`,
-      "Date: Mon, 2 Nov 2026 10:00:00 +0000",
-      "",
-      `Body of message ${uid}`,
-      "",
-    ].join("\r\n"),
-  };
-}
-
 function setup(
   options: {
     started?: boolean;
@@ -275,14 +75,20 @@ function setup(
   const connects: Array<{ mailboxId: string; credential: string }> = [];
   const sessions: Array<ReturnType<typeof fakeSession>> = [];
   let clock = 1_800_000_000_000;
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const run = createImportRunner({
     store,
     mail: mailStore,
     log,
     limits: options.limits,
     now: () => (clock += 10),
-    connect: (target, credential) => {
+    connect: (target, credential, bounds) => {
       connects.push({ mailboxId: target.id, credential });
+      assert.equal(
+        bounds.maxMessageBytes,
+        limits.maxMessageBytes,
+        "the session gets the byte bound",
+      );
       const server = options.servers?.[target.id];
       if (server instanceof Error) return Promise.reject(server);
       const fake = fakeSession(server ?? { INBOX: { uidValidity: 1, messages: [] } });

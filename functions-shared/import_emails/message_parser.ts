@@ -14,6 +14,7 @@
  */
 import { createHash } from "node:crypto";
 import PostalMime from "postal-mime";
+import { safeText } from "../safe_text.ts";
 import { withJoinedBlob } from "./joined_blob.ts";
 import { plainTextOf } from "./mime_text.ts";
 
@@ -45,8 +46,7 @@ const MAX_HEADER_CHARS = 2000;
 /** Safe for Postgres text and jsonb: no NUL, well-formed UTF-16, bounded. */
 export function cleanText(value: unknown, maxChars = MAX_HEADER_CHARS): string | null {
   if (typeof value !== "string") return null;
-  // Cut first, then repair: a cut through a surrogate pair must not leave half of it.
-  const cleaned = value.replaceAll("\u0000", "").slice(0, maxChars).toWellFormed();
+  const cleaned = safeText(value, maxChars);
   return cleaned === "" ? null : cleaned;
 }
 

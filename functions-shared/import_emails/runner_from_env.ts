@@ -34,8 +34,8 @@ export function importRunnerFromEnv(
     store: deps.store,
     mail: createMailStore(deps.sql),
     log: deps.log,
-    connect: (mailbox, credential) =>
-      openImapSession(mailbox, credential, { caPem, allowPrivateHosts }),
+    connect: (mailbox, credential, bounds) =>
+      openImapSession(mailbox, credential, { ...bounds, caPem, allowPrivateHosts }),
     limits: {
       maxMessages: positiveInteger(
         env.IMPORT_MAX_MESSAGES,

@@ -168,8 +168,9 @@ export function importer(
     store: createRunStore(sql),
     mail,
     log,
-    connect: (mailbox, credential) =>
+    connect: (mailbox, credential, bounds) =>
       openImapSession(mailbox, credential, {
+        ...bounds,
         caPem: options.trustTestCa === false ? undefined : caPem(),
         allowPrivateHosts: options.allowPrivateHosts ?? true, // the test server is on loopback
       }),
