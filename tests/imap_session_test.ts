@@ -81,6 +81,7 @@ Deno.test("a fetched source is cut at maxMessageBytes while size keeps the whole
     { maxMessageBytes: 1000, allowPrivateHosts: true },
   );
   try {
+    await session.newUids("INBOX", 0);
     const [fetched] = await session.fetchChunk("INBOX", [1]);
     assert.equal(fetched.source.length, 1000);
     assert.equal(fetched.size, big.length);
@@ -99,6 +100,29 @@ Deno.test("STATUS of a folder the server does not have fails with its name", asy
   try {
     await assert.rejects(session.status("No such folder"));
   } finally {
+    await session.close();
+  }
+});
+
+Deno.test("tls_mode 'plain' is refused before any connection unless private hosts or plaintext are allowed", async () => {
+  const { user, mailbox } = await seededMailbox([message()]);
+  const plain: Mailbox = { ...mailbox, host: "127.0.0.1", port: IMAP_PORT, tls_mode: "plain" };
+  await assert.rejects(
+    openImapSession(plain, user.password, { maxMessageBytes: 1024, allowPrivateHosts: false }),
+    /Plain-text IMAP is not allowed for this server/,
+  );
+  // The opt-in (IMAP_ALLOW_PLAINTEXT) and the private-host policy each allow it.
+  for (
+    const options of [{ allowPrivateHosts: true }, {
+      allowPrivateHosts: true,
+      allowPlaintext: true,
+    }]
+  ) {
+    const session = await openImapSession(plain, user.password, {
+      maxMessageBytes: 1024,
+      ...options,
+    });
+    assert.equal((await session.status("INBOX")).messages, 1);
     await session.close();
   }
 });

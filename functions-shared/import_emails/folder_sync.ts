@@ -11,7 +11,8 @@
  */
 import { safeText } from "../safe_text.ts";
 import { attachmentsFrom } from "./bodystructure.ts";
-import type { FetchedMessage, ImapSession } from "./imap_session.ts";
+import { type FetchedMessage, ImapSessionError } from "./imap_answers.ts";
+import type { ImapSession } from "./imap_session.ts";
 import type { EmailRecord, FolderState, Mailbox, MailStore } from "./mail_store.ts";
 import { parseMessage } from "./message_parser.ts";
 
@@ -118,7 +119,12 @@ async function syncInto(result: FolderResult, options: FolderSyncOptions): Promi
     return;
   }
 
-  const { uids } = await session.newUids(folder, lastUid);
+  const listed = await session.newUids(folder, lastUid);
+  if (listed.uidValidity !== uidValidity) {
+    // STATUS and EXAMINE disagree: UIDs could land under the wrong UIDVALIDITY.
+    throw new ImapSessionError("The mail server sent two different UIDVALIDITY values");
+  }
+  const { uids } = listed;
   if (uids.length === 0) {
     await store.touchFolder(mailbox.id, folder, { uidValidity, highestModseq, messageCount });
     return;

@@ -3,6 +3,12 @@
  * (imapflow). It offers what a folder sync needs: a folder's STATUS, the UIDs above
  * the last imported one, and one chunk of messages fetched within a byte bound.
  *
+ * Every answer of the server is hostile input: imapflow's literal, line, response
+ * and token limits are set from the byte bound, rows for UIDs that were not asked
+ * for (or asked for once and sent twice) are dropped, numbers are checked before
+ * use, a flood of answers ends the session, and the session is closed at the run's
+ * hard stop whatever the server is doing (a slow drip never holds a run open).
+ *
  * TLS is the default and always verified; STARTTLS or plain only when the mailbox
  * row says so. A private CA (a self-hosted server, the test server) is trusted
  * through IMAP_TLS_CA, never by turning verification off. The host must pass
@@ -10,7 +16,15 @@
  */
 import { ImapFlow } from "imapflow";
 import { isIP } from "node:net";
-import type { BodyStructureNode } from "./bodystructure.ts";
+import {
+  checkedStatus,
+  ChunkRows,
+  type FetchedMessage,
+  type FolderStatus,
+  ImapSessionError,
+  isUid,
+  uidsAbove,
+} from "./imap_answers.ts";
 import { resolveMailboxHost } from "./host_policy.ts";
 import type { Mailbox } from "./mail_store.ts";
 
@@ -21,16 +35,15 @@ export interface ImapSessionOptions {
   caPem?: string;
   /** Allow loopback, private and link-local addresses (self-hosted servers, tests). */
   allowPrivateHosts?: boolean;
+  /**
+   * Allow tls_mode 'plain' (password in cleartext). Default: only where private
+   * hosts are allowed (a self-hosted server on the operator's own network).
+   */
+  allowPlaintext?: boolean;
   connectTimeoutMs?: number;
   socketTimeoutMs?: number;
-}
-
-export interface FolderStatus {
-  uidValidity: number;
-  /** The UID the next message will get; null when the server does not say. */
-  uidNext: number | null;
-  highestModseq: bigint | null;
-  messages: number | null;
+  /** Unix ms at which the session is closed, whatever it is doing. */
+  stopAt?: number;
 }
 
 /** The UIDs above a given one, with the UIDVALIDITY they belong to. */
@@ -40,16 +53,8 @@ export interface NewUids {
   uids: number[];
 }
 
-/** One message as fetched: the source is at most maxMessageBytes long. */
-export interface FetchedMessage {
-  uid: number;
-  flags: string[];
-  internalDate: Date | null;
-  /** The whole message's size (RFC822.SIZE), as the server states it. */
-  size: number | null;
-  bodyStructure: BodyStructureNode | undefined;
-  source: Uint8Array;
-}
+export type { FetchedMessage, FolderStatus };
+export { ImapSessionError };
 
 export interface ImapSession {
   /** How many times each IMAP command was sent, e.g. { STATUS: 2, FETCH: 1 }. */
@@ -58,7 +63,10 @@ export interface ImapSession {
   status(folder: string): Promise<FolderStatus>;
   /** Opens the folder read-only and lists the UIDs above `afterUid`. */
   newUids(folder: string, afterUid: number): Promise<NewUids>;
-  /** Fetches these UIDs of the folder, drained completely, in ascending UID order. */
+  /**
+   * Fetches these UIDs (listed by newUids under the same UIDVALIDITY), drained
+   * completely: one row per UID the server has, in ascending UID order.
+   */
   fetchChunk(folder: string, uids: number[]): Promise<FetchedMessage[]>;
   close(): Promise<void>;
 }
@@ -76,6 +84,12 @@ function fetchQuery(maxMessageBytes: number) {
 }
 
 const COMMAND_LINE = /^[A-Za-z0-9.]+ (?:UID )?([A-Z]+)/;
+/** Non-FETCH answers a session takes (a legitimate one needs a few dozen). */
+const MAX_ANSWERS = 10_000;
+/** Tokens in one answer: a BODYSTRUCTURE of hundreds of parts needs a few thousand. */
+const MAX_RESPONSE_TOKENS = 50_000;
+/** Room in one answer besides the message source: BODYSTRUCTURE, flags, and SEARCH answers. */
+const ANSWER_OVERHEAD_BYTES = 4 * 1024 * 1024;
 
 export async function openImapSession(
   mailbox: Mailbox,
@@ -83,18 +97,37 @@ export async function openImapSession(
   options: ImapSessionOptions,
 ): Promise<ImapSession> {
   const commands: Record<string, number> = {};
+  /** Why this session was ended from our side; then every call fails with it. */
+  let broken: ImapSessionError | null = null;
+  let answers = 0;
+  const end = (reason: string) => {
+    if (broken) return;
+    broken = new ImapSessionError(reason);
+    setTimeout(() => client.close(), 0); // not from inside imapflow's own call
+  };
+  // imapflow logs each command it sends, and each answer but FETCH rows, at debug
+  // level (credentials masked): we count both and print neither.
   const count = (entry: { src?: string; msg?: string }) => {
+    if (entry?.src === "s" && ++answers > MAX_ANSWERS) {
+      end("The mail server sent too many answers");
+    }
     const match = entry?.src === "c" && typeof entry.msg === "string"
       ? entry.msg.match(COMMAND_LINE)
       : null;
     if (match) commands[match[1]] = (commands[match[1]] ?? 0) + 1;
   };
   const ignore = () => {};
+  if (mailbox.tls_mode === "plain" && !(options.allowPlaintext ?? options.allowPrivateHosts)) {
+    throw new ImapSessionError(
+      "Plain-text IMAP is not allowed for this server: choose TLS or STARTTLS",
+    );
+  }
   // Connect to the address that passed the host policy; TLS still checks the name.
   const address = await resolveMailboxHost(mailbox.host, {
     allowPrivate: options.allowPrivateHosts ?? false,
   });
-  const client = new ImapFlow({
+  const maxLiteralSize = Math.max(options.maxMessageBytes, 64 * 1024);
+  const client: ImapFlow = new ImapFlow({
     host: address,
     port: mailbox.port,
     secure: mailbox.tls_mode === "tls",
@@ -118,68 +151,104 @@ export async function openImapSession(
     connectionTimeout: options.connectTimeoutMs ?? 15_000,
     greetingTimeout: options.connectTimeoutMs ?? 15_000,
     socketTimeout: options.socketTimeoutMs ?? 60_000,
+    // imapflow's defaults allow 1 GiB literals and lines and a million tokens.
+    maxLiteralSize,
+    maxLineLength: maxLiteralSize + ANSWER_OVERHEAD_BYTES,
+    maxResponseSize: maxLiteralSize + ANSWER_OVERHEAD_BYTES,
+    maxResponseTokens: MAX_RESPONSE_TOKENS,
   });
-  client.on("error", ignore); // socket errors also reject the pending command
-  await client.connect();
+  const imap = client;
+  imap.on("error", ignore); // socket errors also reject the pending command
+  const stopTimer = options.stopAt === undefined ? undefined : setTimeout(
+    () => end("The mail server did not finish answering within the run's time limit"),
+    Math.max(0, options.stopAt - Date.now()),
+  );
+  /** Runs one call; once the session was ended, its reason is the error. */
+  const guarded = async <T>(call: () => Promise<T>): Promise<T> => {
+    if (broken) throw broken;
+    try {
+      return await call();
+    } catch (error) {
+      throw broken ?? error;
+    }
+  };
+  try {
+    await guarded(() => imap.connect());
+  } catch (error) {
+    clearTimeout(stopTimer);
+    imap.close();
+    throw error;
+  }
   const query = fetchQuery(options.maxMessageBytes);
+  /** The UIDVALIDITY each folder had when its UIDs were listed. */
+  const listedValidity = new Map<string, number>();
+  const openedValidity = () => Number(imap.mailbox ? imap.mailbox.uidValidity : NaN);
 
   return {
     commands,
-    async status(folder) {
-      const status = await client.status(folder, {
-        uidValidity: true,
-        uidNext: true,
-        highestModseq: true,
-        messages: true,
-      });
-      if (!status) throw new Error(`Folder "${folder}" does not exist on the server`);
-      return {
-        uidValidity: Number(status.uidValidity),
-        uidNext: status.uidNext ?? null,
-        highestModseq: status.highestModseq ?? null,
-        messages: status.messages ?? null,
-      };
-    },
-    async newUids(folder, afterUid) {
-      const lock = await client.getMailboxLock(folder, { readOnly: true });
-      try {
-        const uidValidity = Number(client.mailbox ? client.mailbox.uidValidity : NaN);
-        const found = await client.search({ uid: `${afterUid + 1}:*` }, { uid: true });
-        // `*` always matches the newest message, even below afterUid.
-        const uids = (found || []).filter((uid) => uid > afterUid).sort((a, b) => a - b);
-        return { uidValidity, uids };
-      } finally {
-        lock.release();
-      }
-    },
-    async fetchChunk(folder, uids) {
-      const lock = await client.getMailboxLock(folder, { readOnly: true });
-      try {
-        const fetched: FetchedMessage[] = [];
-        for await (const message of client.fetch(uids.join(","), query, { uid: true })) {
-          const internalDate = message.internalDate ? new Date(message.internalDate) : null;
-          fetched.push({
-            uid: message.uid,
-            flags: [...(message.flags ?? [])],
-            internalDate: internalDate && !Number.isNaN(internalDate.getTime())
-              ? internalDate
-              : null,
-            size: message.size ?? null,
-            bodyStructure: message.bodyStructure as BodyStructureNode | undefined,
-            source: message.source ?? new Uint8Array(0),
-          });
+    status: (folder) =>
+      guarded(async () => {
+        const status = await imap.status(folder, {
+          uidValidity: true,
+          uidNext: true,
+          highestModseq: true,
+          messages: true,
+        });
+        if (!status) throw new Error(`Folder "${folder}" does not exist on the server`);
+        return checkedStatus(status);
+      }),
+    newUids: (folder, afterUid) =>
+      guarded(async () => {
+        const lock = await imap.getMailboxLock(folder, { readOnly: true });
+        try {
+          const uidValidity = openedValidity();
+          if (!isUid(uidValidity)) {
+            throw new ImapSessionError("The mail server sent an invalid UIDVALIDITY");
+          }
+          const found = await imap.search({ uid: `${afterUid + 1}:*` }, { uid: true });
+          listedValidity.set(folder, uidValidity);
+          // `*` always matches the newest message, even below afterUid.
+          return { uidValidity, uids: uidsAbove(found, afterUid) };
+        } finally {
+          lock.release();
         }
-        return fetched;
-      } finally {
-        lock.release();
-      }
-    },
+      }),
+    fetchChunk: (folder, uids) =>
+      guarded(async () => {
+        const lock = await imap.getMailboxLock(folder, { readOnly: true });
+        try {
+          // UIDs only mean something under the UIDVALIDITY they were listed with.
+          if (openedValidity() !== listedValidity.get(folder)) {
+            throw new ImapSessionError(
+              "The mail server changed the folder's UIDVALIDITY during the import",
+            );
+          }
+          const rows = new ChunkRows(uids, options.maxMessageBytes);
+          for await (const row of imap.fetch(uids.join(","), query, { uid: true })) {
+            rows.add(row);
+          }
+          if (openedValidity() !== listedValidity.get(folder)) {
+            throw new ImapSessionError(
+              "The mail server changed the folder's UIDVALIDITY during the import",
+            );
+          }
+          return rows.rows();
+        } finally {
+          lock.release();
+        }
+      }),
     async close() {
-      try {
-        await client.logout();
-      } catch {
-        client.close();
+      clearTimeout(stopTimer);
+      if (!broken) {
+        // A polite LOGOUT, but a server that does not answer it does not hold us.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          imap.logout().catch(() => {}),
+          new Promise((resolve) => timer = setTimeout(resolve, 2_000)),
+        ]);
+        clearTimeout(timer);
       }
+      imap.close();
     },
   };
 }

@@ -10,6 +10,9 @@ import { errorText, type Logger } from "../log.ts";
 import type { FinalStatus, RunStore } from "../run_store.ts";
 import { type FolderResult, syncFolder } from "./folder_sync.ts";
 import type { ImapSession } from "./imap_session.ts";
+import { safeLine } from "../safe_text.ts";
+import { HostNotAllowedError } from "./host_policy.ts";
+import { ImapSessionError } from "./imap_answers.ts";
 import type { Mailbox, MailStore } from "./mail_store.ts";
 import { DEFAULT_MAX_BODY_CHARS } from "./message_parser.ts";
 
@@ -34,11 +37,18 @@ export interface ImportLimits {
    * importer's peak RSS at the same speed (BENCHMARKS.md).
    */
   chunkSize: number;
+  /**
+   * Seconds after maxSeconds at which the IMAP session is closed whatever the server
+   * is doing (a chunk in flight may finish meanwhile; a slow drip may not hold the
+   * run past the edge wall clock of 150 s).
+   */
+  stopGraceSeconds: number;
 }
 
 export const DEFAULT_LIMITS: ImportLimits = {
   maxMessages: 500,
   maxSeconds: 100,
+  stopGraceSeconds: 20,
   maxMessageBytes: 1024 * 1024,
   maxBodyChars: DEFAULT_MAX_BODY_CHARS,
   chunkSize: 10,
@@ -48,7 +58,7 @@ export const DEFAULT_LIMITS: ImportLimits = {
 export type ImapConnector = (
   mailbox: Mailbox,
   credential: string,
-  options: { maxMessageBytes: number },
+  options: { maxMessageBytes: number; stopAt: number },
 ) => Promise<ImapSession>;
 
 /** The run's running counts, summed over its folders. */
@@ -88,10 +98,21 @@ interface MailboxOutcome {
   paused?: boolean;
   error?: string;
   hasMore?: boolean;
+  /** The run's time was up before this mailbox's turn. */
+  notStarted?: boolean;
   commands?: Record<string, number>;
 }
 
-/** A helpful error text for a failed mailbox import, with the credential scrubbed. */
+const CANNOT_CONNECT =
+  /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|NoConnection|ETIMEOUT|CONNECT_TIMEOUT|GREETING_TIMEOUT|EConnectionClosed|ClosedAfterConnectTLS|ClosedAfterConnectText)$/;
+
+/**
+ * The error text a user reads for a failed mailbox import (run and mailbox rows).
+ * Generic where details would make the importer an oracle for the network it runs
+ * in: no resolved address, no connect, timeout or certificate detail (those go to
+ * the log). Server text is kept only for IMAP command errors, one line, without
+ * control characters, and with the credential scrubbed.
+ */
 export function describeImportError(error: unknown, mailbox: Mailbox, credential: string | null) {
   const e = error as {
     authenticationFailed?: boolean;
@@ -99,19 +120,22 @@ export function describeImportError(error: unknown, mailbox: Mailbox, credential
     message?: string;
     responseText?: string;
   };
+  const server = `"${mailbox.host}:${mailbox.port}"`;
   let text: string;
   if (e?.authenticationFailed) {
     text = `Login failed for "${mailbox.username}" at ${mailbox.host}: the server refused the ${
       mailbox.auth_kind === "oauth2" ? "access token" : "password"
     }`;
-  } else if (
-    e?.code &&
-    /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|NoConnection|ETIMEOUT)$/
-      .test(e.code)
-  ) {
-    text = `Cannot reach ${mailbox.host}:${mailbox.port} (${e.code})`;
+  } else if (error instanceof ImapSessionError) {
+    text = `${error.message} (${server})`;
+  } else if (error instanceof HostNotAllowedError || (e?.code && CANNOT_CONNECT.test(e.code))) {
+    text = `Cannot connect to the mail server ${server}`;
   } else if (e?.code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(e.code)) {
-    text = `The TLS certificate of ${mailbox.host} is not trusted (${e.code})`;
+    text = `The TLS certificate of ${mailbox.host} is not trusted`;
+  } else if (
+    e?.code && /^(LiteralTooLarge|LineTooLarge|ResponseTooLarge|TooManyTokens)$/.test(e.code)
+  ) {
+    text = `The mail server ${server} sent an answer larger than the importer accepts`;
   } else {
     const message = error instanceof Error ? error.message : String(error);
     const detail = e?.responseText && e.responseText !== message ? `: ${e.responseText}` : "";
@@ -119,7 +143,7 @@ export function describeImportError(error: unknown, mailbox: Mailbox, credential
   }
   // Scrub the whole text before cutting it, so no part of a credential survives a cut.
   if (credential && credential.length >= 4) text = text.replaceAll(credential, "[redacted]");
-  return { text: text.slice(0, 500), authFailed: Boolean(e?.authenticationFailed) };
+  return { text: safeLine(text, 500), authFailed: Boolean(e?.authenticationFailed) };
 }
 
 export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
@@ -146,7 +170,10 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
     try {
       credential = await mail.credential(mailbox.id);
       if (!credential) throw new Error("No password or token is stored for this mailbox");
-      session = await connect(mailbox, credential, { maxMessageBytes: limits.maxMessageBytes });
+      session = await connect(mailbox, credential, {
+        maxMessageBytes: limits.maxMessageBytes,
+        stopAt: deadline + limits.stopGraceSeconds * 1000,
+      });
       const states = await mail.folderStates(mailbox.id);
       let hasMore = false;
       for (const folder of mailbox.folders) {
@@ -172,6 +199,18 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
       return { mailboxId: mailbox.id, hasMore, commands: session.commands };
     } catch (error) {
       const described = describeImportError(error, mailbox, credential);
+      // The details the user's text leaves out, for the operator (never the credential).
+      const detail = errorText(error);
+      log.warn("Mailbox import failed", {
+        run_id: runId,
+        mailbox_id: mailbox.id,
+        code: typeof (error as { code?: unknown })?.code === "string"
+          ? (error as { code: string }).code
+          : undefined,
+        error: credential && credential.length >= 4
+          ? detail.replaceAll(credential, "[redacted]")
+          : detail,
+      });
       const paused = await mail.recordOutcome(mailbox.id, {
         error: described.text,
         authFailed: described.authFailed,
@@ -221,6 +260,11 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
       };
       const outcomes: MailboxOutcome[] = [];
       for (const mailbox of mailboxes) {
+        if (now() >= deadline) {
+          // No time left to start this one: the next run does.
+          outcomes.push({ mailboxId: mailbox.id, hasMore: true, notStarted: true });
+          continue;
+        }
         outcomes.push(await importMailbox(runId, mailbox, tally, deadline));
       }
 
@@ -253,6 +297,7 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
           id: outcome.mailboxId,
           ...(outcome.busy ? { already_running: true } : {}),
           ...(outcome.paused ? { paused: true } : {}),
+          ...(outcome.notStarted ? { not_started: true } : {}),
           ...(outcome.error ? { error: outcome.error } : {}),
           ...(outcome.commands ? { imap_commands: outcome.commands } : {}),
         })),

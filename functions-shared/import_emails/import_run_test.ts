@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { createMemoryLogger } from "../log.ts";
 import type { AcceptOutcome, FinalStatus, RunStore } from "../run_store.ts";
+import { HostNotAllowedError } from "./host_policy.ts";
+import { ImapSessionError } from "./imap_answers.ts";
 import {
   createImportRunner,
   DEFAULT_LIMITS,
@@ -325,6 +327,24 @@ Deno.test("a new UIDVALIDITY resets the folder and is reported", async () => {
   assert.equal(details.fetched, 1, "UID 1 is fetched again although the old last UID was 50");
 });
 
+Deno.test("no mailbox is started once the run's time is up: partial, and the next run continues", async () => {
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1), mailbox(MAILBOX_2)] },
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 1, messages: [] } } },
+    // The fake clock moves 10 ms per reading: the start, then one reading before
+    // each mailbox; the second comes after a 0.015 s budget.
+    limits: { maxSeconds: 0.015 },
+  });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "partial");
+  assert.deepEqual(ctx.connects.map((c) => c.mailboxId), [MAILBOX_1]);
+  assert.deepEqual(ctx.mail.callsOf("claim").map((args) => args[0]), [MAILBOX_1]);
+  const details = finish.options?.details as { has_more: boolean; mailboxes: unknown[] };
+  assert.equal(details.has_more, true);
+  assert.deepEqual(details.mailboxes[1], { id: MAILBOX_2, not_started: true });
+});
+
 // --- failures -----------------------------------------------------------------------
 
 Deno.test("a refused login is recorded as an auth failure, fails the run, and never leaks the credential", async () => {
@@ -456,14 +476,20 @@ Deno.test("a failing mailbox after one that imported makes the run partial, with
   await ctx.run();
   const finish = ctx.store.finish;
   assert.equal(finish.status, "partial");
-  assert.equal(finish.options?.error, "Cannot reach imap.example.test:993 (ECONNREFUSED)");
+  assert.equal(finish.options?.error, 'Cannot connect to the mail server "imap.example.test:993"');
   const details = finish.options?.details as {
     fetched: number;
     mailboxes: Array<Record<string, unknown>>;
   };
   assert.equal(details.fetched, 1);
   assert.equal(details.mailboxes.length, 2);
-  assert.equal(details.mailboxes[1].error, "Cannot reach imap.example.test:993 (ECONNREFUSED)");
+  assert.equal(
+    details.mailboxes[1].error,
+    'Cannot connect to the mail server "imap.example.test:993"',
+  );
+  const logged = ctx.log.lines.map((line) => JSON.parse(line))
+    .find((line) => line.message === "Mailbox import failed");
+  assert.equal(logged?.code, "ECONNREFUSED", "the detail goes to the log");
   assert.deepEqual(ctx.mail.callsOf("release").map((args) => args[0]), [MAILBOX_1, MAILBOX_2]);
 });
 
@@ -517,18 +543,29 @@ Deno.test("describeImportError: a refused login names the user, host and kind of
   assert.equal(token.authFailed, true);
 });
 
-Deno.test("describeImportError: unreachable servers say which host and port, with the code", () => {
-  for (const code of ["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "NoConnection"]) {
+Deno.test("describeImportError: unreachable servers say which host and port, without code or address", () => {
+  for (
+    const code of ["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "NoConnection", "EHOSTUNREACH"]
+  ) {
     const error = Object.assign(new Error(`connect ${code} 10.0.0.1:993 ${CREDENTIAL}`), { code });
     const described = describeImportError(error, mailbox(MAILBOX_1, { port: 143 }), CREDENTIAL);
     assert.deepEqual(described, {
-      text: `Cannot reach imap.example.test:143 (${code})`,
+      text: 'Cannot connect to the mail server "imap.example.test:143"',
       authFailed: false,
     });
   }
 });
 
-Deno.test("describeImportError: certificate errors say the certificate is not trusted", () => {
+Deno.test("describeImportError: a refused private host reads like any unreachable one (no resolved address)", () => {
+  const refused = new HostNotAllowedError(
+    "Refusing to connect to imap.example.test: 10.1.2.3 is a loopback, private or link-local address",
+  );
+  const described = describeImportError(refused, mailbox(MAILBOX_1), CREDENTIAL);
+  assert.equal(described.text, 'Cannot connect to the mail server "imap.example.test:993"');
+  assert.ok(!described.text.includes("10.1.2.3"));
+});
+
+Deno.test("describeImportError: certificate errors say the certificate is not trusted, without the detail", () => {
   for (
     const code of [
       "SELF_SIGNED_CERT_IN_CHAIN",
@@ -539,12 +576,38 @@ Deno.test("describeImportError: certificate errors say the certificate is not tr
   ) {
     const error = Object.assign(new Error(`certificate problem ${CREDENTIAL}`), { code });
     const described = describeImportError(error, mailbox(MAILBOX_1), CREDENTIAL);
-    assert.equal(
-      described.text,
-      `The TLS certificate of imap.example.test is not trusted (${code})`,
-    );
+    assert.equal(described.text, "The TLS certificate of imap.example.test is not trusted");
     assert.equal(described.authFailed, false);
   }
+});
+
+Deno.test("describeImportError: imapflow's size limits and the session's own checks read as such", () => {
+  const tooLarge = Object.assign(new Error("Literal size 209715200 exceeds"), {
+    code: "LiteralTooLarge",
+  });
+  assert.equal(
+    describeImportError(tooLarge, mailbox(MAILBOX_1), CREDENTIAL).text,
+    'The mail server "imap.example.test:993" sent an answer larger than the importer accepts',
+  );
+  assert.equal(
+    describeImportError(
+      new ImapSessionError("The mail server sent an invalid UIDVALIDITY"),
+      mailbox(MAILBOX_1),
+      CREDENTIAL,
+    ).text,
+    'The mail server sent an invalid UIDVALIDITY ("imap.example.test:993")',
+  );
+});
+
+Deno.test("describeImportError: no control character of the server's text survives (terminal escapes)", () => {
+  const error = Object.assign(new Error("Command failed\u0007"), {
+    responseText: "NO \u001b]0;pwned\u0007\u001b[2J\u009b31m wiped\r\ninjected line",
+  });
+  const described = describeImportError(error, mailbox(MAILBOX_1), CREDENTIAL);
+  // deno-lint-ignore no-control-regex
+  assert.doesNotMatch(described.text, /[\u0000-\u001f\u007f-\u009f]/);
+  assert.match(described.text, /^IMAP error at imap\.example\.test: Command failed/);
+  assert.match(described.text, /wiped/);
 });
 
 Deno.test("describeImportError: other errors keep the message and the server's response, scrubbed", () => {

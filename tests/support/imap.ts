@@ -153,6 +153,7 @@ export function importer(
     afterBatch?: (batchNumber: number) => Promise<void>;
     trustTestCa?: boolean;
     allowPrivateHosts?: boolean;
+    allowPlaintext?: boolean;
   } = {},
 ) {
   const log = createMemoryLogger();
@@ -173,6 +174,7 @@ export function importer(
         ...bounds,
         caPem: options.trustTestCa === false ? undefined : caPem(),
         allowPrivateHosts: options.allowPrivateHosts ?? true, // the test server is on loopback
+        allowPlaintext: options.allowPlaintext,
       }),
     limits,
   });
