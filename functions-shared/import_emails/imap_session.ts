@@ -117,6 +117,11 @@ export async function openImapSession(
     if (match) commands[match[1]] = (commands[match[1]] ?? 0) + 1;
   };
   const ignore = () => {};
+  // imapflow skips an answer it cannot parse (logged as an error): a row of the
+  // chunk would silently be missing, and the folder state would move past it.
+  const unreadable = (entry: { src?: string }) => {
+    if (entry?.src === "s") end("The mail server sent an answer the importer cannot read");
+  };
   if (mailbox.tls_mode === "plain" && !(options.allowPlaintext ?? options.allowPrivateHosts)) {
     throw new ImapSessionError(
       "Plain-text IMAP is not allowed for this server: choose TLS or STARTTLS",
@@ -146,7 +151,7 @@ export async function openImapSession(
       ...(options.caPem ? { ca: [options.caPem] } : {}),
     },
     // imapflow logs protocol lines at debug level (credentials masked); we only count.
-    logger: { debug: count, info: ignore, warn: ignore, error: ignore } as never,
+    logger: { debug: count, info: ignore, warn: ignore, error: unreadable } as never,
     disableAutoIdle: true,
     connectionTimeout: options.connectTimeoutMs ?? 15_000,
     greetingTimeout: options.connectTimeoutMs ?? 15_000,
@@ -166,11 +171,15 @@ export async function openImapSession(
   /** Runs one call; once the session was ended, its reason is the error. */
   const guarded = async <T>(call: () => Promise<T>): Promise<T> => {
     if (broken) throw broken;
+    let result: T;
     try {
-      return await call();
+      result = await call();
     } catch (error) {
       throw broken ?? error;
     }
+    // An answer that ended the session taints what the call returned.
+    if (broken) throw broken;
+    return result;
   };
   try {
     await guarded(() => imap.connect());

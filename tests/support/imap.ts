@@ -115,9 +115,10 @@ export async function addMailbox(
   sql: postgres.Sql,
   userId: string,
   imapUser: { username: string; password: string },
-  options: { folders?: string[]; tls?: "tls" | "starttls" | "plain" } = {},
+  options: { folders?: string[]; tls?: "tls" | "starttls" | "plain"; port?: number } = {},
 ): Promise<string> {
   const tls = options.tls ?? "tls";
+  const port = options.port ?? (tls === "tls" ? IMAPS_PORT : IMAP_PORT);
   return await sql.begin(async (tx) => {
     await tx`select set_config('request.jwt.claims', ${
       JSON.stringify({ sub: userId, role: "authenticated" })
@@ -125,9 +126,7 @@ export async function addMailbox(
     await tx`set local role authenticated`;
     const [row] = await tx`
       select public.add_mailbox(
-        p_host := ${tls === "tls" ? "localhost" : "127.0.0.1"}, p_port := ${
-      tls === "tls" ? IMAPS_PORT : IMAP_PORT
-    },
+        p_host := ${tls === "tls" ? "localhost" : "127.0.0.1"}, p_port := ${port},
         p_username := ${imapUser.username}, p_credential := ${imapUser.password},
         p_tls_mode := ${tls}, p_folders := ${options.folders ?? ["INBOX"]}) as id`;
     return row.id as string;
