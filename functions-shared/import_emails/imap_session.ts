@@ -90,6 +90,12 @@ const MAX_ANSWERS = 10_000;
 const MAX_RESPONSE_TOKENS = 50_000;
 /** Room in one answer besides the message source: BODYSTRUCTURE, flags, and SEARCH answers. */
 const ANSWER_OVERHEAD_BYTES = 4 * 1024 * 1024;
+const LIMIT_CODES = new Set([
+  "LiteralTooLarge",
+  "LineTooLarge",
+  "ResponseTooLarge",
+  "TooManyTokens",
+]);
 
 export async function openImapSession(
   mailbox: Mailbox,
@@ -117,6 +123,12 @@ export async function openImapSession(
     if (match) commands[match[1]] = (commands[match[1]] ?? 0) + 1;
   };
   const ignore = () => {};
+  /** imapflow's size limits end the connection; say which bound the server broke. */
+  const endOnLimit = (error: unknown) => {
+    if (LIMIT_CODES.has((error as { code?: string })?.code ?? "")) {
+      end("The mail server sent an answer larger than the importer accepts");
+    }
+  };
   // imapflow skips an answer it cannot parse (logged as an error): a row of the
   // chunk would silently be missing, and the folder state would move past it.
   const unreadable = (entry: { src?: string }) => {
@@ -163,7 +175,8 @@ export async function openImapSession(
     maxResponseTokens: MAX_RESPONSE_TOKENS,
   });
   const imap = client;
-  imap.on("error", ignore); // socket errors also reject the pending command
+  // Socket errors also reject the pending command; a broken size limit is named.
+  imap.on("error", endOnLimit);
   const stopTimer = options.stopAt === undefined ? undefined : setTimeout(
     () => end("The mail server did not finish answering within the run's time limit"),
     Math.max(0, options.stopAt - Date.now()),
@@ -175,6 +188,7 @@ export async function openImapSession(
     try {
       result = await call();
     } catch (error) {
+      endOnLimit(error);
       throw broken ?? error;
     }
     // An answer that ended the session taints what the call returned.

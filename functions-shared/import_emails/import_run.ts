@@ -104,7 +104,8 @@ interface MailboxOutcome {
 }
 
 const CANNOT_CONNECT =
-  /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|NoConnection|ETIMEOUT|CONNECT_TIMEOUT|GREETING_TIMEOUT|EConnectionClosed|ClosedAfterConnectTLS|ClosedAfterConnectText)$/;
+  /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|CONNECT_TIMEOUT|GREETING_TIMEOUT|ClosedAfterConnectTLS|ClosedAfterConnectText)$/;
+const CONNECTION_LOST = /^(ECONNRESET|EPIPE|NoConnection|EConnectionClosed|ETIMEOUT)$/;
 
 /**
  * The error text a user reads for a failed mailbox import (run and mailbox rows).
@@ -130,12 +131,10 @@ export function describeImportError(error: unknown, mailbox: Mailbox, credential
     text = `${error.message} (${server})`;
   } else if (error instanceof HostNotAllowedError || (e?.code && CANNOT_CONNECT.test(e.code))) {
     text = `Cannot connect to the mail server ${server}`;
+  } else if (e?.code && CONNECTION_LOST.test(e.code)) {
+    text = `The connection to the mail server ${server} was lost`;
   } else if (e?.code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(e.code)) {
     text = `The TLS certificate of ${mailbox.host} is not trusted`;
-  } else if (
-    e?.code && /^(LiteralTooLarge|LineTooLarge|ResponseTooLarge|TooManyTokens)$/.test(e.code)
-  ) {
-    text = `The mail server ${server} sent an answer larger than the importer accepts`;
   } else {
     const message = error instanceof Error ? error.message : String(error);
     const detail = e?.responseText && e.responseText !== message ? `: ${e.responseText}` : "";

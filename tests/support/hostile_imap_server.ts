@@ -15,8 +15,8 @@ export interface FolderCopy {
 export interface Script {
   /** Before the tagged OK of STATUS: the untagged STATUS line (or anything else). */
   status?(honest: string, tag: string): string;
-  /** The untagged lines of EXAMINE. */
-  examine?(honest: string[]): string[];
+  /** The lines of EXAMINE's answer; a last line with the tag replaces the tagged OK. */
+  examine?(honest: string[], tag: string): string[];
   /** The whole answer to LIST (untagged lines and the tagged one). */
   list?(tag: string, write: (text: string) => Promise<void>): Promise<void>;
   /** The answer to UID FETCH; `honestRow(uid)` gives the row an honest server sends. */
@@ -142,10 +142,10 @@ export function startHostileServer(folder: FolderCopy, script: Script) {
           `* OK [UIDVALIDITY ${folder.uidValidity}] UIDs valid`,
           `* OK [UIDNEXT ${uidNext}] next`,
         ];
-        for (const untagged of script.examine ? script.examine(honest) : honest) {
-          await write(untagged + CRLF);
-        }
-        return ok("[READ-ONLY] done");
+        const lines = script.examine ? script.examine(honest, tag) : honest;
+        for (const line of lines) await write(line + CRLF);
+        if (!lines.at(-1)?.startsWith(`${tag} `)) await ok("[READ-ONLY] done");
+        return;
       }
       case "SEARCH":
         await write(`* SEARCH ${folder.messages.map((m) => m.uid).join(" ")}${CRLF}`);
