@@ -3,6 +3,7 @@
  * incremental, idempotent, resumable, bounded, and honest about failures.
  */
 import assert from "node:assert/strict";
+import { isolateShutdownSignal } from "../functions-shared/isolate_shutdown.ts";
 import { connect, createUser } from "./support/local_stack.ts";
 import {
   acceptedRun,
@@ -139,6 +140,37 @@ Deno.test("the IMAP server killed mid-import: committed batches match the state,
   assert.equal(all.length, 400);
   assert.deepEqual(all.map((row) => row.subject).sort(), seeded.map((_, i) => `bulk ${i}`).sort());
   assert.equal(new Set(all.map((row) => row.message_id)).size, 400);
+});
+
+Deno.test("beforeunload mid-import: the run ends partial at the next chunk, the lease is free, the next run finishes", async () => {
+  const { userId, imapUser, mailboxId } = await setup();
+  await appendMessages(imapUser, "INBOX", Array.from({ length: 40 }, () => message()));
+  const isolate = new EventTarget();
+  const runId = await acceptedRun(sql, userId);
+  const started = Date.now();
+  await importer(sql, { chunkSize: 5 }, {
+    shutdown: isolateShutdownSignal(isolate),
+    afterBatch: (batch) => {
+      if (batch === 1) isolate.dispatchEvent(new Event("beforeunload"));
+      return Promise.resolve();
+    },
+  }).runner({ runId, userId });
+  const [run] = await sql`select status, error, details from auto_sync.runs where id = ${runId}`;
+  assert.equal(run.status, "partial");
+  assert.match(run.error, /shutting down; the next run continues/);
+  assert.ok(Date.now() - started < 10_000, "ended at once, not at the deadline");
+  const [state] =
+    await sql`select last_uid from auto_sync.folder_state where mailbox_id = ${mailboxId} and folder = 'INBOX'`;
+  const saved = await emailsOf(mailboxId);
+  assert.ok(saved.length > 0 && saved.length < 40, `${saved.length} saved`);
+  assert.equal(Number(state.last_uid), saved.length, "the state covers exactly what was saved");
+
+  // The lease was released: the next run is not refused as already running.
+  const next = await importOnce(sql, userId);
+  assert.equal(next.status, "succeeded", next.error);
+  const all = await emailsOf(mailboxId);
+  assert.equal(all.length, 40);
+  assert.equal(new Set(all.map((row) => row.message_id)).size, 40);
 });
 
 Deno.test("a wrong password: failed run with a clear error and no credential; the third in a row pauses the mailbox", async () => {

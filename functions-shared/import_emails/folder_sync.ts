@@ -36,6 +36,8 @@ export interface FolderSyncOptions {
   /** Unix ms after which no new chunk starts. */
   deadline: number;
   now: () => number;
+  /** Aborted when the function instance is going away: no new chunk starts. */
+  stop?: AbortSignal;
 }
 
 /** What one folder's sync did, counted up to where it stopped. */
@@ -135,7 +137,10 @@ async function syncInto(result: FolderResult, options: FolderSyncOptions): Promi
   let offset = 0;
   const nextChunk = (): number[] | null => {
     const allowed = options.maxMessages - result.requested;
-    if (offset >= uids.length || allowed <= 0 || options.now() >= options.deadline) return null;
+    if (
+      offset >= uids.length || allowed <= 0 || options.now() >= options.deadline ||
+      options.stop?.aborted
+    ) return null;
     const chunk = uids.slice(offset, offset + Math.min(limits.chunkSize, allowed));
     offset += chunk.length;
     result.requested += chunk.length;

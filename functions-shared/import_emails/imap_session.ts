@@ -162,7 +162,6 @@ export async function openImapSession(
       servername: isIP(mailbox.host) ? undefined : mailbox.host,
       ...(options.caPem ? { ca: [options.caPem] } : {}),
     },
-    // imapflow logs protocol lines at debug level (credentials masked); we only count.
     logger: { debug: count, info: ignore, warn: ignore, error: unreadable } as never,
     disableAutoIdle: true,
     connectionTimeout: options.connectTimeoutMs ?? 15_000,
@@ -174,9 +173,8 @@ export async function openImapSession(
     maxResponseSize: maxLiteralSize + ANSWER_OVERHEAD_BYTES,
     maxResponseTokens: MAX_RESPONSE_TOKENS,
   });
-  const imap = client;
   // Socket errors also reject the pending command; a broken size limit is named.
-  imap.on("error", endOnLimit);
+  client.on("error", endOnLimit);
   const stopTimer = options.stopAt === undefined ? undefined : setTimeout(
     () => end("The mail server did not finish answering within the run's time limit"),
     Math.max(0, options.stopAt - Date.now()),
@@ -196,22 +194,22 @@ export async function openImapSession(
     return result;
   };
   try {
-    await guarded(() => imap.connect());
+    await guarded(() => client.connect());
   } catch (error) {
     clearTimeout(stopTimer);
-    imap.close();
+    client.close();
     throw error;
   }
   const query = fetchQuery(options.maxMessageBytes);
   /** The UIDVALIDITY each folder had when its UIDs were listed. */
   const listedValidity = new Map<string, number>();
-  const openedValidity = () => Number(imap.mailbox ? imap.mailbox.uidValidity : NaN);
+  const openedValidity = () => Number(client.mailbox ? client.mailbox.uidValidity : NaN);
 
   return {
     commands,
     status: (folder) =>
       guarded(async () => {
-        const status = await imap.status(folder, {
+        const status = await client.status(folder, {
           uidValidity: true,
           uidNext: true,
           highestModseq: true,
@@ -222,13 +220,13 @@ export async function openImapSession(
       }),
     newUids: (folder, afterUid) =>
       guarded(async () => {
-        const lock = await imap.getMailboxLock(folder, { readOnly: true });
+        const lock = await client.getMailboxLock(folder, { readOnly: true });
         try {
           const uidValidity = openedValidity();
           if (!isUid(uidValidity)) {
             throw new ImapSessionError("The mail server sent an invalid UIDVALIDITY");
           }
-          const found = await imap.search({ uid: `${afterUid + 1}:*` }, { uid: true });
+          const found = await client.search({ uid: `${afterUid + 1}:*` }, { uid: true });
           listedValidity.set(folder, uidValidity);
           // `*` always matches the newest message, even below afterUid.
           return { uidValidity, uids: uidsAbove(found, afterUid) };
@@ -238,7 +236,7 @@ export async function openImapSession(
       }),
     fetchChunk: (folder, uids) =>
       guarded(async () => {
-        const lock = await imap.getMailboxLock(folder, { readOnly: true });
+        const lock = await client.getMailboxLock(folder, { readOnly: true });
         try {
           // UIDs only mean something under the UIDVALIDITY they were listed with.
           if (openedValidity() !== listedValidity.get(folder)) {
@@ -247,7 +245,7 @@ export async function openImapSession(
             );
           }
           const rows = new ChunkRows(uids, options.maxMessageBytes);
-          for await (const row of imap.fetch(uids.join(","), query, { uid: true })) {
+          for await (const row of client.fetch(uids.join(","), query, { uid: true })) {
             rows.add(row);
           }
           if (openedValidity() !== listedValidity.get(folder)) {
@@ -266,12 +264,12 @@ export async function openImapSession(
         // A polite LOGOUT, but a server that does not answer it does not hold us.
         let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([
-          imap.logout().catch(() => {}),
+          client.logout().catch(() => {}),
           new Promise((resolve) => timer = setTimeout(resolve, 2_000)),
         ]);
         clearTimeout(timer);
       }
-      imap.close();
+      client.close();
     },
   };
 }

@@ -90,6 +90,11 @@ export interface ImportRunnerDeps {
   connect: ImapConnector;
   limits?: Partial<ImportLimits>;
   now?: () => number;
+  /**
+   * Aborted when the function instance is about to be torn down (isolate_shutdown.ts):
+   * the run stops at the next chunk boundary, saves, releases and ends at once.
+   */
+  shutdown?: AbortSignal;
 }
 
 interface MailboxOutcome {
@@ -186,6 +191,7 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
           maxMessages: limits.maxMessages - tally.requested,
           deadline,
           now,
+          stop: deps.shutdown,
         });
         addFolder(tally, folder, result);
         if (result.error !== undefined) throw result.error;
@@ -259,7 +265,7 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
       };
       const outcomes: MailboxOutcome[] = [];
       for (const mailbox of mailboxes) {
-        if (now() >= deadline) {
+        if (now() >= deadline || deps.shutdown?.aborted) {
           // No time left to start this one: the next run does.
           outcomes.push({ mailboxId: mailbox.id, hasMore: true, notStarted: true });
           continue;
@@ -279,6 +285,12 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
           : errors.join("; ");
       } else if (errors.length > 0) {
         status = tally.fetched > 0 ? "partial" : "failed";
+      } else if (hasMore && deps.shutdown?.aborted) {
+        // The instance is going away: say so, and fail only if nothing was saved.
+        status = tally.fetched > 0 ? "partial" : "failed";
+        error = tally.fetched > 0
+          ? "Stopped early: the function instance is shutting down; the next run continues"
+          : "The function instance shut down before anything was imported; the next run retries";
       } else {
         status = hasMore ? "partial" : "succeeded";
         if (hasMore) error = "Budget reached; the next run continues";

@@ -69,6 +69,7 @@ function setup(
     /** Per mailbox id: an error to throw from connect, or the folders of a fake server. */
     servers?: Record<string, Error | Record<string, FakeFolder>>;
     limits?: Partial<ImportLimits>;
+    shutdown?: AbortSignal;
   } = {},
 ) {
   const store = new FakeRunStore(options.started ?? true, options.finishFailures ?? 0);
@@ -83,6 +84,7 @@ function setup(
     mail: mailStore,
     log,
     limits: options.limits,
+    shutdown: options.shutdown,
     now: () => (clock += 10),
     connect: (target, credential, bounds) => {
       connects.push({ mailboxId: target.id, credential });
@@ -343,6 +345,57 @@ Deno.test("no mailbox is started once the run's time is up: partial, and the nex
   const details = finish.options?.details as { has_more: boolean; mailboxes: unknown[] };
   assert.equal(details.has_more, true);
   assert.deepEqual(details.mailboxes[1], { id: MAILBOX_2, not_started: true });
+});
+
+Deno.test("beforeunload: the run stops at the next chunk boundary, saves, releases and ends partial at once", async () => {
+  const shutdown = new AbortController();
+  const messages = Array.from({ length: 10 }, (_, i) => mail(i + 1));
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1), mailbox(MAILBOX_2)] },
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 3, messages } } },
+    limits: { chunkSize: 2 },
+    shutdown: shutdown.signal,
+  });
+  // The isolate announces its end while the first chunk is being written.
+  const storeBatch = ctx.mail.storeBatch.bind(ctx.mail);
+  ctx.mail.storeBatch = (...args) => {
+    shutdown.abort();
+    return storeBatch(...args);
+  };
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "partial");
+  assert.equal(
+    finish.options?.error,
+    "Stopped early: the function instance is shutting down; the next run continues",
+  );
+  // The chunk being written and the one already fetched are saved; nothing after.
+  const saved = ctx.mail.batches.flatMap((batch) => batch.records.map((r) => r.uid));
+  assert.deepEqual(saved, [1, 2, 3, 4]);
+  assert.equal(ctx.mail.batches.at(-1)?.progress.lastUid, 4, "the state covers what was saved");
+  assert.deepEqual(ctx.mail.callsOf("release"), [[MAILBOX_1, RUN_ID]], "the lease is released");
+  assert.deepEqual(ctx.connects.map((c) => c.mailboxId), [MAILBOX_1], "no mailbox is started");
+  const details = finish.options?.details as { has_more: boolean; mailboxes: unknown[] };
+  assert.equal(details.has_more, true);
+  assert.deepEqual(details.mailboxes[1], { id: MAILBOX_2, not_started: true });
+});
+
+Deno.test("beforeunload before anything was saved: the run fails with the reason, nothing is claimed", async () => {
+  const shutdown = new AbortController();
+  shutdown.abort();
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1)] },
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 3, messages: [mail(1)] } } },
+    shutdown: shutdown.signal,
+  });
+  await ctx.run();
+  assert.equal(ctx.store.finish.status, "failed");
+  assert.equal(
+    ctx.store.finish.options?.error,
+    "The function instance shut down before anything was imported; the next run retries",
+  );
+  assert.deepEqual(ctx.connects, []);
+  assert.deepEqual(ctx.mail.callsOf("claim"), []);
 });
 
 // --- failures -----------------------------------------------------------------------

@@ -9,6 +9,7 @@
  *   IMPORT_MAX_SECONDS    optional per-run time budget (default 100)
  */
 import type { Sql } from "../database.ts";
+import { isolateShutdownSignal } from "../isolate_shutdown.ts";
 import type { Logger } from "../log.ts";
 import type { RunStore } from "../run_store.ts";
 import { openImapSession } from "./imap_session.ts";
@@ -37,6 +38,7 @@ export function importRunnerFromEnv(
     store: deps.store,
     mail: createMailStore(deps.sql),
     log: deps.log,
+    shutdown: isolateShutdownSignal(),
     connect: (mailbox, credential, bounds) =>
       openImapSession(mailbox, credential, { ...bounds, caPem, allowPrivateHosts, allowPlaintext }),
     limits: {

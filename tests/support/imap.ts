@@ -153,6 +153,7 @@ export function importer(
     trustTestCa?: boolean;
     allowPrivateHosts?: boolean;
     allowPlaintext?: boolean;
+    shutdown?: AbortSignal;
   } = {},
 ) {
   const log = createMemoryLogger();
@@ -176,6 +177,7 @@ export function importer(
         allowPlaintext: options.allowPlaintext,
       }),
     limits,
+    shutdown: options.shutdown,
   });
   return { log, runner };
 }
