@@ -10,14 +10,15 @@ export function safeText(value: string, maxChars: number): string {
   return value.replaceAll("\u0000", "").slice(0, maxChars).toWellFormed();
 }
 
-// C0 controls, DEL and C1 controls (CSI 0x9b starts escape sequences too).
+// C0 controls, DEL and C1 controls (CSI 0x9b starts escape sequences too); NUL is
+// already gone.
 // deno-lint-ignore no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g;
 
 /**
- * One line of text for an error or a header field: every control character,
- * line breaks and tabs included, becomes a space; then as safeText.
+ * One line of text for an error or a header field: as safeText, and every other
+ * control character, line breaks and tabs included, becomes a space.
  */
 export function safeLine(value: string, maxChars: number): string {
-  return value.replace(CONTROL_CHARACTERS, " ").slice(0, maxChars).toWellFormed();
+  return safeText(value, maxChars).replace(CONTROL_CHARACTERS, " ");
 }

@@ -2,7 +2,7 @@
  * Attachment metadata from IMAP BODYSTRUCTURE: complete even when the message
  * source itself was cut at the byte bound, and it never downloads content.
  */
-import { safeText } from "../safe_text.ts";
+import { safeLine } from "../safe_text.ts";
 
 export interface Attachment {
   filename: string | null;
@@ -43,8 +43,8 @@ export function attachmentsFrom(root: BodyStructureNode | undefined): Attachment
     if (!attachedMessage && !isAttachment(node)) return;
     const filename = node.dispositionParameters?.filename ?? node.parameters?.name ?? null;
     found.push({
-      filename: filename ? safeText(filename, 500) : null,
-      content_type: safeText((node.type ?? "application/octet-stream").toLowerCase(), 200),
+      filename: filename ? safeLine(filename, 500) : null,
+      content_type: safeLine((node.type ?? "application/octet-stream").toLowerCase(), 200),
       size: typeof node.size === "number" ? node.size : null,
       part: node.part ?? null,
     });

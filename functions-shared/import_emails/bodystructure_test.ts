@@ -250,3 +250,13 @@ Deno.test({
     ]);
   },
 });
+
+Deno.test("attachment names and types from the server lose their control characters", () => {
+  const [attachment] = attachmentsFrom({
+    type: "application/pdf\u001b[2J",
+    disposition: "attachment",
+    dispositionParameters: { filename: "invoice\u0007\u001b]0;owned\u0007.pdf" },
+  });
+  assert.equal(attachment.filename, "invoice  ]0;owned .pdf");
+  assert.equal(attachment.content_type, "application/pdf [2j");
+});

@@ -9,7 +9,7 @@
  * and every message source is cut at a byte bound, so a huge message can never
  * exhaust memory.
  */
-import { safeText } from "../safe_text.ts";
+import { safeLine } from "../safe_text.ts";
 import { attachmentsFrom } from "./bodystructure.ts";
 import { type FetchedMessage, ImapSessionError } from "./imap_answers.ts";
 import type { ImapSession } from "./imap_session.ts";
@@ -66,7 +66,7 @@ async function toRecord(message: FetchedMessage, limits: ChunkLimits): Promise<E
     ...parsed,
     uid: message.uid,
     internal_date: message.internalDate?.toISOString() ?? null,
-    flags: message.flags.map((flag) => safeText(flag, 200)),
+    flags: message.flags.map((flag) => safeLine(flag, 200)),
     size_bytes: message.size ?? source.length,
     source_truncated: (message.size ?? 0) > source.length,
     attachments: attachmentsFrom(message.bodyStructure),
