@@ -115,9 +115,10 @@ export async function addMailbox(
   sql: postgres.Sql,
   userId: string,
   imapUser: { username: string; password: string },
-  options: { folders?: string[]; tls?: "tls" | "starttls" | "plain" } = {},
+  options: { folders?: string[]; tls?: "tls" | "starttls" | "plain"; port?: number } = {},
 ): Promise<string> {
   const tls = options.tls ?? "tls";
+  const port = options.port ?? (tls === "tls" ? IMAPS_PORT : IMAP_PORT);
   return await sql.begin(async (tx) => {
     await tx`select set_config('request.jwt.claims', ${
       JSON.stringify({ sub: userId, role: "authenticated" })
@@ -125,9 +126,7 @@ export async function addMailbox(
     await tx`set local role authenticated`;
     const [row] = await tx`
       select public.add_mailbox(
-        p_host := ${tls === "tls" ? "localhost" : "127.0.0.1"}, p_port := ${
-      tls === "tls" ? IMAPS_PORT : IMAP_PORT
-    },
+        p_host := ${tls === "tls" ? "localhost" : "127.0.0.1"}, p_port := ${port},
         p_username := ${imapUser.username}, p_credential := ${imapUser.password},
         p_tls_mode := ${tls}, p_folders := ${options.folders ?? ["INBOX"]}) as id`;
     return row.id as string;
@@ -153,6 +152,8 @@ export function importer(
     afterBatch?: (batchNumber: number) => Promise<void>;
     trustTestCa?: boolean;
     allowPrivateHosts?: boolean;
+    allowPlaintext?: boolean;
+    shutdown?: AbortSignal;
   } = {},
 ) {
   const log = createMemoryLogger();
@@ -168,12 +169,15 @@ export function importer(
     store: createRunStore(sql),
     mail,
     log,
-    connect: (mailbox, credential) =>
+    connect: (mailbox, credential, bounds) =>
       openImapSession(mailbox, credential, {
+        ...bounds,
         caPem: options.trustTestCa === false ? undefined : caPem(),
         allowPrivateHosts: options.allowPrivateHosts ?? true, // the test server is on loopback
+        allowPlaintext: options.allowPlaintext,
       }),
     limits,
+    shutdown: options.shutdown,
   });
   return { log, runner };
 }
