@@ -74,7 +74,7 @@ export interface MailStore {
 /**
  * auto_sync.store_batch's call. The bodies, nearly all of the bytes, go as plain text
  * parameters ($8...): as JSON they would be escaped here and unescaped by Postgres
- * (migration 20261129160000). The rest of each record goes in one JSON parameter.
+ * (migration 20261129130200_mail_importer.sql). The rest of each record goes in one JSON parameter.
  */
 export function storeBatchQuery(
   batch: { mailboxId: string; folder: string; records: EmailRecord[]; progress: FolderProgress },
