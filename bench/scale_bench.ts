@@ -21,11 +21,8 @@
  */
 import postgres from "postgres";
 import { parseArgs } from "node:util";
+import { dbUrl, functionsUrl as endpointUrl, testPorts } from "../local-stack/urls.ts";
 import { fmt, median, printTable, ratio, section, spread, summary } from "./support/report.ts";
-
-const dbUrl = Deno.env.get("STACK_DB_URL") ??
-  "postgresql://postgres:postgres@127.0.0.1:54322/postgres";
-const endpointUrl = Deno.env.get("STACK_FUNCTIONS_URL") ?? "http://127.0.0.1:54321/functions/v1";
 
 const { values: args } = parseArgs({ args: Deno.args, options: { only: { type: "string" } } });
 const runs = (part: string) => !args.only || args.only === part;
@@ -438,7 +435,7 @@ function startSink(): Sink {
       headers: { "content-type": "application/json" },
     });
   };
-  for (const port of [54490, 54491, 54492, 54493, 54494, 0]) {
+  for (const port of [...testPorts.scaleBenchFunctions, 0]) {
     try {
       const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, handler);
       return {

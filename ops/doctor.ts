@@ -11,6 +11,7 @@
 import postgres from "postgres";
 import { parseArgs } from "node:util";
 import { sendUnsignedProbe } from "./probe.ts";
+import * as localStack from "../local-stack/urls.ts";
 
 const { values } = parseArgs({
   options: {
@@ -20,10 +21,8 @@ const { values } = parseArgs({
   },
 });
 const local = values["local-stack"];
-const dbUrl = local
-  ? "postgresql://postgres:postgres@127.0.0.1:54322/postgres"
-  : values["db-url"] ?? Deno.env.get("SUPABASE_DB_URL");
-const functionsUrl = (local ? "http://127.0.0.1:54321/functions/v1" : values["functions-url"])
+const dbUrl = local ? localStack.dbUrl : values["db-url"] ?? Deno.env.get("SUPABASE_DB_URL");
+const functionsUrl = (local ? localStack.functionsUrl : values["functions-url"])
   ?.replace(/\/$/, "");
 if (!dbUrl || !functionsUrl) {
   console.error(

@@ -8,6 +8,7 @@
  */
 import postgres from "postgres";
 import { parseArgs } from "node:util";
+import * as localStack from "../local-stack/urls.ts";
 
 const { values } = parseArgs({
   options: {
@@ -18,7 +19,7 @@ const { values } = parseArgs({
   },
 });
 const dbUrl = values["local-stack"]
-  ? "postgresql://postgres:postgres@127.0.0.1:54322/postgres"
+  ? localStack.dbUrl
   : values["db-url"] ?? Deno.env.get("SUPABASE_DB_URL");
 if (!dbUrl) {
   console.error(

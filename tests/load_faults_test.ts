@@ -22,10 +22,9 @@ import assert from "node:assert/strict";
 import postgresClient from "postgres";
 import type postgres from "postgres";
 import { addMailbox, appendMessages, createImapUser, message } from "./support/imap.ts";
-import { connect, dbUrl, stateDir, waitFor } from "./support/local_stack.ts";
+import { connect, dbUrl, functionsUrl, stateDir, waitFor } from "./support/local_stack.ts";
 
 const repo = new URL("../", import.meta.url).pathname;
-const functionsUrl = Deno.env.get("STACK_FUNCTIONS_URL") ?? "http://127.0.0.1:54321/functions/v1";
 
 function tag(name: string) {
   return `lf-${name}-${crypto.randomUUID().slice(0, 8)}-`;

@@ -10,6 +10,7 @@ import { Buffer } from "node:buffer";
 import { createHmac } from "node:crypto";
 import type postgres from "postgres";
 import { createUser, functionsUrl, stackSecrets } from "./local_stack.ts";
+import { functionPort } from "../../local-stack/urls.ts";
 import {
   type Claims,
   claimsFor,
@@ -41,7 +42,7 @@ function directPort(name: string): number {
     .sort();
   const index = names.indexOf(name);
   if (index < 0) throw new Error(`No function "${name}" in supabase/functions`);
-  return gatewayPort + 100 + index;
+  return functionPort(gatewayPort, index);
 }
 
 export const GATEWAY: Target = {

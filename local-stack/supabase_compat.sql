@@ -5,7 +5,7 @@
 -- unchanged: the API roles, the bits of `auth` that policies use, the `extensions`
 -- schema, and STAND-INS for Vault (`supabase_vault`) and pg_net that expose the same
 -- SQL API as the real extensions. The pg_net stand-in only queues requests; the
--- worker in tests/stack/net_worker.ts sends them, as pg_net's background worker does.
+-- worker in local-stack/net_worker.ts sends them, as pg_net's background worker does.
 --
 -- Loaded once into a fresh database, as the superuser `postgres`.
 
@@ -177,7 +177,7 @@ revoke all on function vault.update_secret(uuid, text, text, text, uuid) from pu
 --   net.http_post(url, body jsonb, params jsonb, headers jsonb, timeout_milliseconds)
 --     -> bigint request id; the body is stored as convert_to(body::text, 'UTF8'),
 --   net.http_request_queue (unlogged), net._http_response (unlogged).
--- The worker (tests/stack/net_worker.ts) removes a request from the queue, sends it
+-- The worker (local-stack/net_worker.ts) removes a request from the queue, sends it
 -- with its timeout and records the response under the same id, like pg_net.
 ---------------------------------------------------------------------------------
 create schema if not exists net;

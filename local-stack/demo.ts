@@ -8,9 +8,15 @@
  */
 import postgres from "postgres";
 import { existsSync } from "node:fs";
-import { dbUrl, functionsUrl, mintUserToken, stateDir, waitFor } from "../support/local_stack.ts";
-import { readCapturedRequest, send } from "../support/signed_requests.ts";
-import { addMailbox, appendMessages, createImapUser, message } from "../support/imap.ts";
+import {
+  dbUrl,
+  functionsUrl,
+  mintUserToken,
+  stateDir,
+  waitFor,
+} from "../tests/support/local_stack.ts";
+import { readCapturedRequest, send } from "../tests/support/signed_requests.ts";
+import { addMailbox, appendMessages, createImapUser, message } from "../tests/support/imap.ts";
 
 const DEMO_USER = "00000000-0000-4000-8000-00000000de70";
 const sql = postgres(dbUrl, { max: 2, onnotice: () => {} });
