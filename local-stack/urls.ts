@@ -60,6 +60,8 @@ const testPortBase = port("STACK_TEST_PORT_BASE");
 export const testPorts = {
   rotationFunctions: [testPortBase, testPortBase + 1, testPortBase + 2],
   rotationProxy: testPortBase + 3,
+  slowEndpoint: testPortBase + 4,
+  closedPort: testPortBase + 5, // nothing ever listens here: "connection refused"
   scaleBenchFunctions: [0, 1, 2, 3, 4].map((offset) => testPortBase + 10 + offset),
   failClosedFunction: testPortBase + 19,
 };

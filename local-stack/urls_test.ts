@@ -3,15 +3,18 @@ import defaults from "./ports.json" with { type: "json" };
 
 const here = new URL(".", import.meta.url).pathname;
 
+const stackVariables = [
+  ...Object.keys(defaults),
+  "STACK_DB_URL",
+  "STACK_FUNCTIONS_URL",
+  "STACK_STATE_DIR",
+];
+
 /** What scripts/ see after sourcing stack_env.sh with the given environment. */
 async function bashView(env: Record<string, string>): Promise<Record<string, string>> {
-  const names = [
-    ...Object.keys(defaults),
-    "STACK_DB_URL",
-    "STACK_FUNCTIONS_URL",
-    "STACK_STATE_DIR",
-  ];
-  const script = `. "${here}stack_env.sh"; for n in ${names.join(" ")}; do echo "$n=\${!n}"; done`;
+  const script = `. "${here}stack_env.sh"; for n in ${
+    stackVariables.join(" ")
+  }; do echo "$n=\${!n}"; done`;
   const output = await new Deno.Command("bash", {
     args: ["-c", script],
     env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", ...env },
@@ -26,8 +29,9 @@ async function bashView(env: Record<string, string>): Promise<Record<string, str
   );
 }
 
-/** What the TypeScript side sees with the given environment (a fresh module instance). */
-async function typescriptView(env: Record<string, string>): Promise<Record<string, unknown>> {
+/** What the TypeScript side sees with only the given STACK_* variables (a fresh module instance). */
+async function typescriptView(given: Record<string, string>): Promise<Record<string, unknown>> {
+  const env = { ...Object.fromEntries(stackVariables.map((name) => [name, ""])), ...given };
   const saved = Object.fromEntries(Object.keys(env).map((name) => [name, Deno.env.get(name)]));
   for (const [name, value] of Object.entries(env)) Deno.env.set(name, value);
   try {
@@ -41,13 +45,8 @@ async function typescriptView(env: Record<string, string>): Promise<Record<strin
 }
 
 Deno.test("scripts and TypeScript agree on every default port and URL of the stack", async () => {
-  const cleared = Object.fromEntries(
-    [...Object.keys(defaults), "STACK_DB_URL", "STACK_FUNCTIONS_URL", "STACK_STATE_DIR"].map(
-      (name) => [name, ""],
-    ),
-  );
   const bash = await bashView({});
-  const ts = await typescriptView(cleared);
+  const ts = await typescriptView({});
   assert.equal(bash.STACK_DB_PORT, String(ts.dbPort));
   assert.equal(bash.STACK_GATEWAY_PORT, String(ts.gatewayPort));
   assert.equal(bash.STACK_IMAP_PORT, String(ts.imapPort));
@@ -80,6 +79,8 @@ Deno.test("a second stack: every port moves with the environment, on both sides"
   const opened = [
     ...ts.testPorts.rotationFunctions,
     ts.testPorts.rotationProxy,
+    ts.testPorts.slowEndpoint,
+    ts.testPorts.closedPort,
     ...ts.testPorts.scaleBenchFunctions,
     ts.testPorts.failClosedFunction,
   ];
