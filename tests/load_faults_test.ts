@@ -319,25 +319,28 @@ async function restartDuringDispatch(mode: "fast" | "immediate") {
       (error) => ({ ok: false, error: String(error), ms: Math.round(performance.now() - started) }),
     );
     await new Promise((resolve) => setTimeout(resolve, 100));
-    // PostgreSQL refuses to run as root: as scripts/stack does, run pg_ctl as postgres then.
+    // PostgreSQL refuses to run as root: as scripts/stack does, run pg_ctl as postgres then,
+    // from / and with the state folder's real path (`.stack` may link out of a 0700 clone).
+    const pgState = Deno.realPathSync(stateDir);
     const pgCtl = [
       "/usr/lib/postgresql/15/bin/pg_ctl",
       ...[
         "-D",
-        `${stateDir}/pg`,
+        `${pgState}/pg`,
         "-m",
         mode,
         "-w",
         "-t",
         "60",
         "-l",
-        `${stateDir}/pg/server.log`,
+        `${pgState}/pg/server.log`,
         "restart",
       ],
     ];
     const asOwner = Deno.uid() === 0 ? ["runuser", "-u", "postgres", "--", ...pgCtl] : pgCtl;
     const restart = await new Deno.Command(asOwner[0], {
       args: asOwner.slice(1),
+      cwd: "/",
       stdout: "piped",
       stderr: "piped",
     }).output();
