@@ -9,6 +9,7 @@
 import postgres from "postgres";
 import { parseArgs } from "node:util";
 import { safeLine } from "../functions-shared/safe_text.ts";
+import * as localStack from "../local-stack/urls.ts";
 
 const { values } = parseArgs({
   options: {
@@ -19,7 +20,7 @@ const { values } = parseArgs({
   },
 });
 const dbUrl = values["local-stack"]
-  ? "postgresql://postgres:postgres@127.0.0.1:54322/postgres"
+  ? localStack.dbUrl
   : values["db-url"] ?? Deno.env.get("SUPABASE_DB_URL");
 if (!dbUrl) {
   console.error(

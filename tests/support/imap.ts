@@ -1,5 +1,5 @@
 /**
- * The real IMAP server of the local stack (Dovecot, tests/imap/dovecot.sh) for
+ * The real IMAP server of the local stack (Dovecot, local-stack/imap/dovecot.sh) for
  * integration tests: users, folders, mail, and an importer wired exactly as the
  * functions wire it, but with limits the test chooses.
  */
@@ -13,13 +13,13 @@ import { openImapSession } from "../../functions-shared/import_emails/imap_sessi
 import { createMailStore } from "../../functions-shared/import_emails/mail_store.ts";
 import { createMemoryLogger } from "../../functions-shared/log.ts";
 import { createRunStore } from "../../functions-shared/run_store.ts";
-import { stateDir } from "./local_stack.ts";
+import { imapPort, imapsPort, stateDir } from "../../local-stack/urls.ts";
 
 const repo = new URL("../../", import.meta.url).pathname;
-const dovecotScript = `${repo}tests/imap/dovecot.sh`;
+const dovecotScript = `${repo}local-stack/imap/dovecot.sh`;
 export const dovecotState = `${stateDir}/dovecot`;
-export const IMAP_PORT = 54143;
-export const IMAPS_PORT = 54993;
+export const IMAP_PORT = imapPort;
+export const IMAPS_PORT = imapsPort;
 export const caPem = () => Deno.readTextFileSync(`${dovecotState}/ca.pem`);
 
 async function run(args: string[], stdin?: Uint8Array): Promise<string> {

@@ -11,25 +11,26 @@
  * (CORS preflights excepted, as on Supabase).
  *
  *   deno run --allow-net --allow-env --allow-read --allow-run gateway.ts \
- *     --port 54321 --db-url <postgres url> --env-file .stack/functions.env
+ *     --port <STACK_GATEWAY_PORT> --db-url <postgres url> --env-file <state>/functions.env
  */
 import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from "jose";
 import { parse as parseToml } from "smol-toml";
 import { parseArgs } from "node:util";
 import { readEnvFile } from "./env_file.ts";
+import { functionPort, gatewayPort } from "./urls.ts";
 
 const { values } = parseArgs({
   options: {
-    port: { type: "string", default: "54321" },
+    port: { type: "string", default: String(gatewayPort) },
     "db-url": { type: "string" },
     "env-file": { type: "string" },
     "functions-dir": {
       type: "string",
-      default: new URL("../../supabase/functions", import.meta.url).pathname,
+      default: new URL("../supabase/functions", import.meta.url).pathname,
     },
     config: {
       type: "string",
-      default: new URL("../../supabase/config.toml", import.meta.url).pathname,
+      default: new URL("../supabase/config.toml", import.meta.url).pathname,
     },
   },
 });
@@ -67,7 +68,7 @@ interface ServedFunction {
 }
 
 function startFunction(name: string, index: number): ServedFunction {
-  const functionPort = port + 100 + index;
+  const servedPort = functionPort(port, index);
   const env: Record<string, string> = {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? "/tmp",
@@ -84,7 +85,7 @@ function startFunction(name: string, index: number): ServedFunction {
       "--host",
       "127.0.0.1",
       "--port",
-      String(functionPort),
+      String(servedPort),
       "--allow-net",
       "--allow-env",
       "--allow-read",
@@ -96,7 +97,7 @@ function startFunction(name: string, index: number): ServedFunction {
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();
-  const served: ServedFunction = { name, port: functionPort, process, exited: false };
+  const served: ServedFunction = { name, port: servedPort, process, exited: false };
   process.status.then((status) => {
     served.exited = true;
     console.error(

@@ -8,7 +8,7 @@
  */
 import { exportJWK, generateKeyPair } from "jose";
 import postgres from "postgres";
-import { generateSecret } from "../../functions-shared/standard_webhooks.ts";
+import { generateSecret } from "../functions-shared/standard_webhooks.ts";
 
 const [state, dbUrl] = Deno.args;
 if (!state || !dbUrl) throw new Error("Usage: provision_keys.ts <state folder> <database url>");
