@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { Webhook } from "standardwebhooks";
 import {
   generateSecret,
@@ -6,7 +7,8 @@ import {
   parseKeyring,
   parseSecret,
   sign,
-  type SigningKey,
+  SigningKey,
+  timingSafeEqualText,
   verify,
   type VerifyOptions,
   type WebhookHeaders,
@@ -501,4 +503,34 @@ Deno.test("a clock or tolerance that is not a finite number throws instead of di
   ) {
     assert.throws(() => verifyVector({}, options), /not a finite number/, JSON.stringify(options));
   }
+});
+
+// --- HMAC from precomputed pad states, constant-time text compare ---
+
+Deno.test("SigningKey's HMAC equals node:crypto createHmac for keys of every accepted size and longer than a block", () => {
+  const parts = ["msg_1.1614265330.", utf8('{"é": "ü"}'), "", utf8("x".repeat(1000))];
+  for (const size of [1, 24, 32, 63, 64, 65, 200]) {
+    for (let round = 0; round < 5; round++) {
+      const bytes = crypto.getRandomValues(new Uint8Array(size));
+      const expected = createHmac("sha256", bytes);
+      for (const part of parts) expected.update(part);
+      const key = new SigningKey(bytes);
+      assert.equal(key.hmacBase64(...parts), expected.digest("base64"), `key of ${size} bytes`);
+      // The precomputed states are cloned, never consumed: the same key signs again.
+      assert.equal(key.hmacBase64("a"), createHmac("sha256", bytes).update("a").digest("base64"));
+    }
+  }
+});
+
+Deno.test("timingSafeEqualText is true only for the same text", () => {
+  const text = VECTOR.signature.slice(3);
+  assert.equal(timingSafeEqualText(text, `${text}`), true);
+  assert.equal(timingSafeEqualText("", ""), true);
+  for (const index of [0, 21, text.length - 1]) {
+    const changed = text.slice(0, index) + (text[index] === "A" ? "B" : "A") +
+      text.slice(index + 1);
+    assert.equal(timingSafeEqualText(text, changed), false, `changed at ${index}`);
+  }
+  assert.equal(timingSafeEqualText(text, text.slice(0, -1)), false);
+  assert.equal(timingSafeEqualText(text.slice(0, -1), text), false);
 });
