@@ -28,10 +28,13 @@ import { generateSecret, parseSecret } from "../functions-shared/standard_webhoo
 import {
   type ChildServer,
   mib,
+  type ProbedServer,
   readCpuSeconds,
   readMemory,
+  startProbedServer,
   startServer,
 } from "./support/child_server.ts";
+import type { ProbeMemory } from "./support/memory_probe_server.ts";
 import {
   fmt,
   goalNote,
@@ -49,6 +52,7 @@ const ROUNDS = 6; // alternating: baseline first in even rounds, ours first in o
 const ROUND_MS = 3_000;
 const WARMUP_MS = 1_500;
 const REQUEST_POOL = 512;
+const CPU_GOAL = 2; // server CPU per refused request, ours over the bare handler's
 
 const BIG_BODY_BYTES = 10 * 1024 * 1024;
 const BIG_WITH_LENGTH = 100;
@@ -65,15 +69,25 @@ const baselineEntry = `${repo}bench/support/baseline_reject_server.ts`;
 // What the gateway (local-stack/gateway.ts) grants a function.
 const FUNCTION_PERMISSIONS = ["--allow-net", "--allow-env", "--allow-read", "--allow-sys"];
 
-function startFunction(): Promise<ChildServer> {
-  return startServer("cron-auto-sync", functionEntry, {
+function startFunction(): Promise<ChildServer>;
+function startFunction(options: { probe: true }): Promise<ProbedServer>;
+function startFunction(options: { probe?: boolean } = {}): Promise<ChildServer> {
+  const serverOptions = {
     env: { AUTO_SYNC_SIGNING_SECRETS: `v1,${generateSecret()}`, SUPABASE_DB_URL: dbUrl },
     permissions: FUNCTION_PERMISSIONS,
-  });
+  };
+  return options.probe
+    ? startProbedServer("cron-auto-sync", functionEntry, serverOptions)
+    : startServer("cron-auto-sync", functionEntry, serverOptions);
 }
 
-function startBaseline(): Promise<ChildServer> {
-  return startServer("baseline", baselineEntry, { permissions: FUNCTION_PERMISSIONS });
+function startBaseline(): Promise<ChildServer>;
+function startBaseline(options: { probe: true }): Promise<ProbedServer>;
+function startBaseline(options: { probe?: boolean } = {}): Promise<ChildServer> {
+  const serverOptions = { permissions: FUNCTION_PERMISSIONS };
+  return options.probe
+    ? startProbedServer("baseline", baselineEntry, serverOptions)
+    : startServer("baseline", baselineEntry, serverOptions);
 }
 
 /** Well-formed requests with a fresh timestamp, signed with a key the server does not hold. */
@@ -91,8 +105,8 @@ interface LoadResult {
   statuses: Map<number | "error", number>;
 }
 
-/** CONCURRENCY workers, each sending one request after another for `ms`. */
-async function generateLoad(url: string, ms: number): Promise<LoadResult> {
+/** CONCURRENCY workers, each sending one request after another for `ms` (or `total` requests). */
+async function generateLoad(url: string, ms: number, total = Infinity): Promise<LoadResult> {
   const requests = badlySignedRequests();
   const statuses = new Map<number | "error", number>();
   const count = (key: number | "error") => statuses.set(key, (statuses.get(key) ?? 0) + 1);
@@ -100,7 +114,7 @@ async function generateLoad(url: string, ms: number): Promise<LoadResult> {
   const started = performance.now();
   const deadline = started + ms;
   const worker = async () => {
-    while (performance.now() < deadline) {
+    while (performance.now() < deadline && next < total) {
       const request = requests[next++ % requests.length];
       try {
         const response = await fetch(url, {
@@ -195,8 +209,11 @@ async function measureThroughput(ours: ChildServer, baseline: ChildServer): Prom
       `(rounds ${spread(perRound((s) => s.requestsPerSecond), 2)}) — goal >= 0.50×, ` +
       `${goalNote(throughputRatio >= 0.5)}`,
   );
+  const cpuMet = cpuRatio <= CPU_GOAL;
   console.log(
-    `server CPU per request, ours/baseline: ${ratio(cpuRatio)} (the load generator shares the ` +
+    `server CPU per refused request, ours/baseline: ${ratio(cpuRatio)} (rounds ${
+      spread(perRound((s) => s.serverCpuMicros), 2)
+    }) — goal <= ${ratio(CPU_GOAL)}, ${goalNote(cpuMet)} (the load generator shares the ` +
       "2 cores and costs the same for both, which pulls the req/s ratio towards 1×)",
   );
   const unexpected = [...series.ours.statuses.keys()].filter((status) => status !== 401);
@@ -208,9 +225,11 @@ async function measureThroughput(ours: ChildServer, baseline: ChildServer): Prom
       `baseline ${fmt(median(series.baseline.requestsPerSecond))} req/s, ratio ${
         ratio(throughputRatio)
       } ` +
-      `(goal >= 0.50×, ${goalNote(throughputRatio >= 0.5)}); server CPU/request ${
+      `(goal >= 0.50×, ${goalNote(throughputRatio >= 0.5)}); server CPU per refused request ${
+        fmt(median(series.ours.serverCpuMicros), 1)
+      } vs ${fmt(median(series.baseline.serverCpuMicros), 1)} µs, ratio ${
         ratio(cpuRatio)
-      } of baseline`,
+      } (goal <= ${ratio(CPU_GOAL)}, ${goalNote(cpuMet)})`,
   );
 }
 
@@ -358,6 +377,105 @@ function reportMemoryAfterLoad(ours: ChildServer, baseline: ChildServer): void {
   );
 }
 
+// --- memory under a refusal flood, as the edge runtime counts it ---------------------------
+
+const FLOOD_FIRST = 1_000;
+const FLOOD_TOTAL = 200_000;
+const FLOOD_GOAL = 1.2; // heap + external after FLOOD_TOTAL over after FLOOD_FIRST
+const FLOOD_SAMPLE_MS = 250;
+
+interface FloodResult {
+  label: string;
+  early: ProbeMemory;
+  late: ProbeMemory;
+  /** Highest heap used + external sampled during the flood, without forcing a GC. */
+  peak: number;
+  statuses: Map<number | "error", number>;
+}
+
+const counted = (memory: ProbeMemory) => memory.heap_used + memory.external;
+
+/** FLOOD_FIRST refusals, memory after a full GC, then up to FLOOD_TOTAL, memory again. */
+async function flood(label: string, server: ProbedServer): Promise<FloodResult> {
+  const first = await generateLoad(server.url, Infinity, FLOOD_FIRST);
+  const early = await server.memory({ gc: true });
+  let peak = counted(early);
+  const sampler = setInterval(async () => {
+    peak = Math.max(peak, counted(await server.memory().catch(() => early)));
+  }, FLOOD_SAMPLE_MS);
+  const rest = await generateLoad(server.url, Infinity, FLOOD_TOTAL - FLOOD_FIRST);
+  clearInterval(sampler);
+  const late = await server.memory({ gc: true });
+  const statuses = new Map(first.statuses);
+  for (const [status, n] of rest.statuses) statuses.set(status, (statuses.get(status) ?? 0) + n);
+  return { label, early, late, peak, statuses };
+}
+
+async function measureFlood(): Promise<void> {
+  section(
+    `memory under a refusal flood: heap used + external (as the edge runtime counts it) after ` +
+      `${fmt(FLOOD_FIRST)} and after ${fmt(FLOOD_TOTAL)} bad signatures, each after a full GC; ` +
+      "fresh processes served by bench/support/memory_probe_server.ts",
+  );
+  const results: FloodResult[] = [];
+  for (
+    const [label, start] of [
+      ["ours: cron-auto-sync", () => startFunction({ probe: true })],
+      ["baseline: bare handler", () => startBaseline({ probe: true })],
+    ] as const
+  ) {
+    const server = await start();
+    try {
+      results.push(await flood(label, server));
+    } finally {
+      await server.stop();
+    }
+  }
+  const mbText = (bytes: number) => fmt(bytes / 1e6, 1);
+  printTable([
+    [
+      "server",
+      `heap+ext after ${fmt(FLOOD_FIRST)} MB`,
+      `after ${fmt(FLOOD_TOTAL)} MB`,
+      "ratio",
+      "peak sampled, no GC, MB",
+      "RSS MB (then)",
+      "answers",
+    ],
+    ...results.map((r) => [
+      r.label,
+      `${mbText(counted(r.early))} (heap ${mbText(r.early.heap_used)})`,
+      `${mbText(counted(r.late))} (heap ${mbText(r.late.heap_used)})`,
+      ratio(counted(r.late) / counted(r.early)),
+      mbText(r.peak),
+      `${mbText(r.early.rss)} → ${mbText(r.late.rss)}`,
+      describeStatuses(r.statuses),
+    ]),
+  ]);
+  const ours = results[0];
+  const growth = counted(ours.late) / counted(ours.early);
+  const met = growth <= FLOOD_GOAL;
+  console.log(
+    `ours: heap + external ${fmt(FLOOD_TOTAL)}/${fmt(FLOOD_FIRST)} refusals ${ratio(growth)} — ` +
+      `goal <= ${ratio(FLOOD_GOAL)}, ${goalNote(met)}; highest seen without forcing a GC ` +
+      `${mbText(ours.peak)} MB (the edge runtime's limit: 256 MB)`,
+  );
+  if ([...ours.statuses.keys()].some((status) => status !== 401)) {
+    throw new Error(
+      `A refusal flood answered something other than 401: ${describeStatuses(ours.statuses)}`,
+    );
+  }
+  summary(
+    `refusal flood memory: heap+external ${mbText(counted(ours.early))} MB after ${
+      fmt(FLOOD_FIRST)
+    }, ${mbText(counted(ours.late))} MB after ${fmt(FLOOD_TOTAL)} (ratio ${
+      ratio(growth)
+    }, goal <= ${ratio(FLOOD_GOAL)}, ${goalNote(met)}); peak without GC ${
+      mbText(ours.peak)
+    } MB; RSS ${mbText(ours.late.rss)} MB`,
+  );
+}
+
 async function main(): Promise<void> {
   const ours = await startFunction();
   const baseline = await startBaseline().catch(async (error) => {
@@ -371,6 +489,7 @@ async function main(): Promise<void> {
     await ours.stop();
     await baseline.stop();
   }
+  await measureFlood();
   await measureMemory();
 }
 

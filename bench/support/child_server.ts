@@ -4,6 +4,8 @@
  * /proc/<pid>/status is the server's own memory.
  */
 
+import type { ProbeMemory } from "./memory_probe_server.ts";
+
 // The repository root: the child runs there so it finds deno.json (its import map).
 const repo = new URL("../../", import.meta.url).pathname;
 
@@ -12,6 +14,12 @@ export interface ChildServer {
   pid: number;
   url: string;
   stop(): Promise<void>;
+}
+
+/** A server started with `probe: true`: its memory as the edge runtime counts it. */
+export interface ProbedServer extends ChildServer {
+  /** Heap used + external and RSS; `gc` first collects garbage (see memory_probe_server.ts). */
+  memory(options?: { gc?: boolean }): Promise<ProbeMemory>;
 }
 
 /** A port that was free a moment ago (the kernel picks it). */
@@ -46,30 +54,73 @@ async function waitUntilListening(
   );
 }
 
+interface ServerOptions {
+  env?: Record<string, string>;
+  permissions?: string[];
+}
+
 /**
  * `deno serve --host 127.0.0.1 --port <free> <permissions> <entry>` with `env` added
  * to this process's environment. Output goes to /dev/null: the function logs one
  * line per refused request, and a pipe nobody reads would stall it.
  */
-export async function startServer(
+export function startServer(
   name: string,
   entry: string,
-  options: { env?: Record<string, string>; permissions?: string[] } = {},
+  options: ServerOptions = {},
 ): Promise<ChildServer> {
   const port = freePort();
+  const args = [
+    "serve",
+    "--quiet",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    ...(options.permissions ?? []),
+    entry,
+  ];
+  return spawnServer(name, { args, port, env: options.env });
+}
+
+/**
+ * The same entry served by bench/support/memory_probe_server.ts (Deno.serve, as
+ * `deno serve` does), with its memory probe on a second port.
+ */
+export async function startProbedServer(
+  name: string,
+  entry: string,
+  options: ServerOptions = {},
+): Promise<ProbedServer> {
+  const [port, probePort] = [freePort(), freePort()];
+  const args = [
+    "run",
+    "--quiet",
+    "--v8-flags=--expose-gc",
+    ...(options.permissions ?? []),
+    `${repo}bench/support/memory_probe_server.ts`,
+    entry,
+    String(port),
+    String(probePort),
+  ];
+  const server = await spawnServer(name, { args, port, env: options.env });
+  const memory = async (probe: { gc?: boolean } = {}) => {
+    const response = await fetch(`http://127.0.0.1:${probePort}/memory${probe.gc ? "?gc=1" : ""}`);
+    if (!response.ok) throw new Error(`Memory probe of ${name}: ${await response.text()}`);
+    return await response.json() as ProbeMemory;
+  };
+  return { ...server, memory };
+}
+
+async function spawnServer(
+  name: string,
+  spec: { args: string[]; port: number; env?: Record<string, string> },
+): Promise<ChildServer> {
+  const { args, port } = spec;
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "serve",
-      "--quiet",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      ...(options.permissions ?? []),
-      entry,
-    ],
+    args,
     cwd: repo,
-    env: options.env ?? {},
+    env: spec.env ?? {},
     stdin: "null",
     stdout: "null",
     stderr: "null",
