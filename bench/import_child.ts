@@ -20,6 +20,13 @@
  *           maxLength}) in chunks of the same size, each chunk drained into an array
  *           and dropped. No parsing, no database.
  *   idle    loads the same modules and does nothing: the runtime's own floor.
+ *   imports the production runner for several users at once in this one process (as
+ *           signed requests landing in one function instance would), no timing hooks
+ *   raws    the raw baseline for several mailboxes at once, side by side
+ *
+ * Every mode samples Deno.memoryUsage() every SAMPLE_MS while it works: the peak of
+ * heap used + external is what the edge runtime counts against its memory limit
+ * (RSS beside it). Run it with `--v8-flags=--max-heap-size=<MiB>` to cap the heap.
  */
 import { ImapFlow } from "imapflow";
 import PostalMime from "postal-mime";
@@ -29,13 +36,23 @@ import type { Mailbox } from "../functions-shared/import_emails/mail_store.ts";
 import { acceptedRun, caPem, importer } from "../tests/support/imap.ts";
 import { connect } from "../tests/support/local_stack.ts";
 
+export interface RawTarget {
+  /** The mailbox row (as auto_sync.import_targets gives it) and its password. */
+  mailbox: Mailbox;
+  password: string;
+}
+
 export interface ChildRequest {
-  mode: "import" | "raw" | "idle";
+  mode: "import" | "raw" | "idle" | "imports" | "raws";
   /** import: the auth user whose mailbox is imported. */
   userId?: string;
+  /** imports: the auth users imported at once. */
+  userIds?: string[];
   /** raw: the mailbox row (as auto_sync.import_targets gives it) and its password. */
   mailbox?: Mailbox;
   password?: string;
+  /** raws: the mailboxes fetched at once. */
+  targets?: RawTarget[];
   limits: { maxMessages: number; maxSeconds: number; maxMessageBytes: number; chunkSize: number };
 }
 
@@ -45,6 +62,11 @@ export interface ChildMemory {
   heap_used: number;
   heap_total: number;
   external: number;
+  /** Highest heap used + external sampled while working (what the edge runtime counts). */
+  peak_counted: number;
+  peak_heap_used: number;
+  peak_external: number;
+  samples: number;
 }
 
 export interface ChildReport {
@@ -65,6 +87,8 @@ export interface ChildReport {
     other_sqls: number;
   };
   run?: { status: string; error: string | null; details: Record<string, unknown> };
+  /** imports: each run's outcome. */
+  runs?: { status: string; error: string | null; inserted: number }[];
   imap_commands?: Record<string, number>;
 }
 
@@ -184,11 +208,10 @@ async function runImport(): Promise<Omit<ChildReport, "cpu_s" | "memory" | "mode
   }
 }
 
-async function runRaw(): Promise<Omit<ChildReport, "cpu_s" | "memory" | "mode">> {
+/** The raw baseline for one mailbox: the importer's IMAP session and FETCH query, nothing else. */
+async function rawFetch(mailbox: Mailbox, password: string) {
   const { limits } = request;
-  timeFetches();
-  const started = performance.now();
-  const session = await openImapSession(request.mailbox!, request.password!, {
+  const session = await openImapSession(mailbox, password, {
     // As tests/support/imap.ts importer() opens it: the stack's CA, the server on loopback.
     caPem: caPem(),
     allowPrivateHosts: true,
@@ -197,7 +220,7 @@ async function runRaw(): Promise<Omit<ChildReport, "cpu_s" | "memory" | "mode">>
   let fetched = 0;
   let bytes = 0;
   try {
-    const folder = request.mailbox!.folders[0];
+    const folder = mailbox.folders[0];
     await session.status(folder);
     const found = await session.newUids(folder, 0);
     const uids = found.uids.slice(0, limits.maxMessages);
@@ -212,12 +235,70 @@ async function runRaw(): Promise<Omit<ChildReport, "cpu_s" | "memory" | "mode">>
   } finally {
     await session.close();
   }
+  return { fetched, bytes, commands: session.commands };
+}
+
+async function runRaw(): Promise<Omit<ChildReport, "cpu_s" | "memory" | "mode">> {
+  timeFetches();
+  const started = performance.now();
+  const result = await rawFetch(request.mailbox!, request.password!);
   return {
     wall_ms: performance.now() - started,
-    fetched,
-    source_bytes: bytes,
+    fetched: result.fetched,
+    source_bytes: result.bytes,
     timings,
-    imap_commands: session.commands,
+    imap_commands: result.commands,
+  };
+}
+
+const SAMPLE_MS = 10;
+const peaks = { counted: 0, heapUsed: 0, external: 0, samples: 0 };
+function sampleMemory() {
+  const usage = Deno.memoryUsage();
+  peaks.counted = Math.max(peaks.counted, usage.heapUsed + usage.external);
+  peaks.heapUsed = Math.max(peaks.heapUsed, usage.heapUsed);
+  peaks.external = Math.max(peaks.external, usage.external);
+  peaks.samples++;
+}
+
+async function runImports(): Promise<Omit<ChildReport, "cpu_s" | "memory" | "mode">> {
+  const sql = connect();
+  try {
+    const userIds = request.userIds!;
+    const runIds = await Promise.all(userIds.map((userId) => acceptedRun(sql, userId)));
+    const { runner } = importer(sql, request.limits);
+    const started = performance.now();
+    await Promise.all(userIds.map((userId, i) => runner({ runId: runIds[i], userId })));
+    const wall = performance.now() - started;
+    const rows = await sql`
+      select status, error, details from auto_sync.runs where id = any(${runIds}::uuid[])`;
+    const runs = rows.map((run) => ({
+      status: run.status as string,
+      error: run.error as string | null,
+      inserted: Number(run.details?.inserted ?? 0),
+    }));
+    return {
+      wall_ms: wall,
+      fetched: rows.reduce((sum, run) => sum + Number(run.details?.fetched ?? 0), 0),
+      source_bytes: rows.reduce((sum, run) => sum + Number(run.details?.bytes ?? 0), 0),
+      timings,
+      runs,
+    };
+  } finally {
+    await sql.end();
+  }
+}
+
+async function runRaws(): Promise<Omit<ChildReport, "cpu_s" | "memory" | "mode">> {
+  const started = performance.now();
+  const results = await Promise.all(
+    request.targets!.map((target) => rawFetch(target.mailbox, target.password)),
+  );
+  return {
+    wall_ms: performance.now() - started,
+    fetched: results.reduce((sum, r) => sum + r.fetched, 0),
+    source_bytes: results.reduce((sum, r) => sum + r.bytes, 0),
+    timings,
   };
 }
 
@@ -233,6 +314,10 @@ function memory(): ChildMemory {
     heap_used: usage.heapUsed,
     heap_total: usage.heapTotal,
     external: usage.external,
+    peak_counted: peaks.counted,
+    peak_heap_used: peaks.heapUsed,
+    peak_external: peaks.external,
+    samples: peaks.samples,
   };
 }
 
@@ -243,10 +328,13 @@ function cpu(): { user: number; system: number } {
   return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }
 
-const result = request.mode === "import"
-  ? await runImport()
-  : request.mode === "raw"
-  ? await runRaw()
-  : { wall_ms: 0, fetched: 0, source_bytes: 0, timings };
+const modes = { import: runImport, raw: runRaw, imports: runImports, raws: runRaws };
+const sampler = setInterval(sampleMemory, SAMPLE_MS);
+sampleMemory();
+const result = request.mode === "idle"
+  ? { wall_ms: 0, fetched: 0, source_bytes: 0, timings }
+  : await modes[request.mode]();
+sampleMemory();
+clearInterval(sampler);
 const report: ChildReport = { mode: request.mode, ...result, cpu_s: cpu(), memory: memory() };
 console.log(JSON.stringify(report));
