@@ -643,7 +643,9 @@ async function platformMemory(big: Target) {
           fmt(attempt.cpu_s.user + attempt.cpu_s.system, 1),
           cpuText(attempt.postgres_cpu_s),
           cpuText(attempt.dovecot_cpu_s),
-          cpuText((1000 * allCpu(attempt)) / attempt.fetched),
+          Number.isNaN(allCpu(attempt))
+            ? "n/a"
+            : fmt((1000 * allCpu(attempt)) / attempt.fetched, 2),
           "completed",
         ],
     );
