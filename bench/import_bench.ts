@@ -23,11 +23,18 @@
  *    importer / mean of the two raw runs. Goal: >= 0.5×. With it: where the
  *    importer's time goes (FETCH streams, postal-mime and the rest of toRecord,
  *    store_batch), its CPU, and the CPU Postgres and Dovecot spent meanwhile.
- * 2. Memory. Each child reads its own VmHWM (peak RSS) from /proc/self/status just
- *    before exit: importer and raw on the small and on the big mailbox, and an idle
- *    child (same modules, no work). Goal: importer <= 200 MB on both and
- *    big/small <= 1.5× (peak RSS must not grow with the mailbox).
- * 3. Incremental sync, in this process: append 10 new messages to the big mailbox,
+ * 2. Memory, uncapped. Each child samples Deno.memoryUsage() every 10 ms: the peak
+ *    of heap used + external (what the edge runtime counts), its VmHWM (peak RSS)
+ *    beside: importer and raw on the small and on the big mailbox, and an idle child.
+ *    Goal: importer big/small <= 1.5× (memory must not grow with the mailbox).
+ * 3. Memory as the platform counts it, heap capped (--v8-flags=--max-heap-size):
+ *    four first imports of the big mailbox at once in one process under 256 MiB vs
+ *    four raw fetches side by side under the same cap (raw, imports, raw); goal: all
+ *    complete, heap used + external never over 256 MiB, >= 0.5× the aggregate raw
+ *    rate. Then one first import under 64 MiB vs one raw fetch under 64 MiB; goal:
+ *    completes at >= 0.5× raw. The four mailboxes are Dovecot users holding the
+ *    same messages (hard links). CPU of the child, Postgres and Dovecot beside.
+ * 4. Incremental sync, in this process: append 10 new messages to the big mailbox,
  *    import (STATUS, EXAMINE, SEARCH, one FETCH), then import with nothing new
  *    (STATUS only), ROUNDS times; median wall time of each, their ratio, and the
  *    IMAP commands each sent (details.mailboxes[0].imap_commands).
