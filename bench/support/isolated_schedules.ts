@@ -5,7 +5,8 @@
  * schedule due now is disabled: `now()` is fixed for the whole transaction, so no
  * other schedule becomes due before the rollback. The rows stay locked until then;
  * the stack's own pg_cron tick takes schedules `for update skip locked`, so it skips
- * them meanwhile instead of waiting.
+ * them meanwhile instead of waiting; anything else updating one of them (a run ending)
+ * waits until the rollback, a few seconds.
  */
 import type postgres from "postgres";
 
