@@ -21,8 +21,14 @@ export function fmt(value: number, decimals = 0): string {
   });
 }
 
+/**
+ * `1.23×`. A value that two decimals would round onto a tenth (where goals sit: 0.50×,
+ * 1.20×, 2.00×) gets a third, so 0.496× never reads as a goal of 0.50× met.
+ */
 export function ratio(value: number): string {
-  return `${value.toFixed(2)}×`;
+  const text = value.toFixed(2);
+  const ontoTenth = Number(text) !== value && Number(text) * 10 === Math.round(Number(text) * 10);
+  return `${ontoTenth ? value.toFixed(3) : text}×`;
 }
 
 /** "min–max" of a series, to show how noisy the rounds were. */
