@@ -538,17 +538,30 @@ async function benchDelivery(sql: Sql): Promise<number> {
 
 // ---------------------------------------------------------------------------
 
-function usersPerTick(results: SizeResult[], rate: number): void {
+/** Ticks per minute of the stack's auto-sync-dispatch job: `N seconds` (pg_cron >= 1.5) or a cron line (1). */
+async function ticksPerMinute(sql: Sql): Promise<{ schedule: string; ticks: number }> {
+  const [job] = await sql`select schedule from cron.job where jobname = 'auto-sync-dispatch'`;
+  const schedule = String(job?.schedule ?? "* * * * *");
+  const seconds = schedule.match(/^(\d+) seconds?$/)?.[1];
+  return { schedule, ticks: seconds ? 60 / Number(seconds) : 1 };
+}
+
+function usersPerTick(
+  results: SizeResult[],
+  rate: number,
+  dispatch: { schedule: string; ticks: number },
+): void {
   section("4. users served per tick");
   const large = results.at(-1)!.ticks.get(10_000)!;
   const tickMs = median(large.times);
   const perMinute = rate * 60;
   console.log(
-    `dispatch() queues ${fmt(large.sent)} requests in ${fmt(tickMs)} ms (${
-      fmt((tickMs / 60_000) * 100, 1)
-    } % of the minute); pg_net's worker delivers ~${fmt(perMinute)}/min to a fast endpoint.`,
+    `the stack's auto-sync-dispatch runs on '${dispatch.schedule}' (${
+      fmt(dispatch.ticks)
+    } tick(s) a minute); dispatch() queues ${fmt(large.sent)} requests in ${
+      fmt(tickMs)
+    } ms; pg_net's worker delivers ~${fmt(perMinute)}/min to a fast endpoint.`,
   );
-  const limited = Math.min(perMinute, 10_000);
   console.log(
     `pg_net sends a tick's requests one batch after another: the default 500 leave in ~${
       fmt(500 / rate, 1)
@@ -556,18 +569,22 @@ function usersPerTick(results: SizeResult[], rate: number): void {
       fmt(10_000 / rate)
     } s (well inside the claims' 300 s lifetime, which counts from dispatch).`,
   );
-  console.log(
-    `per tick: batch_limit (default 500, max 10,000) caps it: 500 users/min = ${
-      fmt(500 * 30)
-    } users` +
-      ` on 30-minute schedules; at 10,000 the limit is ${
-        perMinute < 10_000 ? "delivery" : "batch_limit"
-      } (~${fmt(limited)}/min = ${fmt(limited * 30)} users on 30-minute schedules).`,
-  );
+  const served = (batchLimit: number) => Math.min(batchLimit * dispatch.ticks, perMinute);
+  const limitOf = (batchLimit: number) =>
+    batchLimit * dispatch.ticks > perMinute ? "pg_net's delivery" : "batch_limit × ticks";
+  for (const batchLimit of [500, 10_000]) {
+    console.log(
+      `batch_limit ${fmt(batchLimit)}: ~${fmt(served(batchLimit))} users/min = ${
+        fmt(served(batchLimit) * 30)
+      } users on 30-minute schedules (limit: ${limitOf(batchLimit)})`,
+    );
+  }
   summary(
-    `users per tick: batch_limit 500 → 500/min (15,000 users at every 30 min); up to ${
-      fmt(limited)
-    }/min with batch_limit 10,000 (pg_net delivers ${fmt(perMinute)}/min)`,
+    `users per minute (dispatch '${dispatch.schedule}'): batch_limit 500 → ~${
+      fmt(served(500))
+    }/min (${fmt(served(500) * 30)} users at every 30 min); batch_limit 10,000 → ~${
+      fmt(served(10_000))
+    }/min (limit: ${limitOf(10_000)}; pg_net delivers ${fmt(perMinute)}/min)`,
   );
 }
 
@@ -598,7 +615,7 @@ async function main(): Promise<void> {
     }
     if (runs("delivery")) rate = await benchDelivery(sql);
     if (runs("peruser")) await benchPerUser(sql);
-    if (results && rate) usersPerTick(results, rate);
+    if (results && rate) usersPerTick(results, rate, await ticksPerMinute(sql));
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
