@@ -30,11 +30,13 @@ export function createUserAuthenticator(
   if (env.SUPABASE_JWKS) {
     let keySet: JSONWebKeySet | null = null;
     try {
-      keySet = JSON.parse(env.SUPABASE_JWKS) as JSONWebKeySet;
+      const parsed = JSON.parse(env.SUPABASE_JWKS);
+      // Hosted projects inject a bare array of keys; the CLI and RFC 7517 use {"keys": [...]}.
+      keySet = Array.isArray(parsed) ? { keys: parsed } : parsed as JSONWebKeySet;
     } catch { /* reported below */ }
     if (!Array.isArray(keySet?.keys) || keySet.keys.length === 0) {
       throw new Error(
-        'Invalid SUPABASE_JWKS: expected a JSON Web Key Set with keys ({"keys": [...]})',
+        'Invalid SUPABASE_JWKS: expected keys as a JSON array ([...]) or a key set ({"keys": [...]})',
       );
     }
     jwks = createLocalJWKSet(keySet);

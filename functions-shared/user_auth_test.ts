@@ -62,6 +62,13 @@ Deno.test("an expired token is refused, using the injected clock", async () => {
   assert.equal(await jwksAuth()(bearer(await es256Token(userClaims({ exp: NOW - 1 })))), null);
 });
 
+Deno.test("SUPABASE_JWKS as hosted projects inject it, a bare array of keys, is accepted", async () => {
+  const bareArray = JSON.stringify(JSON.parse(JWKS).keys);
+  const auth = createUserAuthenticator({ SUPABASE_JWKS: bareArray }, clock());
+  assert.deepEqual(await auth(bearer(await es256Token())), { userId: USER_ID });
+  assert.equal(await auth(bearer(await es256Token(userClaims(), otherKeys.privateKey))), null);
+});
+
 Deno.test("a token without exp is refused", async () => {
   const claims = userClaims();
   delete claims.exp;
@@ -197,7 +204,7 @@ Deno.test("no SUPABASE_JWKS and no SUPABASE_JWT_SECRET throws at construction", 
 });
 
 Deno.test("an invalid SUPABASE_JWKS throws at construction", () => {
-  for (const value of ["not json", "{", '{"keys": "nope"}', "[]", '{"foo": 1}']) {
+  for (const value of ["not json", "{", '{"keys": "nope"}', '{"foo": 1}', "1", "null"]) {
     assert.throws(
       () => createUserAuthenticator({ SUPABASE_JWKS: value }),
       /Invalid SUPABASE_JWKS/,
@@ -207,7 +214,7 @@ Deno.test("an invalid SUPABASE_JWKS throws at construction", () => {
 });
 
 Deno.test("a key set without keys throws at construction instead of refusing every user later", () => {
-  for (const value of ['{"keys": []}', "{}", '{"keys": {}}']) {
+  for (const value of ['{"keys": []}', "[]", "{}", '{"keys": {}}']) {
     assert.throws(
       () => createUserAuthenticator({ SUPABASE_JWKS: value }),
       /Invalid SUPABASE_JWKS/,
