@@ -18,8 +18,11 @@ export async function startGateway(
   port: number,
   args: string[],
 ): Promise<GatewayProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
+  // In a process group of its own (setsid), so that stopping it also stops the
+  // functions it started: `deno serve` waits for idle keep-alive connections on SIGTERM.
+  const child = new Deno.Command("setsid", {
     args: [
+      Deno.execPath(),
       "run",
       "--quiet",
       "--allow-net",
@@ -47,7 +50,7 @@ export async function startGateway(
     output: () => text,
     stop: async () => {
       try {
-        child.kill("SIGTERM");
+        Deno.kill(-child.pid, "SIGKILL");
       } catch { /* already gone */ }
       await child.status;
       await collected;
