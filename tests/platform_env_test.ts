@@ -25,6 +25,7 @@ const envProbe = `export default {
 `;
 
 const hostedNames = [
+  "DENO_DEPLOYMENT_ID",
   "SB_EXECUTION_ID",
   "SB_REGION",
   "SUPABASE_ANON_KEY",

@@ -92,6 +92,7 @@ function startFunction(name: string, index: number): ServedFunction {
       mode,
       supabaseUrl: `http://127.0.0.1:${port}`,
       dbUrl: values["db-url"],
+      functionName: name,
     }),
   };
   const layout = resolveFunctionLayout(name, {

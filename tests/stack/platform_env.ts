@@ -7,9 +7,9 @@ import { type ProjectMode, publishedKeys, type StackProject } from "./project.ts
 /** What the platform itself sets. Never SUPABASE_JWT_SECRET: no Supabase mode injects it. */
 export function injectedEnv(
   project: StackProject,
-  options: { mode: ProjectMode; supabaseUrl: string; dbUrl?: string },
+  options: { mode: ProjectMode; supabaseUrl: string; dbUrl?: string; functionName?: string },
 ): Record<string, string> {
-  const { mode, supabaseUrl, dbUrl } = options;
+  const { mode, supabaseUrl, dbUrl, functionName = "function" } = options;
   const common = {
     SUPABASE_URL: supabaseUrl,
     ...(dbUrl ? { SUPABASE_DB_URL: dbUrl } : {}),
@@ -35,6 +35,7 @@ export function injectedEnv(
     SUPABASE_SECRET_KEYS: JSON.stringify({ default: project.secretKey }),
     SB_REGION: "local",
     SB_EXECUTION_ID: crypto.randomUUID(),
+    DENO_DEPLOYMENT_ID: `local_${functionName}_1`, // {project_ref}_{function_id}_{version}
   };
 }
 
