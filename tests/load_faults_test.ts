@@ -573,12 +573,16 @@ Deno.test("pg_net worker stopped for ten minutes, then resumed: no burst beyond 
   }
 });
 
-/** The pid of the `deno serve` process behind one function (a child of the gateway). */
+/**
+ * The pid of the `deno serve` process behind one function of this checkout's stack (a child
+ * of the gateway). The full path matters: other checkouts on the machine run their own.
+ */
 async function functionPid(name: string): Promise<number | undefined> {
   const output = await new Deno.Command("ps", { args: ["-eo", "pid=,args="], stdout: "piped" })
     .output();
+  const entrypoint = ` ${repo}supabase/functions/${name}/index.ts`;
   const line = new TextDecoder().decode(output.stdout).split("\n")
-    .find((row) => row.includes(" serve ") && row.includes(`/supabase/functions/${name}/index.ts`));
+    .find((row) => row.includes(" serve ") && row.endsWith(entrypoint));
   return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
 }
 
