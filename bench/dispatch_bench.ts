@@ -74,8 +74,7 @@ const BASELINE = (db: Db) =>
                  'webhook-timestamp', r.ts::text),
                timeout_milliseconds := 5000)
         from (select g.run_id, g.ts,
-                     jsonb_build_object('aud', 'cron-auto-sync', 'scope', 'import-emails',
-                       'sub', gen_random_uuid(), 'run_id', g.run_id, 'iat', g.ts, 'exp', g.ts + 300) as body
+                     auto_sync.request_claims(gen_random_uuid(), g.run_id, g.ts, 300) as body
                 from (select gen_random_uuid() as run_id, extract(epoch from now())::bigint as ts
                         from generate_series(1, ${SCHEDULES})) g) r
     ) s`;
@@ -86,8 +85,7 @@ const DISPATCH = (db: Db) => db`select auto_sync.dispatch() as sent`;
 const CLAIMS_ONLY = (db: Db) =>
   db`
     select count(length(body::text)) as sent from (
-      select jsonb_build_object('aud', 'cron-auto-sync', 'scope', 'import-emails', 'sub', gen_random_uuid(),
-               'run_id', g.run_id, 'iat', g.ts, 'exp', g.ts + 300) as body, g.run_id, g.ts
+      select auto_sync.request_claims(gen_random_uuid(), g.run_id, g.ts, 300) as body, g.run_id, g.ts
         from (select gen_random_uuid() as run_id, extract(epoch from now())::bigint as ts
                 from generate_series(1, ${SCHEDULES})) g) r`;
 
@@ -96,8 +94,7 @@ const CLAIMS_AND_SIGN = (db: Db) =>
     with keys as materialized (select auto_sync.signing_keys() as keys)
     select count(auto_sync.sign(r.run_id::text, r.ts, r.body::text, keys.keys)) as sent
       from keys, (
-        select jsonb_build_object('aud', 'cron-auto-sync', 'scope', 'import-emails', 'sub', gen_random_uuid(),
-                 'run_id', g.run_id, 'iat', g.ts, 'exp', g.ts + 300) as body, g.run_id, g.ts
+        select auto_sync.request_claims(gen_random_uuid(), g.run_id, g.ts, 300) as body, g.run_id, g.ts
           from (select gen_random_uuid() as run_id, extract(epoch from now())::bigint as ts
                   from generate_series(1, ${SCHEDULES})) g) r`;
 

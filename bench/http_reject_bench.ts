@@ -84,7 +84,7 @@ function badlySignedRequests(): {
 }[] {
   const strangerKey = parseSecret(generateSecret());
   return buildRequests([strangerKey], REQUEST_POOL)
-    .map((request) => ({ headers: webhookHeaders(request), body: request.bytes }));
+    .map((request) => ({ headers: webhookHeaders(request), body: request.body }));
 }
 
 interface LoadResult {

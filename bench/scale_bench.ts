@@ -118,19 +118,13 @@ async function tick(db: Db): Promise<{ time: number; sent: number }> {
   }
 }
 
+// dispatch()'s own due query: the view holds the one definition of "due".
 const DUE_QUERY = `
-  select s.user_id, s.next_run_at
-    from auto_sync.schedules s
-   where s.enabled
-     and s.next_run_at <= now()
-     and not exists (
-           select 1 from auto_sync.runs r
-            where r.user_id = s.user_id
-              and r.status in ('dispatched', 'accepted', 'running')
-              and r.created_at > now() - interval '15 minutes')
-   order by s.next_run_at
+  select d.user_id, d.next_run_at
+    from auto_sync.due_schedules d
+   order by d.next_run_at
    limit 500
-     for update of s skip locked`;
+     for update of d skip locked`;
 
 async function measureSize(db: Db, size: number): Promise<SizeResult> {
   await db`begin`;

@@ -61,7 +61,7 @@ function ourCase(name: string, keyring: SigningKey[]): Case {
           timestamp: request.timestamp,
           signature: request.signature,
         },
-        request.bytes,
+        request.body,
         { nowSeconds: nowSeconds() },
       ).ok,
   };
@@ -101,9 +101,9 @@ async function webCryptoCase(name: string, secret: string): Promise<Case> {
     name,
     verifyOne: async (request) => {
       const prefix = encoder.encode(`${request.id}.${request.timestamp}.`);
-      const content = new Uint8Array(prefix.length + request.bytes.length);
+      const content = new Uint8Array(prefix.length + request.body.length);
       content.set(prefix);
-      content.set(request.bytes, prefix.length);
+      content.set(request.body, prefix.length);
       const signature = Buffer.from(request.signature.slice(3), "base64");
       return await crypto.subtle.verify("HMAC", key, signature, content);
     },
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
   const key = parseSecret(secret);
   const otherKey = parseSecret(generateSecret());
   const pool = buildRequests([key], POOL_SIZE);
-  const averageBytes = pool.reduce((sum, request) => sum + request.bytes.length, 0) / pool.length;
+  const averageBytes = pool.reduce((sum, request) => sum + request.body.length, 0) / pool.length;
 
   const cases = [
     ourCase("ours: verify(), 1 key", [key]),

@@ -1,12 +1,14 @@
-/** The claims body of a signed auto-sync request, as auto_sync.dispatch() builds it. */
+/**
+ * The claims body of a signed auto-sync request: what the verifier checks. Built by
+ * signed_request.ts (TypeScript) and auto_sync.request_claims (SQL).
+ */
 import { z } from "zod";
+import { REQUEST_LIFETIME_SECONDS } from "./wire_limits.ts";
 
 export const AUDIENCE = "cron-auto-sync";
 export const SCOPE = "import-emails";
 
 const unixSeconds = z.int().min(0).max(2 ** 40);
-/** A request lives at most as long as the timestamp tolerance (settings.request_ttl ≤ 5 min). */
-const MAX_LIFETIME_SECONDS = 300;
 
 /**
  * Whether the top-level JSON object repeats a key. `text` is valid JSON (already
@@ -87,8 +89,12 @@ export function checkClaims(
   if (claims.exp <= claims.iat) {
     return { ok: false, status: 400, reason: "exp is not after iat" };
   }
-  if (claims.exp - claims.iat > MAX_LIFETIME_SECONDS) {
-    return { ok: false, status: 400, reason: "exp more than 300 s after iat" };
+  if (claims.exp - claims.iat > REQUEST_LIFETIME_SECONDS) {
+    return {
+      ok: false,
+      status: 400,
+      reason: `exp more than ${REQUEST_LIFETIME_SECONDS} s after iat`,
+    };
   }
   if (claims.aud !== AUDIENCE) return { ok: false, status: 403, reason: "wrong audience" };
   if (claims.scope !== SCOPE) return { ok: false, status: 403, reason: "wrong scope" };

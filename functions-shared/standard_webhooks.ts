@@ -10,8 +10,14 @@
  */
 import { Buffer } from "node:buffer";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import {
+  MAX_SIGNING_KEYS,
+  REQUEST_LIFETIME_SECONDS,
+  SIGNING_KEY_MAX_BYTES,
+  SIGNING_KEY_MIN_BYTES,
+} from "./wire_limits.ts";
 
-export const DEFAULT_TOLERANCE_SECONDS = 300;
+export const DEFAULT_TOLERANCE_SECONDS = REQUEST_LIFETIME_SECONDS;
 
 /** One HMAC key. Opaque on purpose: it must never be logged or serialised. */
 export class SigningKey {
@@ -42,8 +48,10 @@ export function parseSecret(secret: string): SigningKey {
   if (bytes.toString("base64") !== encoded) {
     throw new KeyringError("Invalid signing secret: not canonical base64");
   }
-  if (bytes.length < 24 || bytes.length > 64) {
-    throw new KeyringError(`Invalid signing secret: ${bytes.length} bytes, expected 24 to 64`);
+  if (bytes.length < SIGNING_KEY_MIN_BYTES || bytes.length > SIGNING_KEY_MAX_BYTES) {
+    throw new KeyringError(
+      `Invalid signing secret: ${bytes.length} bytes, expected ${SIGNING_KEY_MIN_BYTES} to ${SIGNING_KEY_MAX_BYTES}`,
+    );
   }
   return new SigningKey(new Uint8Array(bytes));
 }
@@ -60,9 +68,9 @@ export function parseKeyring(
     throw new KeyringError(`Missing ${name}: set it to "v1,whsec_<base64>[|v1,whsec_<base64>]"`);
   }
   const entries = value.trim().split("|");
-  if (entries.length > 3) {
+  if (entries.length > MAX_SIGNING_KEYS) {
     throw new KeyringError(
-      `Invalid ${name}: ${entries.length} keys, keep at most 3 during a rotation`,
+      `Invalid ${name}: ${entries.length} keys, keep at most ${MAX_SIGNING_KEYS} during a rotation`,
     );
   }
   return entries.map((entry, index) => {
@@ -85,7 +93,8 @@ export function generateSecret(): string {
 
 export interface SignedContent {
   id: string;
-  timestamp: number;
+  /** Unix seconds; a string is signed exactly as given (tests sign malformed ones). */
+  timestamp: number | string;
   payload: Uint8Array;
 }
 

@@ -10,7 +10,8 @@
  */
 import postgres from "postgres";
 import { parseArgs } from "node:util";
-import { sendUnsignedProbe } from "./probe.ts";
+import { jsonbText } from "../functions-shared/signed_request.ts";
+import { probeClaims, sendProbe, sendUnsignedProbe } from "./probe.ts";
 
 const { values } = parseArgs({
   options: {
@@ -32,6 +33,10 @@ if (!dbUrl || !functionsUrl) {
   Deno.exit(2);
 }
 const endpoint = `${functionsUrl}/cron-auto-sync`;
+const OPTION1_CLEANUP = new URL(
+  "../supabase/migrations/20261129140000_remove_option1_service_key.sql",
+  import.meta.url,
+);
 
 let failures = 0;
 function report(ok: boolean, name: string, detail: string) {
@@ -113,24 +118,38 @@ await check("runs in the last 24 h", async () => {
 });
 
 await check("no Option-1 leftovers", async () => {
-  // The old design's stored service-role key: the clean-up migration removes it, but a
-  // non-superuser run can leave database-level settings behind.
-  const [row] = await sql`
-    select
-      (select count(*)::int from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-        where c.relname = 'auto_sync_config' and c.relkind in ('r', 'p')) as tables,
-      (select count(*)::int from pg_catalog.pg_db_role_setting s, unnest(s.setconfig) as setting
-        where setting ~* '^app\.settings\.[a-z_]*(service|encryption)[a-z_]*key=') as settings,
-      (select count(*)::int from cron.job
-        where jobname <> 'auto-sync-dispatch' and command ~* 'functions/v1/' and command ~* '(bearer|apikey|service_role)') as jobs`;
-  const found = [
-    row.tables ? `${row.tables} auto_sync_config table(s)` : "",
-    row.settings ? `${row.settings} key setting(s) in pg_db_role_setting` : "",
-    row.jobs ? `${row.jobs} cron job(s) calling a function with a credential` : "",
-  ].filter(Boolean);
+  // The clean-up migration itself, as a dry run in a transaction rolled back: the one
+  // definition of what Option 1 left behind (a non-superuser run can leave settings).
+  const notices: string[] = [];
+  const dryRun = postgres(dbUrl, {
+    max: 1,
+    connect_timeout: 10,
+    onnotice: (notice) => {
+      if (notice.severity === "NOTICE") notices.push(String(notice.message));
+    },
+  });
+  const rollBack = new Error("dry run over");
+  try {
+    await dryRun.begin(async (tx) => {
+      await tx`select set_config('option1_cleanup.dry_run', 'on', true)`;
+      await tx.unsafe(await Deno.readTextFile(OPTION1_CLEANUP));
+      throw rollBack; // changes nothing either way
+    }).catch((error) => {
+      if (error !== rollBack) throw error;
+    });
+  } finally {
+    await dryRun.end();
+  }
+  const summary = notices.findLast((text) => text.startsWith("option-1 clean-up: ")) ?? "";
+  const clean = summary === "option-1 clean-up: nothing of Option 1 found";
   return [
-    found.length === 0,
-    found.length === 0 ? "none" : `${found.join(", ")}: see SECURITY.md, "Leaving Option 1"`,
+    clean,
+    clean
+      ? "none"
+      : `${
+        summary.replace("option-1 clean-up: dry run: ", "the clean-up migration ") ||
+        "no report from the clean-up migration"
+      }: see SECURITY.md, "Leaving Option 1"`,
   ];
 });
 
@@ -146,35 +165,23 @@ await check("function reachable", async () => {
 });
 
 await check("signed probe accepted", async () => {
-  const runId = crypto.randomUUID();
-  const timestamp = Math.floor(Date.now() / 1000);
+  // Claims built here, signed by the database with its Vault keys, as dispatch() signs.
+  const claims = probeClaims();
+  const body = jsonbText(claims);
   const [row] = await sql`
-    with probe as (
-      select jsonb_build_object('aud', 'cron-auto-sync', 'scope', 'import-emails',
-               'sub', '00000000-0000-4000-8000-00000000d0c7', 'run_id', ${runId}::text,
-               'iat', ${timestamp}::bigint, 'exp', ${timestamp + 300}::bigint) as body)
-    select body::text as body, auto_sync.sign(${runId}, ${timestamp}, body::text, auto_sync.signing_keys()) as signature
-      from probe`;
-  const response = await fetch(endpoint, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "webhook-id": runId,
-      "webhook-timestamp": String(timestamp),
-      "webhook-signature": row.signature,
-    },
-    body: row.body,
-    signal: AbortSignal.timeout(15_000),
+    select auto_sync.sign(${claims.run_id}, ${claims.iat}, ${body}, auto_sync.signing_keys()) as signature`;
+  const probe = await sendProbe(endpoint, {
+    id: claims.run_id,
+    timestamp: String(claims.iat),
+    signature: row.signature,
+    body: new TextEncoder().encode(body),
   });
-  await response.body?.cancel();
   return [
-    response.status === 404,
-    response.status === 404
+    probe.verdict === "accepted",
+    probe.verdict === "accepted"
       ? "signed by the database's Vault keys, verified by the function (404: no such run, nothing imported)"
-      : `HTTP ${response.status}: ${
-        response.status === 401
-          ? "the function's keyring does not hold the Vault key"
-          : "unexpected"
+      : `HTTP ${probe.status}: ${
+        probe.status === 401 ? "the function's keyring does not hold the Vault key" : "unexpected"
       }`,
   ];
 });

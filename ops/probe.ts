@@ -6,6 +6,15 @@
  */
 import { createHmac } from "node:crypto";
 import { Buffer } from "node:buffer";
+import {
+  buildClaims,
+  jsonbText,
+  nowSeconds,
+  signClaims,
+  type SignedRequest,
+  webhookHeaders,
+} from "../functions-shared/signed_request.ts";
+import { SigningKey } from "../functions-shared/standard_webhooks.ts";
 
 export type ProbeVerdict = "accepted" | "refused" | "unexpected";
 
@@ -14,46 +23,43 @@ export interface ProbeResult {
   status: number;
 }
 
-function probeBody(nowSeconds: number, runId: string) {
-  // The same shape and key order as jsonb::text in auto_sync.dispatch().
-  return `{"aud": "cron-auto-sync", "exp": ${
-    nowSeconds + 300
-  }, "iat": ${nowSeconds}, "sub": "00000000-0000-4000-8000-00000000d0c7", "scope": "import-emails", "run_id": "${runId}"}`;
+/** A user id no account has: the probe's subject. */
+export const PROBE_SUBJECT = "00000000-0000-4000-8000-00000000d0c7";
+
+/** The probe's claims: a fresh run id that no run has, issued now. */
+export function probeClaims() {
+  return buildClaims(PROBE_SUBJECT, crypto.randomUUID(), { iat: nowSeconds() });
 }
 
 /** Signs with raw key bytes (from Vault or a keyring) and sends the probe. */
 export async function sendSignedProbe(url: string, keys: Uint8Array[]): Promise<ProbeResult> {
-  const runId = crypto.randomUUID();
-  const timestamp = Math.floor(Date.now() / 1000);
-  const body = probeBody(timestamp, runId);
-  const signature = keys.map((key) =>
-    `v1,${createHmac("sha256", key).update(`${runId}.${timestamp}.${body}`).digest("base64")}`
-  ).join(" ");
-  return await send(url, body, {
-    "webhook-id": runId,
-    "webhook-timestamp": String(timestamp),
-    "webhook-signature": signature,
-  });
+  const request = signClaims(keys.map((key) => new SigningKey(key)), probeClaims());
+  return await sendProbe(url, request);
 }
 
 /** The same probe with no signature at all: a healthy function refuses it. */
 export async function sendUnsignedProbe(url: string): Promise<ProbeResult> {
-  const runId = crypto.randomUUID();
-  const timestamp = Math.floor(Date.now() / 1000);
-  return await send(url, probeBody(timestamp, runId), {
-    "webhook-id": runId,
-    "webhook-timestamp": String(timestamp),
+  const claims = probeClaims();
+  return await send(url, jsonbText(claims), {
+    "content-type": "application/json",
+    "webhook-id": claims.run_id,
+    "webhook-timestamp": String(claims.iat),
   });
+}
+
+/** Sends a signed request (one the database signed, or one signed here). */
+export async function sendProbe(url: string, request: SignedRequest): Promise<ProbeResult> {
+  return await send(url, request.body, webhookHeaders(request));
 }
 
 async function send(
   url: string,
-  body: string,
+  body: BodyInit,
   headers: Record<string, string>,
 ): Promise<ProbeResult> {
   const response = await fetch(url, {
     method: "POST",
-    headers: { "content-type": "application/json", ...headers },
+    headers,
     body,
     signal: AbortSignal.timeout(15_000),
   });

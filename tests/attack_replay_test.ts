@@ -35,10 +35,8 @@ async function queueLikeDispatch(userId: string, runId: string): Promise<string>
     with claimed as (
       select floor(extract(epoch from now()))::bigint as ts from auto_sync.settings
     ), body as (
-      select ts, jsonb_build_object(
-               'aud', 'cron-auto-sync', 'scope', 'import-emails',
-               'sub', ${userId}::uuid, 'run_id', ${runId}::uuid,
-               'iat', ts, 'exp', ts + floor(extract(epoch from s.request_ttl))::bigint) as body,
+      select ts, auto_sync.request_claims(${userId}::uuid, ${runId}::uuid, ts,
+                                          floor(extract(epoch from s.request_ttl))::bigint) as body,
              s.endpoint_url, s.request_timeout_ms
         from claimed, auto_sync.settings s
     )

@@ -169,8 +169,7 @@ async function dispatchSigned(userId: string, keys: string[]): Promise<SignedReq
       returning id
     ), claims as (
       select run.id, t.ts,
-             jsonb_build_object('aud', 'cron-auto-sync', 'scope', 'import-emails', 'sub', ${userId}::uuid,
-                                'run_id', run.id, 'iat', t.ts, 'exp', t.ts + 300) as body
+             auto_sync.request_claims(${userId}::uuid, run.id, t.ts, 300) as body
         from run, (select floor(extract(epoch from now()))::bigint as ts) t
     )
     select id::text as id, ts::text as ts, convert_to(body::text, 'UTF8') as body,

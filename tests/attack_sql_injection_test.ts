@@ -20,6 +20,7 @@ import { connect } from "./support/local_stack.ts";
 import { nowSeconds } from "./support/signed_requests.ts";
 import {
   assertNoSecretIn,
+  asUser as asUserIn,
   collectedBodies,
   Fixtures,
   post,
@@ -68,17 +69,8 @@ const payloads = [
   `*/ drop table ${sentinel}; /*`,
 ];
 
-async function asUser<T>(
-  userId: string,
-  fn: (tx: postgres.TransactionSql) => Promise<T>,
-): Promise<T> {
-  return await sql.begin(async (tx) => {
-    await tx`select set_config('request.jwt.claims', ${
-      JSON.stringify({ sub: userId, role: "authenticated" })
-    }, true)`;
-    await tx`set local role authenticated`;
-    return await fn(tx);
-  }) as T;
+function asUser<T>(userId: string, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+  return asUserIn(sql, userId, fn);
 }
 
 /** Runs the call and returns the SQLSTATE it failed with, or "ok". */
@@ -196,9 +188,10 @@ Deno.test("enable_auto_sync(p_every) as a signed-in user: SQL in the interval is
 });
 
 Deno.test("add_mailbox as a signed-in user: payloads in label, username, folders and credential are stored literally", async () => {
-  const userId = await fixtures.user("sqli");
   const started = Date.now();
   for (const payload of payloads) {
+    // One user per payload: a user holds at most 10 mailboxes.
+    const userId = await fixtures.user("sqli");
     const folders = [payload, `INBOX/${payload}`];
     const id = await asUser(userId, async (tx) => {
       const [row] = await tx`

@@ -160,8 +160,7 @@ Deno.test("1,000 signed requests at concurrency 50: each run accepted exactly on
       with k as (select auto_sync.signing_keys() as keys, floor(extract(epoch from now()))::bigint as ts),
       c as (
         select r.id, k.ts, k.keys,
-               jsonb_build_object('aud', 'cron-auto-sync', 'scope', 'import-emails', 'sub', r.user_id,
-                                  'run_id', r.id, 'iat', k.ts, 'exp', k.ts + 300) as claims
+               auto_sync.request_claims(r.user_id, r.id, k.ts, 300) as claims
           from auto_sync.runs r join auth.users u on u.id = r.user_id, k
          where u.email like ${prefix + "%"})
       select c.id::text as id, c.ts::text as ts, convert_to(c.claims::text, 'UTF8') as body,

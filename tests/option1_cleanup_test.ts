@@ -427,6 +427,39 @@ Deno.test("option 1 clean-up as the superuser: removes the key, its helpers and 
   });
 });
 
+async function runDoctor(): Promise<{ code: number; output: string }> {
+  const result = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", `${repo}ops/doctor.ts`, "--local-stack"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: result.code,
+    output: decoder.decode(result.stdout) + decoder.decode(result.stderr),
+  };
+}
+
+Deno.test("doctor reports Option 1 leftovers through the clean-up's own dry run, changing nothing", async () => {
+  await withScenario(async (sql, s) => {
+    await setUpOption1(s);
+    const before = await option1Objects(sql);
+    const { code, output } = await runDoctor();
+    assert.equal(code, 1, output);
+    assert.match(
+      output,
+      /^FAIL\s+no Option-1 leftovers\s+the clean-up migration would unschedule 3 pg_cron job\(s\), delete \d+ cron\.job_run_details row\(s\), drop 4 object\(s\), clear \d+ setting\(s\)/m,
+    );
+    assertNoSecret(output, s);
+    assert.deepEqual(await option1Objects(sql), before, "the dry run dropped nothing");
+    assert.deepEqual(await jobNames(sql, s.legacyJobs), [...s.legacyJobs].sort());
+    assert.ok(
+      "app.settings.service_role_key" in await dbSettings(sql),
+      "the dry run kept the settings",
+    );
+  });
+});
+
 Deno.test("option 1 clean-up on a database without Option 1: a no-op", async () => {
   const sql = connect();
   const lock = await sql.reserve();

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import type { ImportJob } from "../import_emails/import_run.ts";
 import { createMemoryLogger } from "../log.ts";
 import type { AcceptOutcome, FinalStatus, RunStore } from "../run_store.ts";
-import { generateSecret, parseKeyring, sign } from "../standard_webhooks.ts";
+import { buildClaims, jsonbText, signClaims, webhookHeaders } from "../signed_request.ts";
+import { generateSecret, parseKeyring } from "../standard_webhooks.ts";
 import { createCronAutoSyncApp, MAX_BODY_BYTES } from "./app.ts";
 
 const NOW = 1_800_000_000; // unix seconds of the injected clock
@@ -78,15 +79,6 @@ function setup(options: { outcome?: AcceptOutcome | Error; secrets?: string[] } 
 }
 
 /** What Postgres' jsonb::text produces (what pg_net sends): keys by length then bytes, ": " and ", ". */
-function jsonbText(value: Record<string, unknown>): string {
-  const keys = Object.keys(value).sort((a, b) =>
-    a.length - b.length || (a < b ? -1 : a > b ? 1 : 0)
-  );
-  return `{${
-    keys.map((key) => `${JSON.stringify(key)}: ${JSON.stringify(value[key])}`).join(", ")
-  }}`;
-}
-
 interface RequestOptions {
   claims?: Record<string, unknown>;
   /** Raw body text replacing the claims. */
@@ -103,28 +95,20 @@ interface RequestOptions {
 
 /** A request shaped exactly like auto_sync.dispatch() sends it. */
 function signedRequest(options: RequestOptions = {}) {
-  const runId = crypto.randomUUID();
   const claims: Record<string, unknown> = {
-    aud: "cron-auto-sync",
-    scope: "import-emails",
-    sub: USER_ID,
-    run_id: runId,
-    iat: NOW,
-    exp: NOW + 300,
+    ...buildClaims(USER_ID, crypto.randomUUID(), { iat: NOW }),
     ...options.claims,
   };
-  const body = options.body ?? jsonbText(claims);
-  const id = options.id ?? String(claims.run_id);
-  const timestamp = options.timestamp ?? Number(claims.iat);
   const keyring = parseKeyring(
     (options.signWith ?? [SECRET]).map((secret) => `v1,${secret}`).join("|"),
   );
-  const headers = new Headers({
-    "Content-Type": "application/json",
-    "webhook-id": id,
-    "webhook-timestamp": String(timestamp),
-    "webhook-signature": sign(keyring, { id, timestamp, payload: new TextEncoder().encode(body) }),
+  const body = options.body ?? jsonbText(claims);
+  const signed = signClaims(keyring, claims, {
+    body,
+    id: options.id,
+    timestamp: options.timestamp,
   });
+  const headers = new Headers(webhookHeaders(signed));
   for (const [name, value] of Object.entries(options.headers ?? {})) {
     if (value === null) headers.delete(name);
     else headers.set(name, value);

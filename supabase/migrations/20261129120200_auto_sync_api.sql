@@ -1,12 +1,16 @@
--- Signed auto-sync, part 3: the functions that manage schedules and record runs.
+-- Signed auto-sync: the functions that manage schedules and record runs, and the
+-- wrappers through which a signed-in user manages their own schedule.
 --
 --   service role (server code, the Edge Functions):
 --     auto_sync.enable(user, every), auto_sync.disable(user)
 --     auto_sync.accept_request(request_id, run_id, user)   -- cron-auto-sync, after HMAC
 --     auto_sync.request_manual_run(user)                   -- import-emails "sync now", once a minute
 --     auto_sync.start_run(run_id), auto_sync.finish_run(run_id, status, error, details)
+--       (finish_run records the schedule side through auto_sync.record_outcomes,
+--        in ..._auto_sync_run_outcomes.sql)
 --   a signed-in user, for their own schedule only (public, callable over the Data API):
 --     public.enable_auto_sync(every), public.disable_auto_sync(), public.get_auto_sync()
+--     (SECURITY INVOKER wrappers of the SECURITY DEFINER auto_sync_user_api.* functions)
 
 create function auto_sync.enable(p_user_id uuid, p_every interval default '30 minutes')
 returns auto_sync.schedules
@@ -22,6 +26,10 @@ begin
     raise exception 'Cannot enable auto-sync: interval "%" is shorter than 1 minute', p_every
       using errcode = '22023';
   end if;
+  if p_every > interval '30 days' then
+    raise exception 'Cannot enable auto-sync: interval "%" is longer than 30 days', p_every
+      using errcode = '22023';
+  end if;
   if not exists (select 1 from auth.users u where u.id = p_user_id) then
     raise exception 'Cannot enable auto-sync: user "%" does not exist', p_user_id using errcode = '23503';
   end if;
@@ -31,15 +39,21 @@ begin
   on conflict (user_id) do update
      set every = excluded.every,
          enabled = true,
-         -- re-enabling makes it due now; changing the interval never delays a run
-         next_run_at = case when s.enabled then least(s.next_run_at, now() + excluded.every) else now() end,
+         -- changing the interval never delays a run; re-enabling (also after a failure
+         -- pause) makes it due one interval after the user's last run, never sooner:
+         -- disable + enable is no way around the rate limit
+         next_run_at = case when s.enabled then least(s.next_run_at, now() + excluded.every)
+                            else greatest(now(), (select max(r.created_at) from auto_sync.runs r
+                                                   where r.user_id = s.user_id) + excluded.every) end,
+         consecutive_failures = 0,
+         paused_reason = null,
          updated_at = now()
   returning * into v_schedule;
   return v_schedule;
 end
 $$;
 comment on function auto_sync.enable(uuid, interval) is
-  'Creates or re-enables a user''s schedule (due at once when new or re-enabled). Interval at least 1 minute.';
+  'Creates or re-enables a user''s schedule (due at once when new; when re-enabled, one interval after the user''s last run), clearing a pause and the failure counter. Interval 1 minute to 30 days.';
 
 create function auto_sync.disable(p_user_id uuid) returns boolean
 language sql volatile security definer set search_path = ''
@@ -152,20 +166,18 @@ begin
   if not found then
     return false;
   end if;
-  update auto_sync.schedules
-     set last_outcome = p_status,
-         last_outcome_at = now(),
-         -- more mail is waiting: continue at the next tick instead of a full interval later
-         next_run_at = case when p_status = 'partial' and coalesce((p_details ->> 'has_more')::boolean, false)
-                            then least(next_run_at, now() + interval '1 minute')
-                            else next_run_at end,
-         updated_at = now()
-   where user_id = v_run.user_id;
+  perform auto_sync.record_outcomes(array[v_run.id]);
+  -- more mail is waiting: continue at the next tick instead of a full interval later
+  if p_status = 'partial' and coalesce((p_details ->> 'has_more')::boolean, false) then
+    update auto_sync.schedules
+       set next_run_at = least(next_run_at, now() + interval '1 minute'), updated_at = now()
+     where user_id = v_run.user_id;
+  end if;
   return true;
 end
 $$;
 comment on function auto_sync.finish_run(uuid, text, text, jsonb) is
-  'For the importer: records a run''s final status (succeeded | partial | skipped | failed), error and details, and the schedule''s last outcome; a partial run with more to import brings the next run forward.';
+  'For the importer: records a run''s final status (succeeded | partial | skipped | failed), error and details, and the schedule''s outcome (record_outcomes: failure counter, backoff, pause); a partial run with more to import brings the next run forward.';
 
 revoke execute on function auto_sync.enable(uuid, interval) from public, anon, authenticated;
 revoke execute on function auto_sync.disable(uuid) from public, anon, authenticated;
@@ -181,9 +193,11 @@ grant execute on function auto_sync.start_run(uuid) to service_role;
 grant execute on function auto_sync.finish_run(uuid, text, text, jsonb) to service_role;
 
 -------------------------------------------------------------------------------
--- What a signed-in user may do, for themself only (auth.uid()).
+-- What a signed-in user may do, for themself only (auth.uid()): SECURITY DEFINER
+-- functions in the private schema auto_sync_user_api, each called by a SECURITY
+-- INVOKER wrapper of the same name in public (what the Data API exposes).
 -------------------------------------------------------------------------------
-create function public.enable_auto_sync(p_every interval default '30 minutes')
+create function auto_sync_user_api.enable_auto_sync(p_every interval)
 returns table (enabled boolean, every interval, next_run_at timestamptz)
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -198,14 +212,14 @@ begin
     raise exception 'Cannot enable auto-sync: interval "%" is shorter than 5 minutes', p_every
       using errcode = '22023';
   end if;
-  v_schedule := auto_sync.enable(v_user_id, p_every);
+  v_schedule := auto_sync.enable(v_user_id, p_every);  -- at most 30 days
   return query select v_schedule.enabled, v_schedule.every, v_schedule.next_run_at;
 end
 $$;
-comment on function public.enable_auto_sync(interval) is
-  'Signed-in user: turn on auto-sync of your own mailbox every p_every (at least 5 minutes).';
+comment on function auto_sync_user_api.enable_auto_sync(interval) is
+  'Behind public.enable_auto_sync: turn on auto-sync of the signed-in user''s mailboxes every p_every (5 minutes to 30 days).';
 
-create function public.disable_auto_sync() returns boolean
+create function auto_sync_user_api.disable_auto_sync() returns boolean
 language plpgsql volatile security definer set search_path = ''
 as $$
 begin
@@ -215,22 +229,56 @@ begin
   return auto_sync.disable(auth.uid());
 end
 $$;
+comment on function auto_sync_user_api.disable_auto_sync() is 'Behind public.disable_auto_sync: turn off the signed-in user''s auto-sync.';
+
+create function auto_sync_user_api.get_auto_sync()
+returns table (
+  enabled boolean, every interval, next_run_at timestamptz,
+  last_outcome text, last_outcome_at timestamptz,
+  last_success_at timestamptz, last_error text, last_error_at timestamptz,
+  consecutive_failures integer, paused_reason text
+)
+language sql stable security definer set search_path = ''
+as $$
+  select s.enabled, s.every, s.next_run_at, s.last_outcome, s.last_outcome_at,
+         s.last_success_at, s.last_error, s.last_error_at, s.consecutive_failures, s.paused_reason
+    from auto_sync.schedules s
+   where s.user_id = auth.uid()
+$$;
+comment on function auto_sync_user_api.get_auto_sync() is
+  'Behind public.get_auto_sync: the signed-in user''s own schedule.';
+
+create function public.enable_auto_sync(p_every interval default '30 minutes')
+returns table (enabled boolean, every interval, next_run_at timestamptz)
+language sql volatile security invoker set search_path = ''
+as $$ select * from auto_sync_user_api.enable_auto_sync(p_every) $$;
+comment on function public.enable_auto_sync(interval) is
+  'Signed-in user: turn on auto-sync of your own mailbox every p_every (5 minutes to 30 days). Re-enabling makes it due one interval after your last run.';
+
+create function public.disable_auto_sync() returns boolean
+language sql volatile security invoker set search_path = ''
+as $$ select auto_sync_user_api.disable_auto_sync() $$;
 comment on function public.disable_auto_sync() is 'Signed-in user: turn off your own auto-sync.';
 
 create function public.get_auto_sync()
 returns table (
   enabled boolean, every interval, next_run_at timestamptz,
-  last_outcome text, last_outcome_at timestamptz
+  last_outcome text, last_outcome_at timestamptz,
+  last_success_at timestamptz, last_error text, last_error_at timestamptz,
+  consecutive_failures integer, paused_reason text
 )
-language sql stable security definer set search_path = ''
-as $$
-  select s.enabled, s.every, s.next_run_at, s.last_outcome, s.last_outcome_at
-    from auto_sync.schedules s
-   where s.user_id = auth.uid()
-$$;
-comment on function public.get_auto_sync() is 'Signed-in user: your own auto-sync schedule and its last outcome (no row when never enabled).';
+language sql stable security invoker set search_path = ''
+as $$ select * from auto_sync_user_api.get_auto_sync() $$;
+comment on function public.get_auto_sync() is
+  'Signed-in user: your own auto-sync schedule: enabled, interval, next run, last outcome, last success, last error, failures in a row and why it was paused (no row when never enabled).';
 
 -- Supabase grants anon everything in public by default: take it back.
+revoke execute on function auto_sync_user_api.enable_auto_sync(interval) from public, anon;
+revoke execute on function auto_sync_user_api.disable_auto_sync() from public, anon;
+revoke execute on function auto_sync_user_api.get_auto_sync() from public, anon;
+grant execute on function auto_sync_user_api.enable_auto_sync(interval) to authenticated, service_role;
+grant execute on function auto_sync_user_api.disable_auto_sync() to authenticated, service_role;
+grant execute on function auto_sync_user_api.get_auto_sync() to authenticated, service_role;
 revoke execute on function public.enable_auto_sync(interval) from public, anon;
 revoke execute on function public.disable_auto_sync() from public, anon;
 revoke execute on function public.get_auto_sync() from public, anon;

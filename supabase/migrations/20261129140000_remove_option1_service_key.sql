@@ -11,10 +11,12 @@
 --      per-user jobs this project replaces, whatever their token. Never
 --      `auto-sync-dispatch`. Their run history goes with them: every row of
 --      `cron.job_run_details` repeats the command, key included.
---   2. Tables named `auto_sync_config`, and the helper functions listed in
---      `c_key_helpers` and `c_crypto_helpers` (any signature), in any schema except
---      PostgreSQL's and those the Supabase platform manages (auth, storage, vault, ...),
---      and not part of an extension.
+--   2. Tables named `auto_sync_config`, and the helper functions named in
+--      `c_key_helpers` and `c_crypto_helpers` (any signature) whose body refers to
+--      Option 1 state (the table, a key setting, or another helper): a function that
+--      only shares a helper's name is kept. In any schema except PostgreSQL's and
+--      those the Supabase platform manages (auth, storage, vault, ...), and not part
+--      of an extension.
 --   3. `app.settings.*` service-key and encryption-key settings, database-wide
 --      (`ALTER DATABASE ... SET`) and per role (`ALTER ROLE ... SET`).
 --
@@ -44,6 +46,11 @@
 -- nothing. When it finds a stored service key it says to rotate it: the key sat in
 -- the database and crossed the wire on every sync.
 --
+-- Dry run: with `set option1_cleanup.dry_run = on` first, the block finds and reports
+-- exactly as below but changes nothing; its last NOTICE says what it would remove, or
+-- "nothing of Option 1 found". `deno task doctor` runs it so, in a transaction it rolls
+-- back, so the leftover check and the clean-up can never disagree on what Option 1 is.
+--
 -- search_path is '' inside the block, catalogs are read as pg_catalog.*: neither the
 -- caller's search_path nor a same-named temporary object changes what is matched or
 -- dropped, and object names in messages and DROP statements come out fully qualified.
@@ -52,7 +59,8 @@ do $cleanup$
 declare
   -- The table Option 1 kept the encrypted key in, in whatever schema it was created.
   c_table constant text := 'auto_sync_config';
-  -- Helpers whose name says what they do with the service key: dropped when present.
+  -- Helpers whose name says what they do with the service key: dropped when their body
+  -- refers to Option 1 state (see A2).
   c_key_helpers constant text[] := array[
     'get_service_role_key', 'get_service_key', 'get_decrypted_service_key',
     'get_decrypted_service_role_key', 'decrypt_service_key', 'decrypt_service_role_key',
@@ -119,8 +127,12 @@ declare
   v_cleared_settings integer := 0;
   v_left_settings text[] := '{}';
   v_found_key boolean := false;
+  v_dry_run boolean := coalesce(pg_catalog.current_setting('option1_cleanup.dry_run', true), '') in ('on', 'true');
 begin
   perform pg_catalog.set_config('search_path', '', true);
+  if v_dry_run then
+    raise notice 'option-1 clean-up: dry run (option1_cleanup.dry_run = on): nothing below is changed';
+  end if;
 
   v_helper_call_re := '\m(' || pg_catalog.array_to_string(c_key_helpers || c_crypto_helpers, '|') || ')\s*\(';
   v_crypto_call_re := '\m(' || pg_catalog.array_to_string(c_crypto_helpers, '|') || ')\s*\(';
@@ -195,6 +207,8 @@ begin
       from pg_catalog.pg_proc p
       join pg_catalog.pg_namespace n on n.oid = p.pronamespace
      where (p.proname = any (c_key_helpers)
+            -- a key helper reads the table or a key setting, or calls another helper
+            and (p.prosrc ~* v_option1_state_re or p.prosrc ~* v_helper_call_re)
             or (p.proname = any (c_crypto_helpers) and p.prosrc ~* v_option1_state_re))
        and n.nspname !~ c_system_schema_re
        and not exists (select 1 from pg_catalog.pg_depend d
@@ -379,7 +393,9 @@ begin
   -- be large: Option 1 had a job per user).
   for i in 1 .. pg_catalog.cardinality(v_jobs) loop
     begin
-      perform cron.unschedule(v_jobs[i]);
+      if not v_dry_run then
+        perform cron.unschedule(v_jobs[i]);
+      end if;
       v_unscheduled := v_unscheduled || v_jobs[i];
       v_removed_jobs := v_removed_jobs + 1;
       raise notice 'option-1 clean-up: unscheduled pg_cron job "%"', v_job_labels[i];
@@ -393,15 +409,19 @@ begin
   -- clean-up that lacked the rights): every row repeats the command, key included.
   if v_have_cron_history then
     begin
-      delete from cron.job_run_details d
-       where d.jobid = any (v_unscheduled)
+      with doomed as (
+        select d.ctid from cron.job_run_details d
+         where d.jobid = any (v_unscheduled)
           or (not exists (select 1 from cron.job j where j.jobid = d.jobid)
               and d.command ~* '\mhttp(_post|_get)?\s*\('
               and d.command ~* '/functions/v1/'
               and (d.command ~* v_helper_call_re or d.command ~* v_option1_state_re
                    or d.command ~ 'sb_secret_[A-Za-z0-9_-]{8,}' or d.command ~ 'eyJ[A-Za-z0-9_-]*\.eyJ'
-                   or (d.command ~* '/functions/v1/import-emails\M' and d.command ~* '\m(bearer|apikey)\M')));
-      get diagnostics v_removed_history = row_count;
+                   or (d.command ~* '/functions/v1/import-emails\M' and d.command ~* '\m(bearer|apikey)\M')))
+      ), deleted as (
+        delete from cron.job_run_details d using doomed where d.ctid = doomed.ctid and not v_dry_run
+      )
+      select count(*) into v_removed_history from doomed;
       if v_removed_history > 0 then
         raise notice 'option-1 clean-up: deleted % cron.job_run_details row(s) of legacy jobs (their command held the key)',
           v_removed_history;
@@ -425,7 +445,9 @@ begin
      order by x.step, x.name
   loop
     begin
-      execute pg_catalog.format('drop %s %s cascade', v_record.kind, v_record.name);
+      if not v_dry_run then
+        execute pg_catalog.format('drop %s %s cascade', v_record.kind, v_record.name);
+      end if;
       v_removed_objects := v_removed_objects + 1;
       v_found_key := v_found_key or v_record.kind = 'table';
       raise notice 'option-1 clean-up: dropped % %', v_record.kind, v_record.name;
@@ -479,7 +501,9 @@ begin
                           v_record.rolname, pg_catalog.current_database(), v_record.name)
     end;
     begin
-      execute v_statement;
+      if not v_dry_run then
+        execute v_statement;
+      end if;
       v_cleared_settings := v_cleared_settings + 1;
       raise notice 'option-1 clean-up: cleared setting % (%)', v_record.name, v_statement;
     exception when insufficient_privilege then
@@ -506,6 +530,7 @@ begin
       from pg_catalog.pg_proc p
       join pg_catalog.pg_namespace n on n.oid = p.pronamespace
      where p.oid <> all (v_kept_crypto)
+       and (not v_dry_run or p.oid <> all (v_functions))
        and (p.prosrc ~* v_removed_call_re or p.prosrc ~* ('\m' || c_table || '\M')
             or p.prosrc ~* v_service_name_re)
        and n.nspname !~ c_system_schema_re
@@ -518,6 +543,7 @@ begin
       select pg_catalog.format('pg_cron job "%s"', coalesce(j.jobname, 'jobid ' || j.jobid))
         from cron.job j
        where j.jobname is distinct from c_dispatch_job
+         and (not v_dry_run or j.jobid <> all (v_jobs))
          and (j.command ~* v_removed_call_re or j.command ~* ('\m' || c_table || '\M')
               or j.command ~* v_service_name_re or j.command ~ 'sb_secret_[A-Za-z0-9_-]{8,}')
        order by 1);
@@ -531,6 +557,9 @@ begin
   if v_removed_jobs + v_removed_objects + v_cleared_settings + v_removed_history = 0
      and not v_found_key then
     raise notice 'option-1 clean-up: nothing of Option 1 found';
+  elsif v_dry_run then
+    raise notice 'option-1 clean-up: dry run: would unschedule % pg_cron job(s), delete % cron.job_run_details row(s), drop % object(s), clear % setting(s)',
+      v_removed_jobs, v_removed_history, v_removed_objects, v_cleared_settings;
   else
     raise notice 'option-1 clean-up: % pg_cron job(s) unscheduled, % object(s) dropped, % setting(s) cleared, % setting(s) left for a superuser',
       v_removed_jobs, v_removed_objects, v_cleared_settings, pg_catalog.cardinality(v_left_settings);

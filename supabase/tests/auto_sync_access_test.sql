@@ -16,7 +16,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = extensions, public;
 
-select plan(254);
+select plan(277);
 
 -- Users of this file (fixed ids; rolled back at the end).
 insert into auth.users (id, email) values
@@ -37,16 +37,22 @@ insert into t_auto_sync_functions values
   ('auto_sync.dispatch()',                             false),
   ('auto_sync.signing_keys()',                         false),
   ('auto_sync.sign(text, bigint, text, bytea[])',      false),
-  -- mail import (20261129130000_mail_import.sql)
-  ('auto_sync.import_targets(uuid)',                                            true),
-  ('auto_sync.mailbox_credential(uuid)',                                        true),
-  ('auto_sync.claim_mailbox(uuid, uuid, interval)',                             true),
-  ('auto_sync.release_mailbox(uuid, uuid)',                                     true),
-  ('auto_sync.folder_states(uuid)',                                             true),
-  ('auto_sync.reset_folder(uuid, text, bigint)',                                true),
-  ('auto_sync.store_batch(uuid, text, bigint, jsonb, bigint, numeric, integer, text[])', true),
-  ('auto_sync.touch_folder(uuid, text, bigint, numeric, integer)',              true),
-  ('auto_sync.record_mailbox_outcome(uuid, text, boolean)',                     true),
+  ('auto_sync.signing_key_bytes(text)',                false),
+  ('auto_sync.request_claims(uuid, uuid, bigint, bigint)', false),
+  ('auto_sync.wire_limit(text)',                       true),
+  ('auto_sync.send_requests(auto_sync.settings, bytea[], bigint, uuid)', false),
+  ('auto_sync.response_window(timestamptz, interval)', false),
+  -- mail import (20261129130200_mail_importer.sql, 20261129130000_mail_import_tables.sql):
+  -- the importer connects as postgres, so not even service_role may call these
+  ('auto_sync.import_targets(uuid)',                                            false),
+  ('auto_sync.mailbox_credential(uuid)',                                        false),
+  ('auto_sync.claim_mailbox(uuid, uuid, interval)',                             false),
+  ('auto_sync.release_mailbox(uuid, uuid)',                                     false),
+  ('auto_sync.folder_states(uuid)',                                             false),
+  ('auto_sync.reset_folder(uuid, text, bigint)',                                false),
+  ('auto_sync.store_batch(uuid, text, bigint, jsonb, bigint, numeric, integer, text[])', false),
+  ('auto_sync.touch_folder(uuid, text, bigint, numeric, integer)',              false),
+  ('auto_sync.record_mailbox_outcome(uuid, text, boolean)',                     false),
   ('auto_sync.delete_mailbox_secret()',                                         false);
 grant select on t_auto_sync_functions to public;
 
@@ -64,7 +70,7 @@ create temp table t_public_functions (sig text primary key) on commit drop;
 insert into t_public_functions values
   ('public.enable_auto_sync(interval)'), ('public.disable_auto_sync()'), ('public.get_auto_sync()'),
   ('public.add_mailbox(text, integer, text, text, text, text, text[], text)'),
-  ('public.update_mailbox(uuid, text, integer, text, text, text, text[], boolean, text)'),
+  ('public.update_mailbox(uuid, text, integer, text, text, text, text[], boolean, text, text)'),
   ('public.remove_mailbox(uuid)');
 grant select on t_public_functions to public;
 
@@ -180,10 +186,53 @@ from t_public_functions f;
 select is(
   array(select p.oid::regprocedure::text from pg_proc p
          where p.oid in (select f.sig::regprocedure from t_public_functions f)
-           and not (p.prosecdef and 'search_path=""' = any(p.proconfig))
+           and not (not p.prosecdef and 'search_path=""' = any(p.proconfig))
          order by 1),
   '{}'::text[],
-  'the public wrappers are security definer with search_path ''''');
+  'the public wrappers are SECURITY INVOKER with search_path ''''');
+select is(
+  array(select f.sig from t_public_functions f
+         where to_regprocedure(replace(f.sig, 'public.', 'auto_sync_user_api.')) is null
+            or not exists (select 1 from pg_proc p
+                            where p.oid = to_regprocedure(replace(f.sig, 'public.', 'auto_sync_user_api.'))
+                              and p.prosecdef and 'search_path=""' = any(p.proconfig)
+                              and has_function_privilege('authenticated', p.oid, 'execute')
+                              and not has_function_privilege('anon', p.oid, 'execute'))
+         order by 1),
+  '{}'::text[],
+  'each public wrapper calls a SECURITY DEFINER twin in auto_sync_user_api (search_path '''', authenticated only)');
+select is(
+  array(select p.oid::regprocedure::text from pg_proc p
+         where p.pronamespace = 'auto_sync_user_api'::regnamespace
+           and p.oid not in (select to_regprocedure(replace(f.sig, 'public.', 'auto_sync_user_api.')) from t_public_functions f)
+         order by 1),
+  '{}'::text[],
+  'auto_sync_user_api holds only the twins of the public wrappers (new ones included)');
+select is(has_schema_privilege('anon', 'auto_sync_user_api', 'usage'), false, 'anon cannot use schema auto_sync_user_api');
+
+-- Supabase's Security Advisor (splinter): lints 0028/0029 warn on a SECURITY DEFINER
+-- function executable by anon or authenticated in a schema the Data API exposes
+-- (config.toml: public, graphql_public); lint 0014 on an extension in public.
+select is(
+  array(select p.oid::regprocedure::text from pg_proc p
+         where p.pronamespace in ('public'::regnamespace, coalesce(to_regnamespace('graphql_public'), 'public'::regnamespace))
+           and p.prosecdef
+           and (has_function_privilege('anon', p.oid, 'execute') or has_function_privilege('authenticated', p.oid, 'execute'))
+         order by 1),
+  '{}'::text[],
+  'no SECURITY DEFINER function in an exposed schema is executable by anon or authenticated (Advisor 0028/0029)');
+select is(
+  array(select p.oid::regprocedure::text from pg_proc p
+         where p.pronamespace = 'public'::regnamespace and p.prosecdef order by 1),
+  '{}'::text[],
+  'no SECURITY DEFINER function in public at all');
+select is(
+  array(select e.extname::text from pg_extension e
+         where e.extnamespace = 'public'::regnamespace and e.extname <> 'plpgsql' order by 1),
+  '{}'::text[],
+  'no extension in public (Advisor 0014); pg_cron is in pg_catalog');
+select is((select e.extnamespace::regnamespace::text from pg_extension e where e.extname = 'pg_cron'), 'pg_catalog',
+          'pg_cron is created with schema pg_catalog');
 select is(
   array(select p.oid::regprocedure::text from pg_proc p
          where p.pronamespace = 'public'::regnamespace and has_function_privilege('anon', p.oid, 'execute')
@@ -390,6 +439,9 @@ select throws_ok($$select * from public.enable_auto_sync('4 minutes')$$, '22023'
                  'A: an interval under 5 minutes is refused (22023)');
 select throws_ok($$select * from public.enable_auto_sync(null)$$, '22023', null,
                  'A: a null interval is refused (22023)');
+select throws_ok($$select * from public.enable_auto_sync('300000 years')$$, '22023',
+                 'Cannot enable auto-sync: interval "300000 years" is longer than 30 days',
+                 'A: an interval over 30 days is refused (22023): it would overflow every tick''s dispatch()');
 select is(
   (select format('%s|%s|%s', e.enabled, e.every, e.next_run_at = now()) from public.enable_auto_sync('10 minutes') e),
   't|00:10:00|t',
@@ -466,12 +518,14 @@ select is(auto_sync.accept_request(gen_random_uuid()::text, gen_random_uuid(), '
           'unknown_run', 'service_role can call auto_sync.accept_request');
 select isnt((select m.run_id from auto_sync.request_manual_run('c0c00000-0000-4000-8000-00000000000c') m), null,
             'service_role can call auto_sync.request_manual_run');
-select lives_ok($$select * from auto_sync.import_targets('c0c00000-0000-4000-8000-00000000000c')$$,
-                'service_role can call auto_sync.import_targets');
-select is(auto_sync.claim_mailbox(gen_random_uuid(), gen_random_uuid(), '1 minute'), false,
-          'service_role can call auto_sync.claim_mailbox (an unknown mailbox is not claimed)');
-select is(auto_sync.mailbox_credential(gen_random_uuid()), null,
-          'service_role can call auto_sync.mailbox_credential (an unknown mailbox has none)');
+-- The importer connects as postgres: its functions, the credential above all, are not
+-- service_role's.
+select throws_ok($$select * from auto_sync.import_targets('c0c00000-0000-4000-8000-00000000000c')$$, '42501',
+                 'permission denied for function import_targets', 'service_role cannot call auto_sync.import_targets');
+select throws_ok($$select auto_sync.claim_mailbox(gen_random_uuid(), gen_random_uuid(), '1 minute')$$, '42501',
+                 'permission denied for function claim_mailbox', 'service_role cannot call auto_sync.claim_mailbox');
+select throws_ok($$select auto_sync.mailbox_credential(gen_random_uuid())$$, '42501',
+                 'permission denied for function mailbox_credential', 'service_role cannot call auto_sync.mailbox_credential');
 select is(
   auto_sync.start_run((select r.id from auto_sync.runs r
                         where r.user_id = 'c0c00000-0000-4000-8000-00000000000c' and r.trigger = 'manual')),

@@ -18,7 +18,7 @@ set local search_path = extensions, public;
 set local client_min_messages = error;
 set local timezone = 'UTC';
 
-select plan(114);
+select plan(121);
 
 -------------------------------------------------------------------------------
 -- Fixtures
@@ -488,9 +488,9 @@ select is(
     where s.user_id = 'd0000000-0000-4000-8000-000000000009'),
   'f|t', 'disable: the schedule is disabled, next_run_at untouched');
 select is(
-  (select format('%s|%s|%s', s.enabled, s.every, s.next_run_at = now())
+  (select format('%s|%s|%s', s.enabled, s.every, s.next_run_at = now() + interval '20 minutes')
      from auto_sync.enable('d0000000-0000-4000-8000-000000000009', '20 minutes') s),
-  't|00:20:00|t', 'disable then enable: due now again');
+  't|00:20:00|t', 'disable then enable right after a run: due one interval after that run, not sooner');
 select is(
   (select s.next_run_at from auto_sync.enable('d0000000-0000-4000-8000-000000000002', '20 minutes') s),
   now() + interval '20 minutes', 'enable while enabled with a shorter interval brings next_run_at forward');
@@ -510,6 +510,54 @@ select throws_ok($$select auto_sync.enable('d0000000-0000-4000-8000-0000000000ff
                  'enable: an unknown user is refused (23503)');
 select isnt(auto_sync.disable('d0000000-0000-4000-8000-0000000000ff'), true,
             'disable: a user without a schedule does not return true');
+
+-------------------------------------------------------------------------------
+-- Bounds: every has an upper bound; one bad schedule never stops the tick
+-------------------------------------------------------------------------------
+select throws_ok($$select auto_sync.enable('d0000000-0000-4000-8000-000000000031', '31 days')$$,
+                 '22023', 'Cannot enable auto-sync: interval "31 days" is longer than 30 days',
+                 'enable: an interval over 30 days is refused (22023)');
+select is((select s.every from auto_sync.enable('d0000000-0000-4000-8000-000000000031', '30 days') s),
+          interval '30 days', 'enable: 30 days, the maximum, is accepted');
+select throws_ok($$update auto_sync.schedules set every = '300000 years'
+                    where user_id = 'd0000000-0000-4000-8000-000000000031'$$, '23514', null,
+                 'a CHECK bounds every even when it is written directly');
+
+-- A row past the bounds (the CHECK is dropped here, inside this rolled-back
+-- transaction): its next_run_at overflows, which used to fail the whole tick.
+insert into auth.users (id, email) values
+  ('d0000000-0000-4000-8000-000000000041', 'pgtap-dispatch-41@example.test'),
+  ('d0000000-0000-4000-8000-000000000042', 'pgtap-dispatch-42@example.test');
+alter table auto_sync.schedules drop constraint schedules_every_check;
+insert into auto_sync.schedules (user_id, every, enabled, next_run_at) values
+  ('d0000000-0000-4000-8000-000000000041', '300000 years', true, '1998-01-01'),
+  ('d0000000-0000-4000-8000-000000000042', '30 minutes', true, '1998-01-02');
+update auto_sync.settings set batch_limit = 10;
+delete from t_runs_before;
+insert into t_runs_before select r.id from auto_sync.runs r;
+insert into t_ticks select 'bad row', auto_sync.dispatch();
+
+select ok((select dispatched from t_ticks where tick = 'bad row') >= 1,
+          'a schedule whose interval overflows next_run_at does not stop the tick');
+select is(
+  array(select r.user_id::text from auto_sync.runs r
+         where r.id not in (select id from t_runs_before)
+           and r.user_id in ('d0000000-0000-4000-8000-000000000041', 'd0000000-0000-4000-8000-000000000042')),
+  array['d0000000-0000-4000-8000-000000000042'],
+  'the other due schedule is dispatched; the bad one gets no run');
+select is(
+  (select count(*) from net.http_request_queue q
+    where position('d0000000-0000-4000-8000-000000000041' in coalesce(convert_from(q.body, 'UTF8'), '')) > 0),
+  0::bigint, 'nothing is queued for the bad schedule');
+select is(
+  (select format('%s|%s', s.last_error, s.next_run_at = now() + interval '1 hour') from auto_sync.schedules s
+    where s.user_id = 'd0000000-0000-4000-8000-000000000041'),
+  'Skipped by the dispatcher: this schedule''s settings are invalid|t',
+  'the bad schedule is reported on itself and pushed an hour ahead, so it does not slow every tick');
+delete from auto_sync.schedules
+ where user_id in ('d0000000-0000-4000-8000-000000000041', 'd0000000-0000-4000-8000-000000000042');
+alter table auto_sync.schedules add constraint schedules_every_check
+  check (every between interval '1 minute' and interval '30 days');
 
 -------------------------------------------------------------------------------
 -- batch_limit: 2 of 5 due users, oldest first

@@ -1,5 +1,6 @@
--- pgTAP: the mail import's database side (20261129130000_mail_import.sql,
--- and the run bookkeeping it relies on in 20261129120200_auto_sync_api.sql).
+-- pgTAP: the mail import's database side (20261129130000_mail_import_tables.sql,
+-- 20261129130100_mailbox_api.sql, 20261129130200_mail_importer.sql, and the run
+-- bookkeeping it relies on in 20261129120200_auto_sync_api.sql).
 --
 --   a signed-in user   adds, changes and removes their own mailboxes; reads their own
 --                      mailboxes and emails (RLS); never another user's; never a credential
@@ -16,7 +17,7 @@ create extension if not exists pgtap with schema extensions;
 set local search_path = extensions, public;
 set local timezone = 'UTC';
 
-select plan(139);
+select plan(160);
 
 -------------------------------------------------------------------------------
 -- Fixtures
@@ -138,19 +139,23 @@ select is(
   0::bigint, 'auto_sync.mailbox_credentials holds ids only');
 
 -------------------------------------------------------------------------------
--- The importer (service_role): credential, store_batch, reset, claim, outcome
+-- The importer (postgres, as the functions connect): credential, store_batch, reset,
+-- claim, outcome. service_role may call none of these (auto_sync_access_test.sql).
 -------------------------------------------------------------------------------
-set local role service_role;
-set local request.jwt.claims to '{"role":"service_role"}';
-
 select is(auto_sync.mailbox_credential((select id from t_box where name = 'a1')),
           (select value from t_secret where name = 'a1'),
-          'service_role: mailbox_credential returns the mailbox''s credential from Vault');
-select is(auto_sync.mailbox_credential(gen_random_uuid()), null, 'service_role: an unknown mailbox has no credential');
+          'the importer: mailbox_credential returns the mailbox''s credential from Vault');
+select is(auto_sync.mailbox_credential(gen_random_uuid()), null, 'the importer: an unknown mailbox has no credential');
+set local role service_role;
+set local request.jwt.claims to '{"role":"service_role"}';
+select throws_ok($$select auto_sync.mailbox_credential((select id from t_box where name = 'a1'))$$, '42501',
+                 'permission denied for function mailbox_credential',
+                 'service_role cannot call auto_sync.mailbox_credential');
 select throws_ok($$select * from auto_sync.mailbox_credentials$$, '42501', 'permission denied for table mailbox_credentials',
                  'service_role cannot read auto_sync.mailbox_credentials');
 select throws_ok($$select decrypted_secret from vault.decrypted_secrets$$, '42501', null,
                  'service_role cannot read vault.decrypted_secrets');
+reset role;
 
 -- First batch: three new messages.
 insert into t_result
@@ -320,7 +325,6 @@ select is(
 -- The holder crashed: its lease runs out.
 update public.mailboxes set import_lease_until = now() - interval '1 second'
  where id = (select id from t_box where name = 'a1');
-set local role service_role;
 select is(auto_sync.claim_mailbox((select id from t_box where name = 'a1'), (select id from t_run where name = 'run2'), '2 minutes'),
           true, 'claim_mailbox: once the lease has expired another run may claim');
 select lives_ok($$select auto_sync.release_mailbox((select id from t_box where name = 'a1'), (select id from t_run where name = 'run2'))$$,
@@ -352,7 +356,6 @@ select is(
      from public.mailboxes m where m.id = (select id from t_box where name = 'a3')),
   '3|Paused after 3 failed logins: update the password or token to resume|Login failed|t',
   'the paused mailbox: 3 failures, the reason, the last error, never synced');
-set local role service_role;
 select is(auto_sync.record_mailbox_outcome((select id from t_box where name = 'a1'), 'Login failed', true), null,
           'record_mailbox_outcome: an auth failure on a1');
 select is(auto_sync.record_mailbox_outcome((select id from t_box where name = 'a1'), 'Login failed', true), null,
@@ -373,7 +376,6 @@ select is(
 -- import_targets: enabled mailboxes only. Paused ones are listed with their reason (the
 -- runner skips them and says why); disabled ones are not listed at all.
 update public.mailboxes set enabled = false where id = (select id from t_box where name = 'a4');
-set local role service_role;
 select is(
   (select array_agg(format('%s|%s', b.name, t.paused_reason is not null) order by b.name)
      from auto_sync.import_targets('f1a00000-0000-4000-8000-00000000000a') t join t_box b on b.id = t.id),
@@ -466,14 +468,58 @@ select is(
   (select format('%s|%s|%s', m.paused_reason is null, m.consecutive_auth_failures, m.host)
      from public.mailboxes m where m.id = (select id from t_box where name = 'a3')),
   't|0|imap3.a.example.test', 'A: the pause and the failure count are cleared; other settings are kept');
-select is(public.update_mailbox((select id from t_box where name = 'a2'), p_port => 1143, p_folders => '{INBOX,Sent}'),
-          true, 'A: update_mailbox of settings only');
+-- Where the credential goes (host, port, TLS mode), whose it is (username) and how it
+-- is presented (auth kind) change only with the credential given again.
+create temp table t_a2_before on commit drop as
+  select m.* from public.mailboxes m where m.id = (select id from t_box where name = 'a2');
+select throws_ok(format($$select public.update_mailbox(%L, %s)$$, (select id from t_box where name = 'a2'), q), '22023',
+                 'Cannot update mailbox: a new host, port, TLS mode, username or sign-in kind needs the password or token again',
+                 format('A: update_mailbox(%s) without the credential is refused', q))
+  from unnest(array['p_host => ''evil.example.test''', 'p_port => 1143', 'p_tls_mode => ''plain''',
+                    'p_username => ''someone-else''', 'p_auth_kind => ''oauth2''',
+                    'p_host => ''evil.example.test'', p_label => ''looks harmless''']) q;
+select is((select format('%s|%s|%s|%s|%s|%s', m.host, m.port, m.tls_mode, m.username, m.auth_kind, m.label)
+             from public.mailboxes m where m.id = (select id from t_box where name = 'a2')),
+          (select format('%s|%s|%s|%s|%s|%s', b.host, b.port, b.tls_mode, b.username, b.auth_kind, b.label) from t_a2_before b),
+          'A: the refused updates changed nothing');
+select is(public.update_mailbox((select id from t_box where name = 'a2'), p_port => (select port from t_a2_before)),
+          true, 'A: the same port again needs no credential (nothing moves)');
+select is(public.update_mailbox((select id from t_box where name = 'a2'), p_folders => '{INBOX,Archive}', p_label => 'renamed',
+                                p_enabled => true),
+          true, 'A: folders, label and enabled change without the credential');
+select is(public.update_mailbox((select id from t_box where name = 'a2'), p_port => 1143, p_folders => '{INBOX,Sent}',
+                                p_credential => 'pgtap-cred-a2-again'),
+          true, 'A: update_mailbox of the port, with the credential given again');
 select is((select format('%s|%s|%s', m.port, m.folders, m.tls_mode) from public.mailboxes m where m.id = (select id from t_box where name = 'a2')),
           '1143|{INBOX,Sent}|starttls', 'A: the changed settings are stored, the others kept');
 
 -- Removing a mailbox.
 select is(public.remove_mailbox((select id from t_box where name = 'a2')), true, 'A: remove_mailbox of A''s own mailbox returns true');
 select is(public.remove_mailbox((select id from t_box where name = 'a2')), false, 'A: removing it again returns false');
+
+-- Refusals say what kind of problem, never a constraint's name or the failing row.
+select throws_ok($$select public.add_mailbox('bad host!', 993, 'u', 'pgtap-cred-x')$$, '23514',
+                 'Cannot add mailbox: invalid settings', 'A: an invalid setting gets a generic refusal');
+select throws_ok($$select public.update_mailbox((select id from t_box where name = 'a1'), p_port => 0)$$, '23514',
+                 'Cannot update mailbox: invalid settings', 'A: ... from update_mailbox too');
+-- Control characters (terminal escapes, CR/LF into an IMAP command) and unbounded folders.
+select throws_ok(q, '23514', 'Cannot add mailbox: invalid settings', format('A: refused: %s', q))
+from unnest(array[
+  $$select public.add_mailbox('imap.example.test', 993, 'u', 'pgtap-cred-x', p_label => E'red \x1b[31m')$$,
+  $$select public.add_mailbox('imap.example.test', 993, E'u\r\nA1 LOGOUT', 'pgtap-cred-x')$$,
+  $$select public.add_mailbox('imap.example.test', 993, 'u', 'pgtap-cred-x', p_folders => array[E'INBOX\n'])$$,
+  $$select public.add_mailbox('imap.example.test', 993, 'u', 'pgtap-cred-x', p_folders => array['INBOX', ''])$$,
+  $$select public.add_mailbox('imap.example.test', 993, 'u', 'pgtap-cred-x', p_folders => array[repeat('x', 10001)])$$
+]) q;
+
+-- At most 10 mailboxes per user.
+select lives_ok($$select public.add_mailbox(format('cap%s.a.example.test', n), 993, 'u', 'pgtap-cred-cap')
+                    from generate_series(1, 10 - (select count(*) from public.mailboxes)::integer) n$$,
+                'A: up to ten mailboxes are accepted');
+select is((select count(*) from public.mailboxes), 10::bigint, 'A: ten mailboxes');
+select throws_ok($$select public.add_mailbox('cap11.a.example.test', 993, 'u', 'pgtap-cred-cap')$$, '54000',
+                 'Cannot add mailbox: at most 10 mailboxes per user', 'A: the eleventh mailbox is refused');
+select is((select count(*) from public.mailboxes), 10::bigint, 'A: still ten');
 
 -- Signed in as nobody.
 set local request.jwt.claims to '{"role":"authenticated"}';

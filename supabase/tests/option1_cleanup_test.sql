@@ -23,7 +23,7 @@ select pg_advisory_xact_lock(hashtext('option1_cleanup_test'));
 \set migration `cat supabase/migrations/20261129140000_remove_option1_service_key.sql 2>/dev/null || cat ../migrations/20261129140000_remove_option1_service_key.sql 2>/dev/null || true`
 select (length(:'migration') > 0) as have_migration \gset
 
-select plan(26);
+select plan(31);
 
 \if :have_migration
 
@@ -90,6 +90,22 @@ drop policy "only once configured" on option1_pgtap.mailboxes;
 -- A foreign key to the table is fine: only the constraint goes.
 alter table option1_pgtap.mailboxes add column config_id bigint references public.auto_sync_config (id);
 
+-- Named like an Option 1 key helper, but its body refers to no Option 1 state: an
+-- application's own function, which the clean-up must not drop by its name alone.
+create function option1_pgtap.get_service_key() returns text language sql
+  as $$ select 'the key of an unrelated service'::text $$;
+
+-------------------------------------------------------------------------------
+-- Dry run (what `deno task doctor` does): reports, changes nothing
+-------------------------------------------------------------------------------
+set local option1_cleanup.dry_run = on;
+select lives_ok(:'migration', 'the dry run applies');
+reset option1_cleanup.dry_run;
+select has_table('public', 'auto_sync_config', 'dry run: the table is still there');
+select has_function('public', 'get_service_role_key', 'dry run: the helpers are still there');
+select is((select count(*)::int from cron.job where jobname in (select jobname from t_legacy_jobs)), 3,
+          'dry run: the legacy jobs are still there');
+
 -------------------------------------------------------------------------------
 -- The clean-up
 -------------------------------------------------------------------------------
@@ -100,6 +116,8 @@ select hasnt_view('public', 'auto_sync_config_overview', 'the view over it is dr
 select hasnt_function('public', 'get_service_role_key', 'get_service_role_key() is dropped');
 select hasnt_function('public', 'decrypt_secret', 'decrypt_secret() is dropped');
 select hasnt_function('public', 'encrypt_secret', 'encrypt_secret() is dropped');
+select has_function('option1_pgtap', 'get_service_key', array[]::text[],
+                    'a function named like a key helper whose body refers to no Option 1 state stays');
 select has_table('option1_pgtap', 'mailboxes', 'the table with a foreign key to it stays');
 select is((select count(*)::int from pg_constraint where conrelid = 'option1_pgtap.mailboxes'::regclass and contype = 'f'),
           0, '... without its foreign key');
@@ -133,7 +151,7 @@ select set_eq('select setdatabase, setrole, setconfig from pg_db_role_setting', 
 
 \else
 select skip('the migration file is not reachable from here (supabase test db mounts only supabase/tests); '
-            'run pg_prove from the repository root', 26);
+            'run pg_prove from the repository root', 31);
 \endif
 
 select * from finish();

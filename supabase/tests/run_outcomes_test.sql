@@ -1,5 +1,5 @@
 -- pgTAP: truthful run outcomes, retries with backoff, pause, retention
--- (20261129150000_run_outcomes.sql), as postgres (what the maintenance job runs).
+-- (20261129120300_auto_sync_run_outcomes.sql), as postgres (what the maintenance job runs).
 --
 -- One transaction, rolled back: pg_cron, the pg_net stand-in worker and the functions
 -- never see these rows. now() is fixed for the whole transaction. The shared database
@@ -13,7 +13,7 @@ set local search_path = extensions, public;
 set local client_min_messages = error;
 set local timezone = 'UTC';
 
-select plan(105);
+select plan(108);
 
 -------------------------------------------------------------------------------
 -- Fixtures
@@ -237,9 +237,11 @@ select throws_ok($$select auto_sync.finish_run('f2000000-0000-4000-8000-00000000
 -------------------------------------------------------------------------------
 -- enable clears the pause and the counter
 -------------------------------------------------------------------------------
-select is((select format('%s|%s|%s|%s', s.enabled, s.consecutive_failures, s.paused_reason, s.next_run_at = now())
+select is((select format('%s|%s|%s|%s', s.enabled, s.consecutive_failures, s.paused_reason,
+                         s.next_run_at = now() - interval '2 minutes' + interval '30 minutes')
              from auto_sync.enable('f1000000-0000-4000-8000-000000000014', '30 minutes') s),
-          't|0||t', 'enable() on a paused schedule: enabled, counter 0, no pause reason, due now');
+          't|0||t',
+          'enable() on a paused schedule: enabled, counter 0, no pause reason, due one interval after its last run (never sooner)');
 select is((select format('%s|%s', s.last_outcome, s.last_error) from pg_temp.sched('14') s),
           'failed|IMAP login failed', 'enable() keeps the history (last outcome and error)');
 select is((select format('%s|%s', s.consecutive_failures, s.next_run_at <= now() + interval '12 minutes')
@@ -294,10 +296,10 @@ select is(has_function_privilege('anon', 'public.get_auto_sync()', 'execute'), f
           'anon cannot execute the recreated get_auto_sync');
 select is(
   array(select f from unnest(array['auto_sync.reconcile_runs()', 'auto_sync.purge_history()',
-                                   'auto_sync.record_outcomes(uuid[])', 'public.get_auto_sync()']) f
+                                   'auto_sync.record_outcomes(uuid[])', 'auto_sync_user_api.get_auto_sync()']) f
          where not exists (select 1 from pg_proc p where p.oid = f::regprocedure
                               and p.prosecdef and 'search_path=""' = any (p.proconfig))),
-  '{}'::text[], 'reconcile_runs, purge_history, record_outcomes, get_auto_sync: security definer, search_path ''''');
+  '{}'::text[], 'reconcile_runs, purge_history, record_outcomes, get_auto_sync (behind its public wrapper): security definer, search_path ''''');
 select is(
   array(select f from unnest(array['auto_sync.reconcile_runs()', 'auto_sync.purge_history()',
                                    'auto_sync.record_outcomes(uuid[])', 'auto_sync.describe_interval(interval)',
@@ -358,9 +360,12 @@ update auto_sync.schedules set last_run_id = 'f2000000-0000-4000-8000-0000000000
  where user_id = 'f1000000-0000-4000-8000-000000000020';
 
 insert into net._http_response (id, status_code, timed_out, created) values
-  (9100000021, 200, false, now() - interval '2 days'),   -- ours, old: deleted
+  (9100000021, 200, false, now() - interval '41 days' + interval '3 seconds'),  -- ours, old: deleted
   (9100000022, 200, false, now() - interval '2 hours'),  -- ours, recent: kept
-  (9100000098, 200, false, now() - interval '2 days');   -- not ours: kept
+  (9100000098, 200, false, now() - interval '2 days'),   -- not ours: kept
+  -- run 20's pg_net id, but created long after run 20's request could be answered: ids
+  -- restart after a crash, so this is another request's response: kept
+  (9100000020, 200, false, now() - interval '2 days');
 
 insert into auto_sync.used_request_ids (request_id, used_at) values
   ('pgtap-outcomes-old', now() - interval '25 hours'),
@@ -392,9 +397,10 @@ select is(
   'purge keeps the schedule''s last run, runs inside retention and unfinished runs; deletes the other old runs');
 select ok((select (counts ->> 'runs')::integer >= 2 from t_purge), 'purge_history() counts the runs it deleted');
 select is(
-  (select array_agg(h.id order by h.id) from net._http_response h where h.id in (9100000021, 9100000022, 9100000098)),
-  array[9100000022, 9100000098]::bigint[],
-  'purge deletes our responses older than 1 day, keeps recent ones and other applications''');
+  (select array_agg(h.id order by h.id) from net._http_response h
+    where h.id in (9100000020, 9100000021, 9100000022, 9100000098)),
+  array[9100000020, 9100000022, 9100000098]::bigint[],
+  'purge deletes our responses older than 1 day (id and time window), keeps recent ones, other applications'' and a reused id''s');
 select is(
   (select array_agg(u.request_id order by u.request_id) from auto_sync.used_request_ids u
     where u.request_id like 'pgtap-outcomes-%'),
@@ -431,6 +437,29 @@ values (9100000099, 401, false, now() - interval '20 minutes');
 select auto_sync.reconcile_runs();
 select is((select r.status from auto_sync.runs r where r.id = 'f2000000-0000-4000-8000-000000000099'), 'dispatched',
           'a response created before the run was dispatched is not taken for its answer');
+
+-------------------------------------------------------------------------------
+-- One schedule that breaks the bookkeeping does not stop the others' outcomes
+-------------------------------------------------------------------------------
+insert into auth.users (id, email) values
+  ('f1000000-0000-4000-8000-000000000030', 'pgtap-outcomes-30@example.test'),
+  ('f1000000-0000-4000-8000-000000000031', 'pgtap-outcomes-31@example.test');
+insert into auto_sync.schedules (user_id, every, enabled, next_run_at, consecutive_failures) values
+  ('f1000000-0000-4000-8000-000000000030', '30 minutes', true, '2100-01-01', 2147483647),  -- +1 overflows
+  ('f1000000-0000-4000-8000-000000000031', '30 minutes', true, '2100-01-01', 0);
+insert into auto_sync.runs (id, user_id, trigger, status, created_at, dispatched_at) values
+  ('f2000000-0000-4000-8000-000000000030', 'f1000000-0000-4000-8000-000000000030', 'schedule', 'dispatched',
+   now() - interval '10 minutes', now() - interval '10 minutes'),
+  ('f2000000-0000-4000-8000-000000000031', 'f1000000-0000-4000-8000-000000000031', 'schedule', 'dispatched',
+   now() - interval '10 minutes', now() - interval '10 minutes');
+select lives_ok($$select auto_sync.reconcile_runs()$$,
+                'reconcile_runs() completes although one schedule''s failure counter overflows');
+select is((select array_agg(r.status order by r.id) from auto_sync.runs r
+            where r.id in ('f2000000-0000-4000-8000-000000000030', 'f2000000-0000-4000-8000-000000000031')),
+          array['lost', 'lost'], 'both runs get their true outcome');
+select is((select array_agg(s.consecutive_failures order by s.user_id) from auto_sync.schedules s
+            where s.user_id in ('f1000000-0000-4000-8000-000000000030', 'f1000000-0000-4000-8000-000000000031')),
+          array[2147483647, 1], 'the other schedule''s bookkeeping is done; the broken one is skipped');
 
 select * from finish();
 rollback;

@@ -7,8 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { createHmac } from "node:crypto";
 import type postgres from "postgres";
+import { signRequest } from "../../functions-shared/signed_request.ts";
+import { SigningKey } from "../../functions-shared/standard_webhooks.ts";
 import { createUser, functionsUrl, stackSecrets } from "./local_stack.ts";
 import {
   type Claims,
@@ -74,8 +75,7 @@ export function v1Signature(
   timestamp: string,
   body: Uint8Array,
 ): string {
-  return "v1," +
-    createHmac("sha256", key).update(`${id}.${timestamp}.`).update(body).digest("base64");
+  return signRequest([new SigningKey(key)], body, { id, timestamp }).signature;
 }
 
 /** Signs with the stack's first key only: one `v1,` entry, so one changed byte always breaks it. */
@@ -85,8 +85,7 @@ export function signRaw(
   body: Uint8Array | string,
   key: Uint8Array = stackKeyBytes()[0],
 ): SignedRequest {
-  const bytes = typeof body === "string" ? encoder.encode(body) : body;
-  return { id, timestamp, signature: v1Signature(key, id, timestamp, bytes), body: bytes };
+  return signRequest([new SigningKey(key)], body, { id, timestamp });
 }
 
 /** Signs claims (JSON.stringify, or the body text given) with id = run_id and timestamp = iat. */
@@ -99,6 +98,24 @@ export function signClaims(
     options.timestamp ?? String(claims.iat),
     options.body ?? JSON.stringify(claims),
   );
+}
+
+/**
+ * Runs `fn` as the signed-in user, as PostgREST would: role authenticated with the
+ * user's claims in request.jwt.claims, in one transaction.
+ */
+export async function asUser<T>(
+  sql: postgres.Sql,
+  userId: string,
+  fn: (tx: postgres.TransactionSql) => Promise<T>,
+): Promise<T> {
+  return await sql.begin(async (tx) => {
+    await tx`select set_config('request.jwt.claims', ${
+      JSON.stringify({ sub: userId, role: "authenticated" })
+    }, true)`;
+    await tx`set local role authenticated`;
+    return await fn(tx);
+  }) as T;
 }
 
 // ---------------------------------------------------------------------------

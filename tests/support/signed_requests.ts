@@ -6,26 +6,18 @@
  */
 import { Buffer } from "node:buffer";
 import type postgres from "postgres";
+import type { Claims as WireClaims } from "../../functions-shared/claims.ts";
+import {
+  buildClaims,
+  nowSeconds,
+  type SignedRequest,
+} from "../../functions-shared/signed_request.ts";
 import { functionsUrl } from "./local_stack.ts";
 
-export interface SignedRequest {
-  id: string;
-  timestamp: string;
-  signature: string;
-  body: Uint8Array;
-}
+export { nowSeconds, type SignedRequest };
 
-export interface Claims {
-  aud: string;
-  scope: string;
-  sub: string;
-  run_id: string;
-  iat: number;
-  exp: number;
-  [extra: string]: unknown;
-}
-
-export const nowSeconds = () => Math.floor(Date.now() / 1000);
+/** Claims as built for a run, plus whatever fields a test adds. */
+export type Claims = WireClaims & { [extra: string]: unknown };
 
 /**
  * A run in `dispatched` state for the user, as dispatch() leaves it, and the user's
@@ -44,14 +36,7 @@ export async function createDispatchedRun(sql: postgres.Sql, userId: string): Pr
 }
 
 export function claimsFor(userId: string, runId: string, iat = nowSeconds()): Claims {
-  return {
-    aud: "cron-auto-sync",
-    scope: "import-emails",
-    sub: userId,
-    run_id: runId,
-    iat,
-    exp: iat + 300,
-  };
+  return buildClaims(userId, runId, { iat });
 }
 
 /**

@@ -1,4 +1,4 @@
--- Signed auto-sync, part 4: truthful run outcomes, retries with backoff, retention.
+-- Signed auto-sync: truthful run outcomes, retries with backoff, retention.
 --
 --   auto_sync.reconcile_runs()   postgres only (the maintenance job)
 --       runs still `dispatched` whose pg_net response is a timeout / transport error
@@ -10,78 +10,23 @@
 --       old runs (each schedule's last run kept), old replay-ledger ids, our cron
 --       jobs' cron.job_run_details rows, our old net._http_response rows.
 --   auto_sync.record_outcomes(run ids)   postgres only; the schedule side of a finished
---       run: last outcome / success / error, the failure counter, backoff, pause.
---   auto_sync.finish_run / auto_sync.enable   replaced, same signatures: finish_run now
---       also counts failures; enable also clears a pause and the counter.
---   public.get_auto_sync()       recreated with more columns (the first five unchanged).
+--       run (called by reconcile_runs() and auto_sync.finish_run()): last outcome /
+--       success / error, the failure counter, backoff, pause.
+--   auto_sync.describe_interval(interval)   an interval in words, for run errors.
+--   pg_cron job auto-sync-maintenance   every 10 minutes: reconcile, then purge.
+--
+-- The settings these read (ack_deadline, max_consecutive_failures, *_retention) and
+-- the schedule columns they write are defined with their tables in ..._auto_sync_tables.sql.
 --
 -- Both internals run from a second pg_cron job, `auto-sync-maintenance`, every 10
 -- minutes, not from dispatch(): dispatch() stays one cheap statement per tick (its
 -- cost is what the scale benchmark measures), a failing purge can never stop
 -- dispatching, and 10 minutes is far inside pg_net's 6-hour response TTL.
---
--- Written to be safe when applied twice (if not exists / or replace / unschedule
--- first), although `supabase migration up` applies it once.
-
--------------------------------------------------------------------------------
--- Settings and schedule columns
--------------------------------------------------------------------------------
-alter table auto_sync.settings
-  add column if not exists ack_deadline interval not null default '5 minutes'
-    check (ack_deadline between interval '1 minute' and interval '1 hour'),
-  add column if not exists max_consecutive_failures integer not null default 8
-    check (max_consecutive_failures between 1 and 100),
-  add column if not exists run_retention interval not null default '30 days'
-    check (run_retention >= interval '1 day'),
-  add column if not exists ledger_retention interval not null default '1 day',
-  add column if not exists cron_history_retention interval not null default '7 days'
-    check (cron_history_retention >= interval '1 hour');
-
--- Named so that applying the file again replaces them instead of failing.
-alter table auto_sync.settings drop constraint if exists settings_ledger_retention_check;
-alter table auto_sync.settings add constraint settings_ledger_retention_check
-  -- the verifier accepts a timestamp up to 300 s either side of its clock: an id must
-  -- stay in the ledger for the whole 10-minute window it could be replayed in
-  check (ledger_retention >= interval '10 minutes');
-alter table auto_sync.settings drop constraint if exists settings_ack_deadline_covers_request_ttl;
-alter table auto_sync.settings add constraint settings_ack_deadline_covers_request_ttl
-  -- never call a request lost while the function may still accept it
-  check (ack_deadline >= request_ttl);
-
-comment on column auto_sync.settings.ack_deadline is
-  'A run still dispatched (not accepted by cron-auto-sync) this long after dispatch becomes lost. At least request_ttl: after that the function refuses the request anyway.';
-comment on column auto_sync.settings.max_consecutive_failures is
-  'After this many failed, rejected or lost scheduled runs in a row the schedule is paused (enabled = false, paused_reason set) until it is enabled again.';
-comment on column auto_sync.settings.run_retention is
-  'purge_history() deletes finished runs older than this (each schedule''s last run is kept), and our net._http_response rows older than 1 day.';
-comment on column auto_sync.settings.ledger_retention is
-  'purge_history() deletes replay-ledger ids older than this. At least 10 minutes: the verifier''s timestamp window is 300 s either side.';
-comment on column auto_sync.settings.cron_history_retention is
-  'purge_history() deletes cron.job_run_details rows of auto-sync-dispatch and auto-sync-maintenance older than this.';
-
-alter table auto_sync.schedules
-  add column if not exists consecutive_failures integer not null default 0 check (consecutive_failures >= 0),
-  add column if not exists paused_reason text,
-  add column if not exists last_success_at timestamptz,
-  add column if not exists last_error text,
-  add column if not exists last_error_at timestamptz;
-comment on column auto_sync.schedules.consecutive_failures is
-  'Scheduled runs that ended failed, rejected or lost since the last successful (succeeded, partial or skipped) run. Drives the retry backoff and the pause.';
-comment on column auto_sync.schedules.paused_reason is
-  'Why the schedule was paused after settings.max_consecutive_failures failures in a row; cleared by enable().';
-comment on column auto_sync.schedules.last_success_at is 'When a run of this user last ended succeeded or partial.';
-comment on column auto_sync.schedules.last_error is 'Error of the last run that ended failed, rejected or lost. Never holds a credential.';
-comment on column auto_sync.schedules.last_error_at is 'When that run ended.';
-
--- For purge_history() (range deletes) and reconcile_runs() (run by pg_net id).
-create index if not exists runs_created_at_idx on auto_sync.runs (created_at);
-create index if not exists runs_net_request_idx on auto_sync.runs (net_request_id) where net_request_id is not null;
-create index if not exists used_request_ids_used_at_idx on auto_sync.used_request_ids (used_at);
 
 -------------------------------------------------------------------------------
 -- Helpers
 -------------------------------------------------------------------------------
-create or replace function auto_sync.describe_interval(p_interval interval) returns text
+create function auto_sync.describe_interval(p_interval interval) returns text
 language sql immutable strict set search_path = ''
 as $$
   select case
@@ -104,7 +49,7 @@ comment on function auto_sync.describe_interval(interval) is
 --                                                   * (1 + jitter_fraction * random());
 --                                     at settings.max_consecutive_failures: paused
 --   a failed manual run ("sync now") only records the error.
-create or replace function auto_sync.record_outcomes(p_run_ids uuid[]) returns integer
+create function auto_sync.record_outcomes(p_run_ids uuid[]) returns integer
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
@@ -166,7 +111,19 @@ comment on function auto_sync.record_outcomes(uuid[]) is
 -------------------------------------------------------------------------------
 -- Truthful outcomes
 -------------------------------------------------------------------------------
-create or replace function auto_sync.reconcile_runs() returns jsonb
+-- When pg_net's answer to a run's request may have been created: from dispatch to a
+-- minute past the ack deadline. pg_net's queue and id sequence are UNLOGGED, so after
+-- a crash ids start again and a new request can reuse a lost one's id: a response
+-- belongs to a run only if its id matches AND it falls in this window. Used by
+-- reconcile_runs() (whose answer) and purge_history() (whose response to delete).
+create function auto_sync.response_window(p_dispatched_at timestamptz, p_ack_deadline interval)
+returns tstzrange
+language sql immutable strict parallel safe set search_path = ''
+as $$ select tstzrange(p_dispatched_at, p_dispatched_at + p_ack_deadline + interval '1 minute', '[]') $$;
+comment on function auto_sync.response_window(timestamptz, interval) is
+  'The time range in which pg_net''s response to a request dispatched at p_dispatched_at may be created (to ack_deadline + 1 minute). With the id, what ties a net._http_response row to a run.';
+
+create function auto_sync.reconcile_runs() returns jsonb
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
@@ -204,12 +161,9 @@ begin
         join net._http_response h on h.id = r.net_request_id
        where r.status = 'dispatched'
          and h.created >= v_oldest - interval '1 minute'
-         -- A response belongs to this run only if it came within the request's life:
-         -- pg_net's queue and id sequence are UNLOGGED, so after a crash ids start again
-         -- and a new request can reuse a lost one's id. An answer outside the window is
-         -- not this run's; the run is left to step (b) and ends `lost`, the truth.
-         and h.created between coalesce(r.dispatched_at, r.created_at)
-                           and coalesce(r.dispatched_at, r.created_at) + v_settings.ack_deadline + interval '1 minute'
+         -- An answer outside the window is not this run's (a reused id after a crash);
+         -- the run is left to step (b) and ends `lost`, the truth.
+         and h.created <@ auto_sync.response_window(coalesce(r.dispatched_at, r.created_at), v_settings.ack_deadline)
          and (coalesce(h.timed_out, false) or h.error_msg is not null
               or h.status_code not between 200 and 299)
        order by r.id, h.created desc
@@ -254,7 +208,20 @@ begin
   v_ids := v_ids || v_step_ids;
 
   if cardinality(v_ids) > 0 then
-    perform auto_sync.record_outcomes(v_ids);
+    begin
+      perform auto_sync.record_outcomes(v_ids);
+    exception when data_exception or integrity_constraint_violation then
+      -- One schedule's values broke the bookkeeping: do it run by run, skip and report
+      -- the bad ones; every run keeps its true outcome either way.
+      raise warning 'auto_sync.reconcile_runs: recording outcomes failed (%); one run at a time', sqlerrm;
+      for i in 1 .. cardinality(v_ids) loop
+        begin
+          perform auto_sync.record_outcomes(array[v_ids[i]]);
+        exception when data_exception or integrity_constraint_violation then
+          raise warning 'auto_sync.reconcile_runs: skipped the schedule bookkeeping of run %: %', v_ids[i], sqlerrm;
+        end;
+      end loop;
+    end;
   end if;
 
   return jsonb_build_object(
@@ -267,87 +234,14 @@ $$;
 comment on function auto_sync.reconcile_runs() is
   'Run by the pg_cron job auto-sync-maintenance: gives unfinished runs their true outcome from pg_net''s responses (timeout/error -> failed, 4xx -> rejected, 5xx -> failed) and deadlines (not acknowledged within settings.ack_deadline, or not finished within settings.in_flight_timeout -> lost), then schedules retries. Never touches finished runs. Returns {failed, rejected, lost_unacknowledged, lost_unfinished}.';
 
--------------------------------------------------------------------------------
--- finish_run: unchanged contract, now also counts failures and resets on success
--------------------------------------------------------------------------------
-create or replace function auto_sync.finish_run(
-  p_run_id uuid,
-  p_status text,
-  p_error text default null,
-  p_details jsonb default null
-) returns boolean
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_run auto_sync.runs;
-begin
-  if p_status is null or p_status not in ('succeeded', 'partial', 'skipped', 'failed') then
-    raise exception 'Cannot finish run: status "%" is not a final status', p_status using errcode = '22023';
-  end if;
-  update auto_sync.runs
-     set status = p_status, finished_at = now(), error = p_error, details = p_details
-   where id = p_run_id and status in ('accepted', 'running')
-  returning * into v_run;
-  if not found then
-    return false;
-  end if;
-  perform auto_sync.record_outcomes(array[v_run.id]);
-  -- more mail is waiting: continue at the next tick instead of a full interval later
-  if p_status = 'partial' and coalesce((p_details ->> 'has_more')::boolean, false) then
-    update auto_sync.schedules
-       set next_run_at = least(next_run_at, now() + interval '1 minute'), updated_at = now()
-     where user_id = v_run.user_id;
-  end if;
-  return true;
-end
-$$;
-comment on function auto_sync.finish_run(uuid, text, text, jsonb) is
-  'For the importer: records a run''s final status (succeeded | partial | skipped | failed), error and details, and the schedule''s outcome (record_outcomes: failure counter, backoff, pause); a partial run with more to import brings the next run forward.';
 
--------------------------------------------------------------------------------
--- enable: unchanged contract, now also clears a pause and the failure counter
--------------------------------------------------------------------------------
-create or replace function auto_sync.enable(p_user_id uuid, p_every interval default '30 minutes')
-returns auto_sync.schedules
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_schedule auto_sync.schedules;
-begin
-  if p_user_id is null then
-    raise exception 'Cannot enable auto-sync: user id is null' using errcode = '22004';
-  end if;
-  if p_every is null or p_every < interval '1 minute' then
-    raise exception 'Cannot enable auto-sync: interval "%" is shorter than 1 minute', p_every
-      using errcode = '22023';
-  end if;
-  if not exists (select 1 from auth.users u where u.id = p_user_id) then
-    raise exception 'Cannot enable auto-sync: user "%" does not exist', p_user_id using errcode = '23503';
-  end if;
-
-  insert into auto_sync.schedules as s (user_id, every, enabled, next_run_at)
-  values (p_user_id, p_every, true, now())          -- a new schedule is due at once
-  on conflict (user_id) do update
-     set every = excluded.every,
-         enabled = true,
-         -- re-enabling makes it due now; changing the interval never delays a run
-         next_run_at = case when s.enabled then least(s.next_run_at, now() + excluded.every) else now() end,
-         consecutive_failures = 0,
-         paused_reason = null,
-         updated_at = now()
-  returning * into v_schedule;
-  return v_schedule;
-end
-$$;
-comment on function auto_sync.enable(uuid, interval) is
-  'Creates or re-enables a user''s schedule (due at once when new or re-enabled), clearing a pause and the failure counter. Interval at least 1 minute.';
 
 -------------------------------------------------------------------------------
 -- Retention
 -------------------------------------------------------------------------------
 -- Each part deletes at most c_batch rows per call (every 10 minutes: 14.4 M a day),
 -- so one call stays short however far behind it is.
-create or replace function auto_sync.purge_history() returns jsonb
+create function auto_sync.purge_history() returns jsonb
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
@@ -362,13 +256,18 @@ begin
 
   -- Our pg_net responses older than 1 day (pg_net itself drops every response after
   -- pg_net.ttl, 6 hours by default; this only matters when that is raised or its
-  -- worker is stopped). Other extensions' and applications' responses are left alone.
-  -- Before the runs, while their net_request_id still identifies them.
+  -- worker is stopped). Other extensions' and applications' responses are left alone:
+  -- a response is ours when a run has its id and it came within that run's
+  -- response_window (ids restart after a crash). Before the runs, while their
+  -- net_request_id still identifies them.
   delete from net._http_response h
    where h.ctid = any (array(
            select h2.ctid from net._http_response h2
             where h2.created < now() - interval '1 day'
-              and exists (select 1 from auto_sync.runs r where r.net_request_id = h2.id)
+              and exists (select 1 from auto_sync.runs r
+                           where r.net_request_id = h2.id
+                             and h2.created <@ auto_sync.response_window(coalesce(r.dispatched_at, r.created_at),
+                                                                         v_settings.ack_deadline))
             limit c_batch));
   get diagnostics v_responses = row_count;
 
@@ -410,37 +309,10 @@ comment on function auto_sync.purge_history() is
   'Run by the pg_cron job auto-sync-maintenance: deletes finished runs older than settings.run_retention (each schedule''s last run kept), replay-ledger ids older than settings.ledger_retention, auto-sync-dispatch/-maintenance cron.job_run_details rows older than settings.cron_history_retention, and our net._http_response rows older than 1 day; at most 100,000 rows of each per call. Returns the counts.';
 
 revoke execute on function auto_sync.describe_interval(interval) from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.response_window(timestamptz, interval) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.record_outcomes(uuid[]) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.reconcile_runs() from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.purge_history() from public, anon, authenticated, service_role;
--- create or replace keeps existing grants; restated so the file stands on its own.
-revoke execute on function auto_sync.finish_run(uuid, text, text, jsonb) from public, anon, authenticated;
-revoke execute on function auto_sync.enable(uuid, interval) from public, anon, authenticated;
-grant execute on function auto_sync.finish_run(uuid, text, text, jsonb) to service_role;
-grant execute on function auto_sync.enable(uuid, interval) to service_role;
-
--------------------------------------------------------------------------------
--- The app's status function: own schedule only
--------------------------------------------------------------------------------
-drop function if exists public.get_auto_sync();
-create function public.get_auto_sync()
-returns table (
-  enabled boolean, every interval, next_run_at timestamptz,
-  last_outcome text, last_outcome_at timestamptz,
-  last_success_at timestamptz, last_error text, last_error_at timestamptz,
-  consecutive_failures integer, paused_reason text
-)
-language sql stable security definer set search_path = ''
-as $$
-  select s.enabled, s.every, s.next_run_at, s.last_outcome, s.last_outcome_at,
-         s.last_success_at, s.last_error, s.last_error_at, s.consecutive_failures, s.paused_reason
-    from auto_sync.schedules s
-   where s.user_id = auth.uid()
-$$;
-comment on function public.get_auto_sync() is
-  'Signed-in user: your own auto-sync schedule: enabled, interval, next run, last outcome, last success, last error, failures in a row and why it was paused (no row when never enabled).';
-revoke execute on function public.get_auto_sync() from public, anon;
-grant execute on function public.get_auto_sync() to authenticated;
 
 -------------------------------------------------------------------------------
 -- The maintenance job, installed idempotently. Its command holds no secret.
