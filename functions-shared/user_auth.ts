@@ -78,25 +78,35 @@ export function createUserAuthenticator(
   };
 }
 
-/** The key the Auth API expects in `apikey`: the publishable key, else the legacy anon key. */
+/**
+ * The key the Auth API expects in `apikey`: the `default` publishable key (hosted injects
+ * every publishable key by name), else another one, else the legacy anon key.
+ */
 function projectApiKey(env: UserAuthEnv): string {
+  let publishable: string | undefined;
   if (env.SUPABASE_PUBLISHABLE_KEYS) {
     let keys: unknown;
     try {
       keys = JSON.parse(env.SUPABASE_PUBLISHABLE_KEYS);
     } catch { /* reported below */ }
-    const key = (keys as Record<string, unknown> | null)?.default;
-    if (typeof key !== "string" || !key) {
+    const values = keys && typeof keys === "object" && !Array.isArray(keys)
+      ? Object.entries(keys as Record<string, unknown>)
+      : null;
+    if (!values || !values.every(([, key]) => typeof key === "string")) {
       throw new Error(
-        'Invalid SUPABASE_PUBLISHABLE_KEYS: expected {"default": "sb_publishable_..."}',
+        'Invalid SUPABASE_PUBLISHABLE_KEYS: expected a JSON object of keys ({"default": "sb_publishable_..."})',
       );
     }
-    return key;
+    const usable = values.filter(([, key]) => key) as [string, string][];
+    publishable = (usable.find(([name]) => name === "default") ?? usable[0])?.[1];
   }
-  if (env.SUPABASE_ANON_KEY) return env.SUPABASE_ANON_KEY;
-  throw new Error(
-    "Missing SUPABASE_PUBLISHABLE_KEYS or SUPABASE_ANON_KEY: cannot reach Supabase Auth",
-  );
+  const key = publishable ?? env.SUPABASE_ANON_KEY;
+  if (!key) {
+    throw new Error(
+      "Missing SUPABASE_PUBLISHABLE_KEYS or SUPABASE_ANON_KEY: cannot reach Supabase Auth",
+    );
+  }
+  return key;
 }
 
 /**

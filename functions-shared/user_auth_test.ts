@@ -289,6 +289,33 @@ Deno.test("Auth is called with the project's API key, the publishable key first"
   assert.equal(await wrongKey(bearer(await hs256Token())), null);
 });
 
+Deno.test("the default publishable key is preferred, another one or the anon key serves", async () => {
+  const cases: [UserAuthEnv, boolean][] = [
+    [{ SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ web: "other", default: ANON_KEY }) }, true],
+    [{ SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ web: ANON_KEY }) }, true],
+    [{ SUPABASE_PUBLISHABLE_KEYS: "{}" }, true], // the anon key
+    [{ SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: "", web: "other" }) }, false],
+  ];
+  for (const [env, accepted] of cases) {
+    const auth = createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: "[]", ...env }), {
+      now: () => clock(),
+      fetch: authServer([]).fetch,
+    });
+    assert.deepEqual(
+      await auth(bearer(await hs256Token())),
+      accepted ? { userId: USER_ID } : null,
+      JSON.stringify(env),
+    );
+  }
+  assert.throws(
+    () =>
+      createUserAuthenticator(
+        hostedEnv({ SUPABASE_ANON_KEY: undefined, SUPABASE_PUBLISHABLE_KEYS: "{}" }),
+      ),
+    /Missing SUPABASE_PUBLISHABLE_KEYS or SUPABASE_ANON_KEY/,
+  );
+});
+
 Deno.test("a token that cannot be a user's is refused without a call to Auth", async () => {
   const server = authServer([]);
   const auth = createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: "[]" }), {
@@ -315,7 +342,7 @@ Deno.test("no SUPABASE_URL or no API key throws at construction", () => {
     () => createUserAuthenticator(hostedEnv({ SUPABASE_ANON_KEY: undefined })),
     /Missing SUPABASE_PUBLISHABLE_KEYS or SUPABASE_ANON_KEY/,
   );
-  for (const value of ["{}", "nope", '{"default": ""}', '{"web": "sb_publishable_x"}']) {
+  for (const value of ["nope", "[]", '"sb_publishable_x"', '{"default": 1}', "null"]) {
     assert.throws(
       () => createUserAuthenticator(hostedEnv({ SUPABASE_PUBLISHABLE_KEYS: value })),
       /Invalid SUPABASE_PUBLISHABLE_KEYS/,
