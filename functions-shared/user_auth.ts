@@ -14,6 +14,7 @@
 import { createClient, type JWK } from "@supabase/supabase-js";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { z } from "zod";
+import type { Logger } from "./log.ts";
 
 export type UserAuthenticator = (
   authorization: string | null,
@@ -42,7 +43,7 @@ const userClaims = z.object({
 
 export function createUserAuthenticator(
   env: UserAuthEnv,
-  options: { now?: () => Date; fetch?: typeof fetch } = {},
+  options: { now?: () => Date; fetch?: typeof fetch; log?: Logger } = {},
 ): UserAuthenticator {
   if (!env.SUPABASE_URL) throw new Error("Missing SUPABASE_URL: cannot verify user tokens");
   const apiKey = projectApiKey(env);
@@ -69,6 +70,12 @@ export function createUserAuthenticator(
       // allowExpired: the expiry is checked below against the injected clock
       // (Auth checks it again for HS256 tokens).
       const { data, error } = await supabase.auth.getClaims(token, { jwks, allowExpired: true });
+      // Auth down or unreachable refuses too (fail closed), but is the operator's to know.
+      if (error && (error.name === "AuthRetryableFetchError" || (error.status ?? 0) >= 500)) {
+        options.log?.error("Cannot verify a user token: Supabase Auth did not answer", {
+          status: error.status ?? null,
+        });
+      }
       if (error || !data) return null;
       const claims = userClaims.safeParse(data.claims);
       return claims.success && claims.data.exp > nowSeconds() ? { userId: claims.data.sub } : null;

@@ -7,6 +7,7 @@ import {
   jwtVerify,
   SignJWT,
 } from "jose";
+import { createMemoryLogger } from "./log.ts";
 import { createUserAuthenticator, type UserAuthEnv } from "./user_auth.ts";
 
 const NOW = 1_800_000_000; // unix seconds of the injected clock
@@ -314,6 +315,39 @@ Deno.test("the default publishable key is preferred, another one or the anon key
       ),
     /Missing SUPABASE_PUBLISHABLE_KEYS or SUPABASE_ANON_KEY/,
   );
+});
+
+Deno.test("Auth down refuses the token and logs it, without the token", async () => {
+  const log = createMemoryLogger();
+  // A token Auth refuses is the caller's business: the app logs the refusal, not this.
+  const up = createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: "[]" }), {
+    now: () => clock(),
+    fetch: authServer([]).fetch,
+    log,
+  });
+  assert.equal(
+    await up(bearer(await hs256Token(userClaims(), "wrong-secret-of-32-characters-at-least"))),
+    null,
+  );
+  assert.equal(log.lines.length, 0);
+  for (
+    const down of [
+      () => Promise.reject(new TypeError("connection refused")),
+      () => Promise.resolve(new Response("bad gateway", { status: 502 })),
+    ]
+  ) {
+    const auth = createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: "[]" }), {
+      now: () => clock(),
+      fetch: down,
+      log,
+    });
+    const token = await hs256Token();
+    assert.equal(await auth(bearer(token)), null);
+    assert.ok(log.lines.every((line) => !line.includes(token.split(".")[2])));
+  }
+  assert.equal(log.lines.length, 2, log.lines.join("\n"));
+  assert.match(log.lines[0], /"level":"error".*Supabase Auth did not answer/);
+  assert.match(log.lines[1], /"status":502/);
 });
 
 Deno.test("a token that cannot be a user's is refused without a call to Auth", async () => {
