@@ -24,6 +24,7 @@
  *   deno run --allow-net --allow-env bench/dispatch_bench.ts
  */
 import postgres from "postgres";
+import { dbUrl, functionsUrl as endpointUrl } from "../local-stack/urls.ts";
 import {
   fmt,
   goalNote,
@@ -37,9 +38,6 @@ import {
 
 const SCHEDULES = 10_000;
 const ROUNDS = 6;
-const dbUrl = Deno.env.get("STACK_DB_URL") ??
-  "postgresql://postgres:postgres@127.0.0.1:54322/postgres";
-const endpointUrl = Deno.env.get("STACK_FUNCTIONS_URL") ?? "http://127.0.0.1:54321/functions/v1";
 
 type Db = postgres.ReservedSql;
 

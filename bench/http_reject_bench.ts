@@ -23,6 +23,7 @@
  *   deno run --allow-all bench/http_reject_bench.ts
  * (--allow-all because Deno grants reads of /proc/<pid>/ only with it)
  */
+import { dbUrl } from "../local-stack/urls.ts";
 import { generateSecret, parseSecret } from "../functions-shared/standard_webhooks.ts";
 import {
   type ChildServer,
@@ -61,9 +62,7 @@ const WARMUP_REQUESTS = 50;
 const repo = new URL("../", import.meta.url).pathname;
 const functionEntry = `${repo}supabase/functions/cron-auto-sync/index.ts`;
 const baselineEntry = `${repo}bench/support/baseline_reject_server.ts`;
-const dbUrl = Deno.env.get("STACK_DB_URL") ??
-  "postgresql://postgres:postgres@127.0.0.1:54322/postgres";
-// What the gateway (tests/stack/gateway.ts) grants a function.
+// What the gateway (local-stack/gateway.ts) grants a function.
 const FUNCTION_PERMISSIONS = ["--allow-net", "--allow-env", "--allow-read", "--allow-sys"];
 
 function startFunction(): Promise<ChildServer> {

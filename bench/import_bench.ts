@@ -272,7 +272,7 @@ async function createTarget(count: number, method: string): Promise<Target> {
   const userId = await createUser(sql, "bench-import");
   created.authUsers.push(userId);
   const imapUser = await newImapUser();
-  await addMailbox(sql, userId, imapUser); // TLS on 54993 with the stack's CA, INBOX: the production default
+  await addMailbox(sql, userId, imapUser); // TLS on the stack's IMAPS port with the stack's CA, INBOX: the production default
   const seeded = await seed(imapUser, count, method);
   if (seeded.messages !== count) throw new Error(`Seeded ${seeded.messages} of ${count} messages`);
   const [mailbox] = await sql<Mailbox[]>`

@@ -14,17 +14,16 @@
  *           PostalMime.parse; "to record" is the gap between a chunk's FETCH being
  *           drained and its store_batch starting (postal-mime + the rest of toRecord).
  *   raw     the baseline: the same IMAP session (openImapSession with the options
- *           importer() gives it: same TLS, same CA, loopback allowed), STATUS,
- *           EXAMINE, SEARCH UID 1:*, then the importer's FETCH query (uid, flags,
- *           internalDate, size, bodyStructure, source {start 0, maxLength}) in chunks
- *           of the same size, each chunk fully drained into an array and dropped.
- *           No parsing, no database.
+ *           importer() gives it: same TLS, same CA, loopback allowed), its status,
+ *           newUids (EXAMINE, SEARCH UID 1:*) and fetchChunk (the importer's FETCH
+ *           query: uid, flags, internalDate, size, bodyStructure, source {start 0,
+ *           maxLength}) in chunks of the same size, each chunk drained into an array
+ *           and dropped. No parsing, no database.
  *   idle    loads the same modules and does nothing: the runtime's own floor.
  */
 import { ImapFlow } from "imapflow";
 import PostalMime from "postal-mime";
 import type postgres from "postgres";
-import { fetchQuery } from "../functions-shared/import_emails/folder_sync.ts";
 import { openImapSession } from "../functions-shared/import_emails/imap_session.ts";
 import type { Mailbox } from "../functions-shared/import_emails/mail_store.ts";
 import { acceptedRun, caPem, importer } from "../tests/support/imap.ts";
@@ -193,37 +192,22 @@ async function runRaw(): Promise<Omit<ChildReport, "cpu_s" | "memory" | "mode">>
     // As tests/support/imap.ts importer() opens it: the stack's CA, the server on loopback.
     caPem: caPem(),
     allowPrivateHosts: true,
+    maxMessageBytes: limits.maxMessageBytes,
   });
   let fetched = 0;
   let bytes = 0;
   try {
-    const { client } = session;
     const folder = request.mailbox!.folders[0];
-    await client.status(folder, {
-      uidValidity: true,
-      uidNext: true,
-      highestModseq: true,
-      messages: true,
-    });
-    const lock = await client.getMailboxLock(folder, { readOnly: true });
-    try {
-      const found = await client.search({ uid: "1:*" }, { uid: true });
-      const uids = (found || []).sort((a, b) => a - b).slice(0, limits.maxMessages);
-      for (let offset = 0; offset < uids.length; offset += limits.chunkSize) {
-        const chunk = uids.slice(offset, offset + limits.chunkSize);
-        const messages: { source?: Uint8Array }[] = [];
-        for await (
-          const message of client.fetch(chunk.join(","), fetchQuery(limits.maxMessageBytes), {
-            uid: true,
-          })
-        ) {
-          messages.push(message);
-        }
-        fetched += messages.length;
-        for (const message of messages) bytes += message.source?.length ?? 0;
-      }
-    } finally {
-      lock.release();
+    await session.status(folder);
+    const found = await session.newUids(folder, 0);
+    const uids = found.uids.slice(0, limits.maxMessages);
+    for (let offset = 0; offset < uids.length; offset += limits.chunkSize) {
+      const messages = await session.fetchChunk(
+        folder,
+        uids.slice(offset, offset + limits.chunkSize),
+      );
+      fetched += messages.length;
+      for (const message of messages) bytes += message.source.length;
     }
   } finally {
     await session.close();

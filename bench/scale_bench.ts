@@ -13,7 +13,7 @@
  *      fall due at the same minute boundary: runs, failures, start spread, from
  *      cron.job_run_details. Jobs are named `bench-peruser-<uuid>-<n>`; all are
  *      unscheduled after that one boundary, and in a `finally` (also on Ctrl-C).
- *   3. The pg_net stand-in's delivery rate: 2,000 committed net.http_post() to a
+ *   3. pg_net's delivery rate (the real worker, default pg_net.batch_size): 2,000 committed net.http_post() to a
  *      local Deno.serve answering 202, timed until net._http_response has them all;
  *      the rows are deleted afterwards.
  *
@@ -21,11 +21,8 @@
  */
 import postgres from "postgres";
 import { parseArgs } from "node:util";
+import { dbUrl, functionsUrl as endpointUrl, testPorts } from "../local-stack/urls.ts";
 import { fmt, median, printTable, ratio, section, spread, summary } from "./support/report.ts";
-
-const dbUrl = Deno.env.get("STACK_DB_URL") ??
-  "postgresql://postgres:postgres@127.0.0.1:54322/postgres";
-const endpointUrl = Deno.env.get("STACK_FUNCTIONS_URL") ?? "http://127.0.0.1:54321/functions/v1";
 
 const { values: args } = parseArgs({ args: Deno.args, options: { only: { type: "string" } } });
 const runs = (part: string) => !args.only || args.only === part;
@@ -409,7 +406,7 @@ async function benchPerUser(sql: Sql): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------
-// 3. The pg_net stand-in's delivery rate
+// 3. pg_net's delivery rate (the real worker, default pg_net.batch_size)
 // ---------------------------------------------------------------------------
 
 interface Sink {
@@ -432,7 +429,7 @@ function startSink(): Sink {
       headers: { "content-type": "application/json" },
     });
   };
-  for (const port of [54490, 54491, 54492, 54493, 54494, 0]) {
+  for (const port of [...testPorts.scaleBenchFunctions, 0]) {
     try {
       const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, handler);
       return {
@@ -451,7 +448,9 @@ function startSink(): Sink {
 
 async function benchDelivery(sql: Sql): Promise<number> {
   section(
-    `3. pg_net stand-in delivery rate: ${fmt(DELIVERY_REQUESTS)} committed requests to a local 202`,
+    `3. pg_net delivery rate (real worker): ${
+      fmt(DELIVERY_REQUESTS)
+    } committed requests to a local 202`,
   );
   const sink = startSink();
   let ids: { min: number; max: number } | null = null;
@@ -487,7 +486,7 @@ async function benchDelivery(sql: Sql): Promise<number> {
         from net._http_response where id between ${ids.min} and ${ids.max}`;
     const rate = (DELIVERY_REQUESTS * 1000) / (totalMs - queuedMs);
     printTable([
-      ["stand-in delivery", "value"],
+      ["pg_net delivery", "value"],
       [
         "requests queued (one committed statement)",
         `${fmt(DELIVERY_REQUESTS)} in ${fmt(queuedMs)} ms`,
@@ -501,11 +500,11 @@ async function benchDelivery(sql: Sql): Promise<number> {
     ]);
     if (done < DELIVERY_REQUESTS) {
       throw new Error(
-        `only ${done} of ${DELIVERY_REQUESTS} delivered in 30 s (is the pg_net stand-in running? ./scripts/stack status)`,
+        `only ${done} of ${DELIVERY_REQUESTS} delivered in 30 s (is pg_net's worker running? see .stack/pg/server.log)`,
       );
     }
     summary(
-      `pg_net stand-in: ${fmt(rate)} req/s to a local 202 (${fmt(rate * 60)}/min), measured on ${
+      `pg_net worker: ${fmt(rate)} req/s to a local 202 (${fmt(rate * 60)}/min), measured on ${
         fmt(DELIVERY_REQUESTS)
       }`,
     );
@@ -529,7 +528,7 @@ function usersPerTick(results: SizeResult[], rate: number): void {
   console.log(
     `dispatch() queues ${fmt(large.sent)} requests in ${fmt(tickMs)} ms (${
       fmt((tickMs / 60_000) * 100, 1)
-    } % of the minute); the stand-in delivers ~${fmt(perMinute)}/min to a fast endpoint.`,
+    } % of the minute); pg_net's worker delivers ~${fmt(perMinute)}/min to a fast endpoint.`,
   );
   const limited = Math.min(perMinute, 10_000);
   console.log(
@@ -543,7 +542,7 @@ function usersPerTick(results: SizeResult[], rate: number): void {
   summary(
     `users per tick: batch_limit 500 → 500/min (15,000 users at every 30 min); up to ${
       fmt(limited)
-    }/min with batch_limit 10,000 (stand-in delivers ${fmt(perMinute)}/min)`,
+    }/min with batch_limit 10,000 (pg_net delivers ${fmt(perMinute)}/min)`,
   );
 }
 

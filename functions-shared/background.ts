@@ -1,5 +1,5 @@
 /** Runs work after the response is sent, the way the edge runtime allows it. */
-import type { Logger } from "./log.ts";
+import { errorText, type Logger } from "./log.ts";
 
 interface EdgeRuntimeGlobal {
   EdgeRuntime?: { waitUntil(promise: Promise<unknown>): void };
@@ -19,10 +19,4 @@ export function createBackground(log: Logger): Background {
     });
     (globalThis as EdgeRuntimeGlobal).EdgeRuntime?.waitUntil(guarded);
   };
-}
-
-/** An error's message for logs: first line only, bounded. */
-export function errorText(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.split("\n")[0].slice(0, 300);
 }

@@ -24,6 +24,12 @@ export function createLogger(component: string): Logger {
   };
 }
 
+/** An error's message for logs: first line only, bounded. */
+export function errorText(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split("\n")[0].slice(0, 300);
+}
+
 /** A logger that keeps lines in memory, for tests that inspect what was logged. */
 export function createMemoryLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];

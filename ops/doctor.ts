@@ -12,6 +12,7 @@ import postgres from "postgres";
 import { parseArgs } from "node:util";
 import { jsonbText } from "../functions-shared/signed_request.ts";
 import { probeClaims, sendProbe, sendUnsignedProbe } from "./probe.ts";
+import * as localStack from "../local-stack/urls.ts";
 
 const { values } = parseArgs({
   options: {
@@ -21,10 +22,8 @@ const { values } = parseArgs({
   },
 });
 const local = values["local-stack"];
-const dbUrl = local
-  ? "postgresql://postgres:postgres@127.0.0.1:54322/postgres"
-  : values["db-url"] ?? Deno.env.get("SUPABASE_DB_URL");
-const functionsUrl = (local ? "http://127.0.0.1:54321/functions/v1" : values["functions-url"])
+const dbUrl = local ? localStack.dbUrl : values["db-url"] ?? Deno.env.get("SUPABASE_DB_URL");
+const functionsUrl = (local ? localStack.functionsUrl : values["functions-url"])
   ?.replace(/\/$/, "");
 if (!dbUrl || !functionsUrl) {
   console.error(

@@ -10,7 +10,7 @@
  * Where the function's keyring (AUTO_SYNC_SIGNING_SECRETS) goes, one of:
  *   --project-ref <ref>   `supabase secrets set` from a temporary 0600 env file, deleted after
  *   --env-file <path>     replace the line in a dotenv file (refused if git tracks the file)
- *   --local-stack         the local stack: .stack/functions.env, then reload its functions
+ *   --local-stack         the local stack: its functions.env, then reload its functions
  *   --print               print the keyring value: the only way a secret reaches the terminal
  * Database: --db-url <url> (or SUPABASE_DB_URL); with --local-stack, the stack's.
  * With --functions-url <.../functions/v1> (default for --local-stack) each step is
@@ -19,7 +19,8 @@
 import postgres from "postgres";
 import { parseArgs } from "node:util";
 import { generateSecret } from "../functions-shared/standard_webhooks.ts";
-import { parseEnvFile } from "../tests/stack/env_file.ts";
+import { parseEnvFile } from "../local-stack/env_file.ts";
+import * as localStack from "../local-stack/urls.ts";
 import { fingerprint, keyBytes, sendSignedProbe } from "./probe.ts";
 
 const repo = new URL("../", import.meta.url).pathname;
@@ -56,7 +57,7 @@ const describe = (secret: string) => fingerprint(keyBytes(secret));
 
 function connectDb() {
   const url = values["local-stack"]
-    ? "postgresql://postgres:postgres@127.0.0.1:54322/postgres"
+    ? localStack.dbUrl
     : values["db-url"] ?? Deno.env.get("SUPABASE_DB_URL");
   if (!url) fail("no database: pass --db-url <postgres url> (or set SUPABASE_DB_URL)");
   return postgres(url, { max: 1, onnotice: () => {} });
@@ -70,7 +71,7 @@ async function vaultKeys(sql: postgres.Sql): Promise<VaultKey[]> {
 
 function functionsUrl(): string | undefined {
   return values["functions-url"] ??
-    (values["local-stack"] ? "http://127.0.0.1:54321/functions/v1" : undefined);
+    (values["local-stack"] ? localStack.functionsUrl : undefined);
 }
 
 async function isTrackedByGit(path: string): Promise<boolean> {
@@ -117,7 +118,7 @@ async function setFunctionKeyring(secrets: string[]) {
       Deno.removeSync(file);
     }
   } else if (values["env-file"] || values["local-stack"]) {
-    const path = values["env-file"] ?? `${repo}.stack/functions.env`;
+    const path = values["env-file"] ?? `${localStack.stateDir}/functions.env`;
     if (await isTrackedByGit(path)) fail(`refusing to write a secret into ${path}: git tracks it`);
     replaceEnvLine(path, value);
     if (values["local-stack"]) {
@@ -184,7 +185,7 @@ async function status() {
     say(`  ${key.name}  ${describe(key.secret)}  created ${key.created_at.toISOString()}`);
   }
   const envPath = values["env-file"] ??
-    (values["local-stack"] ? `${repo}.stack/functions.env` : undefined);
+    (values["local-stack"] ? `${localStack.stateDir}/functions.env` : undefined);
   const keyring = envPath
     ? parseEnvFile(Deno.readTextFileSync(envPath))[KEYRING_VARIABLE]
     : Deno.env.get(KEYRING_VARIABLE);

@@ -8,6 +8,8 @@
  */
 import postgres from "postgres";
 import { parseArgs } from "node:util";
+import { safeLine } from "../functions-shared/safe_text.ts";
+import * as localStack from "../local-stack/urls.ts";
 
 const { values } = parseArgs({
   options: {
@@ -18,7 +20,7 @@ const { values } = parseArgs({
   },
 });
 const dbUrl = values["local-stack"]
-  ? "postgresql://postgres:postgres@127.0.0.1:54322/postgres"
+  ? localStack.dbUrl
   : values["db-url"] ?? Deno.env.get("SUPABASE_DB_URL");
 if (!dbUrl) {
   console.error(
@@ -48,7 +50,9 @@ const MARKS: Record<string, string> = {
 
 function table(rows: Record<string, unknown>[], columns: string[]) {
   if (rows.length === 0) return console.log("  (none)");
-  const text = rows.map((row) => columns.map((column) => String(row[column] ?? "")));
+  // Cells hold stored text a mail server or a user wrote: no control character
+  // (ESC, BEL...) reaches the terminal.
+  const text = rows.map((row) => columns.map((column) => safeLine(String(row[column] ?? ""), 200)));
   const widths = columns.map((column, i) =>
     Math.max(column.length, ...text.map((cells) => cells[i].length))
   );

@@ -1,14 +1,14 @@
 /**
  * Attack: replaying signed requests. A request that pg_net's worker actually sent
- * (queued by SQL exactly as auto_sync.dispatch() queues it, delivered and captured
- * by the pg_net stand-in) is replayed one copy after another; a fresh request is
+ * (queued by SQL exactly as auto_sync.dispatch() queues it, captured from the real
+ * net.http_request_queue inside the queuing transaction, then delivered by pg_net's
+ * worker) is replayed one copy after another; a fresh request is
  * sent as 50 concurrent copies split over the gateway and the function's own port,
  * in several spellings that mean the same request. Exactly one 202 each time.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { connect, stateDir, waitFor } from "./support/local_stack.ts";
-import { readCapturedRequest } from "./support/signed_requests.ts";
+import { connect, waitFor } from "./support/local_stack.ts";
+import { queueLikeDispatch } from "./support/sent_requests.ts";
 import {
   assertNoSecretIn,
   collectedBodies,
@@ -25,38 +25,10 @@ import {
 const sql = connect();
 const fixtures = new Fixtures(sql);
 
-/**
- * Queues one signed request through pg_net the way dispatch() does (same body
- * builder, same headers, same signer over the Vault keys) for an existing run,
- * without calling dispatch() itself, which would also pick other tests' schedules.
- */
-async function queueLikeDispatch(userId: string, runId: string): Promise<string> {
-  const [row] = await sql`
-    with claimed as (
-      select floor(extract(epoch from now()))::bigint as ts from auto_sync.settings
-    ), body as (
-      select ts, auto_sync.request_claims(${userId}::uuid, ${runId}::uuid, ts,
-                                          floor(extract(epoch from s.request_ttl))::bigint) as body,
-             s.endpoint_url, s.request_timeout_ms
-        from claimed, auto_sync.settings s
-    )
-    select net.http_post(
-             url := endpoint_url,
-             body := body,
-             headers := jsonb_build_object(
-               'Content-Type', 'application/json',
-               'webhook-id', ${runId}::text,
-               'webhook-timestamp', ts::text,
-               'webhook-signature', auto_sync.sign(${runId}::text, ts, body::text, auto_sync.signing_keys())),
-             timeout_milliseconds := request_timeout_ms)::text as id
-      from body`;
-  await sql`update auto_sync.runs set net_request_id = ${row.id}::bigint where id = ${runId}`;
-  return row.id;
-}
-
 Deno.test("a request pg_net actually sent, replayed 5 times one after another: one 202 (pg_net's), five 409", async () => {
   const { userId, runId } = await fixtures.run();
-  const netId = await queueLikeDispatch(userId, runId);
+  const { netId, captured } = await queueLikeDispatch(sql, { userId, runId });
+  assert.equal(captured.id, runId);
 
   const delivered = await waitFor(async () => {
     const [row] =
@@ -69,11 +41,6 @@ Deno.test("a request pg_net actually sent, replayed 5 times one after another: o
   assert.equal(finished, "skipped");
   const [before] =
     await sql`select status, accepted_at, finished_at from auto_sync.runs where id = ${runId}`;
-
-  const path = `${stateDir}/captured/${netId}.json`;
-  assert.ok(existsSync(path), "the pg_net stand-in captured what it sent");
-  const captured = readCapturedRequest(path);
-  assert.equal(captured.id, runId);
 
   const statuses: number[] = [];
   for (let copy = 0; copy < 5; copy++) {

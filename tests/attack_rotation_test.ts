@@ -20,6 +20,7 @@
 import assert from "node:assert/strict";
 import { generateSecret } from "../functions-shared/standard_webhooks.ts";
 import { connect, dbUrl } from "./support/local_stack.ts";
+import { testPorts } from "../local-stack/urls.ts";
 import type { SignedRequest } from "./support/signed_requests.ts";
 import {
   assertNoSecretIn,
@@ -30,7 +31,7 @@ import {
 } from "./support/attack_support.ts";
 
 const entry = new URL("../supabase/functions/cron-auto-sync/index.ts", import.meta.url).pathname;
-const PROXY_PORT = 54483;
+const PROXY_PORT = testPorts.rotationProxy;
 const PROXY: Target = { name: "rotation proxy", port: PROXY_PORT, path: "/cron-auto-sync" };
 
 const sql = connect();
@@ -224,13 +225,17 @@ Deno.test({
 
   let drivers: Promise<void>[] = [];
   try {
-    const p1 = await startFunction("P1 old", 54480, `v1,${oldSecret}`);
+    const p1 = await startFunction("P1 old", testPorts.rotationFunctions[0], `v1,${oldSecret}`);
     active = [p1];
     drivers = users.map(worker);
     await pause(1_000);
 
     phase = "a: verifier old|new added beside old";
-    const p2 = await startFunction("P2 old|new", 54481, `v1,${oldSecret}|v1,${newSecret}`);
+    const p2 = await startFunction(
+      "P2 old|new",
+      testPorts.rotationFunctions[1],
+      `v1,${oldSecret}|v1,${newSecret}`,
+    );
     active = [p1, p2];
     await pause(1_000);
     phase = "a: traffic moved to old|new";
@@ -247,7 +252,7 @@ Deno.test({
     await pause(1_000);
 
     phase = "d: verifier new added beside old|new";
-    const p3 = await startFunction("P3 new", 54482, `v1,${newSecret}`);
+    const p3 = await startFunction("P3 new", testPorts.rotationFunctions[2], `v1,${newSecret}`);
     active = [p2, p3];
     await pause(1_000);
     phase = "d: traffic moved to new only";

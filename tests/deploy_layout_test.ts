@@ -1,6 +1,6 @@
 /**
  * The functions resolve their dependencies as `supabase functions deploy` will: each
- * with the map the CLI's rule picks (tests/stack/function_import_map.ts), never the
+ * with the map the CLI's rule picks (local-stack/function_import_map.ts), never the
  * root deno.json. The local gateway starts them that way, so a function that would
  * not bundle on deploy does not start on the stack either.
  */
@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { staleFunctionConfigs } from "../ops/function_import_maps.ts";
 import { startGateway } from "./support/gateway_process.ts";
 import { throwawayProject } from "./support/throwaway_project.ts";
+import { testPorts } from "../local-stack/urls.ts";
 
-const GATEWAY_PORT = 54470;
 const ZOD = "npm:zod@4.6.7";
 const usesZod = `import { z } from "zod";
 export default { fetch: () => Response.json({ ok: z.literal("ok").parse("ok") }) };
@@ -31,7 +31,7 @@ Deno.test("a function whose import map lacks a specifier fails to start, naming 
     "supabase/functions/short-map/deno.json": JSON.stringify({ imports: {} }),
     "supabase/functions/no-map/index.ts": usesZod,
   });
-  const gateway = await startGateway(GATEWAY_PORT, gatewayArgs);
+  const gateway = await startGateway(testPorts.platformGateway, gatewayArgs);
   try {
     const exited = (name: string) => gateway.output().includes(`Function \\"${name}\\" exited`);
     for (

@@ -4,6 +4,7 @@
  * error names the problem without echoing the secret.
  */
 import assert from "node:assert/strict";
+import { dbUrl, testPorts } from "../local-stack/urls.ts";
 
 const entry = new URL("../supabase/functions/cron-auto-sync/index.ts", import.meta.url).pathname;
 
@@ -15,14 +16,14 @@ async function startWith(env: Record<string, string>) {
       "--host",
       "127.0.0.1",
       "--port",
-      "54499",
+      String(testPorts.failClosedFunction),
       "--allow-net",
       "--allow-env",
       "--allow-read",
       "--allow-sys",
       entry,
     ],
-    env: { SUPABASE_DB_URL: "postgresql://postgres:postgres@127.0.0.1:54322/postgres", ...env },
+    env: { SUPABASE_DB_URL: dbUrl, ...env },
     clearEnv: true,
     stdout: "piped",
     stderr: "piped",

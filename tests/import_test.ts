@@ -3,6 +3,7 @@
  * incremental, idempotent, resumable, bounded, and honest about failures.
  */
 import assert from "node:assert/strict";
+import { isolateShutdownSignal } from "../functions-shared/isolate_shutdown.ts";
 import { connect, createUser } from "./support/local_stack.ts";
 import {
   acceptedRun,
@@ -10,6 +11,7 @@ import {
   appendMessages,
   createImapUser,
   doveadm,
+  IMAP_PORT,
   importer,
   importOnce,
   message,
@@ -140,6 +142,37 @@ Deno.test("the IMAP server killed mid-import: committed batches match the state,
   assert.equal(new Set(all.map((row) => row.message_id)).size, 400);
 });
 
+Deno.test("beforeunload mid-import: the run ends partial at the next chunk, the lease is free, the next run finishes", async () => {
+  const { userId, imapUser, mailboxId } = await setup();
+  await appendMessages(imapUser, "INBOX", Array.from({ length: 40 }, () => message()));
+  const isolate = new EventTarget();
+  const runId = await acceptedRun(sql, userId);
+  const started = Date.now();
+  await importer(sql, { chunkSize: 5 }, {
+    shutdown: isolateShutdownSignal(isolate),
+    afterBatch: (batch) => {
+      if (batch === 1) isolate.dispatchEvent(new Event("beforeunload"));
+      return Promise.resolve();
+    },
+  }).runner({ runId, userId });
+  const [run] = await sql`select status, error, details from auto_sync.runs where id = ${runId}`;
+  assert.equal(run.status, "partial");
+  assert.match(run.error, /shutting down; the next run continues/);
+  assert.ok(Date.now() - started < 10_000, "ended at once, not at the deadline");
+  const [state] =
+    await sql`select last_uid from auto_sync.folder_state where mailbox_id = ${mailboxId} and folder = 'INBOX'`;
+  const saved = await emailsOf(mailboxId);
+  assert.ok(saved.length > 0 && saved.length < 40, `${saved.length} saved`);
+  assert.equal(Number(state.last_uid), saved.length, "the state covers exactly what was saved");
+
+  // The lease was released: the next run is not refused as already running.
+  const next = await importOnce(sql, userId);
+  assert.equal(next.status, "succeeded", next.error);
+  const all = await emailsOf(mailboxId);
+  assert.equal(all.length, 40);
+  assert.equal(new Set(all.map((row) => row.message_id)).size, 40);
+});
+
 Deno.test("a wrong password: failed run with a clear error and no credential; the third in a row pauses the mailbox", async () => {
   const { userId, imapUser, mailboxId } = await setup();
   await sql.begin(async (tx) => {
@@ -221,11 +254,15 @@ Deno.test("a mailbox pointing at a loopback or private address is refused unless
   const { userId, imapUser, mailboxId } = await setup({ tls: "plain" });
   await appendMessages(imapUser, "INBOX", [message()]);
   const runId = await acceptedRun(sql, userId);
-  await importer(sql, {}, { allowPrivateHosts: false }).runner({ runId, userId });
+  const { log, runner } = importer(sql, {}, { allowPrivateHosts: false, allowPlaintext: true });
+  await runner({ runId, userId });
   const [run] = await sql`select status, error, details from auto_sync.runs where id = ${runId}`;
   assert.equal(run.status, "failed");
+  // The user reads a generic text (no resolved address: no oracle of the internal
+  // network); the operator's log has the reason.
+  assert.equal(run.error, `Cannot connect to the mail server "127.0.0.1:${IMAP_PORT}"`);
   assert.match(
-    run.error,
+    log.lines.join("\n"),
     /Refusing to connect to 127\.0\.0\.1: 127\.0\.0\.1 is a loopback, private or link-local address/,
   );
   assert.equal(run.details.mailboxes[0].imap_commands, undefined, "no connection was made");

@@ -4,7 +4,7 @@
  * step, and no secret ever printed or written where git would see it.
  */
 import assert from "node:assert/strict";
-import { connect, readFunctionsEnv, stackSecrets } from "./support/local_stack.ts";
+import { connect, dbUrl, readFunctionsEnv, stackSecrets } from "./support/local_stack.ts";
 import { claimsFor, createDispatchedRun, send, signInDatabase } from "./support/signed_requests.ts";
 import { createUser } from "./support/local_stack.ts";
 
@@ -87,7 +87,7 @@ Deno.test("a keyring is never written into a file git tracks", async () => {
     "--env-file",
     `${repo}README.md`,
     "--db-url",
-    "postgresql://postgres:postgres@127.0.0.1:54322/postgres",
+    dbUrl,
     "--label",
     `${label}c`,
   );

@@ -5,27 +5,28 @@
  *      exactly once and finished; the same 1,000 again are all refused (409).
  *   2. Postgres restarted while dispatch() runs, with `-m fast` and with `-m immediate`
  *      (a crash): nothing half-done (no request without its run; after a clean restart
- *      no run without its request). A crash empties pg_net's UNLOGGED queue: committed,
- *      unsent requests vanish, and reconcile_runs() calls their runs lost and retries.
- *   3. The pg_net worker stopped, its queue left ten minutes old, then resumed: no
- *      burst beyond the batch limit, the stale requests refused and reconciled as
- *      rejected with a retry, and every user synced in the end.
+ *      no run without its request). A crash empties pg_net's UNLOGGED queue and resets
+ *      its unlogged id sequence: committed, unsent requests vanish, request ids are
+ *      handed out again, and reconcile_runs() calls the runs lost and retries.
+ *   3. pg_net's real worker paused (pg_net.batch_size = 0), its queue left ten minutes
+ *      old, then resumed: no burst beyond the batch limit, the stale requests refused
+ *      and reconciled as rejected with a retry, and every user synced in the end.
  *   4. The cron-auto-sync process killed mid-import (held on a test-only trigger after
  *      its first batch): the run ends lost, is retried, and no message is stored twice.
  *
  * Time is moved where the code reads it (queued request timestamps, run rows), never
  * waited for. Each test creates its own users (email tag `lf-<tag>-`), and deletes
- * them, their runs, ledger ids and pg_net rows in `finally`; the stack's worker and
- * gateway are left running.
+ * them, their runs, ledger ids and pg_net rows in `finally`; pg_net's worker is
+ * resumed and the gateway left running.
  */
 import assert from "node:assert/strict";
 import postgresClient from "postgres";
 import type postgres from "postgres";
 import { addMailbox, appendMessages, createImapUser, message } from "./support/imap.ts";
-import { connect, dbUrl, stateDir, waitFor } from "./support/local_stack.ts";
+import { connect, dbUrl, functionsUrl, stateDir, waitFor } from "./support/local_stack.ts";
+import { pauseWorker, resumeWorker } from "./support/pg_net_worker.ts";
 
 const repo = new URL("../", import.meta.url).pathname;
-const functionsUrl = Deno.env.get("STACK_FUNCTIONS_URL") ?? "http://127.0.0.1:54321/functions/v1";
 
 function tag(name: string) {
   return `lf-${name}-${crypto.randomUUID().slice(0, 8)}-`;
@@ -54,37 +55,6 @@ async function cleanupUsers(sql: postgres.Sql, prefix: string): Promise<void> {
      where l.request_id in (
            select r.id::text from auto_sync.runs r join auth.users u on u.id = r.user_id where u.email like ${like})`;
   await sql`delete from auth.users where email like ${like}`;
-}
-
-const workerPidFile = `${stateDir}/net_worker.pid`;
-
-function isAlive(pid: number): boolean {
-  try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function workerPid(): number | undefined {
-  try {
-    const pid = Number(Deno.readTextFileSync(workerPidFile).trim());
-    return pid > 0 && isAlive(pid) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Stops the stack's pg_net stand-in worker (the pid scripts/stack recorded). */
-async function stopWorker(): Promise<void> {
-  const pid = workerPid();
-  if (pid === undefined) return;
-  Deno.kill(pid, "SIGTERM");
-  await waitFor(() => Promise.resolve(isAlive(pid) ? undefined : true), {
-    timeoutMs: 10_000,
-    intervalMs: 50,
-  });
 }
 
 /** `scripts/stack start` is idempotent: it starts only what is not running. */
@@ -317,8 +287,8 @@ async function restartDuringDispatch(mode: "fast" | "immediate") {
   let sql = connectDurable();
   const [settings] = await sql`select batch_limit, endpoint_url from auto_sync.settings`;
   try {
-    // The worker is stopped so the queue can be checked row by row; its own outage is the next test.
-    await stopWorker();
+    // The worker is paused so the queue can be checked row by row; its own outage is the next test.
+    await pauseWorker(sql);
     await sql`update auto_sync.settings set batch_limit = 10000`;
     // Requests already committed and waiting in pg_net's queue when the server goes down.
     await createUsers(sql, prior, priorCount);
@@ -330,6 +300,9 @@ async function restartDuringDispatch(mode: "fast" | "immediate") {
       runs_without_request: 0,
       requests_without_run: 0,
     });
+    const [{ max: lastPriorId }] = await sql`
+      select max(r.net_request_id)::bigint as max from auto_sync.runs r join auth.users u on u.id = r.user_id
+       where u.email like ${prior + "%"}`;
 
     // The dispatch the restart interrupts.
     await createUsers(sql, main, n);
@@ -345,25 +318,28 @@ async function restartDuringDispatch(mode: "fast" | "immediate") {
       (error) => ({ ok: false, error: String(error), ms: Math.round(performance.now() - started) }),
     );
     await new Promise((resolve) => setTimeout(resolve, 100));
-    // PostgreSQL refuses to run as root: as scripts/stack does, run pg_ctl as postgres then.
+    // PostgreSQL refuses to run as root: as scripts/stack does, run pg_ctl as postgres then,
+    // from / and with the state folder's real path (`.stack` may link out of a 0700 clone).
+    const pgState = Deno.realPathSync(stateDir);
     const pgCtl = [
       "/usr/lib/postgresql/15/bin/pg_ctl",
       ...[
         "-D",
-        `${stateDir}/pg`,
+        `${pgState}/pg`,
         "-m",
         mode,
         "-w",
         "-t",
         "60",
         "-l",
-        `${stateDir}/pg/server.log`,
+        `${pgState}/pg/server.log`,
         "restart",
       ],
     ];
     const asOwner = Deno.uid() === 0 ? ["runuser", "-u", "postgres", "--", ...pgCtl] : pgCtl;
     const restart = await new Deno.Command(asOwner[0], {
       args: asOwner.slice(1),
+      cwd: "/",
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -381,6 +357,8 @@ async function restartDuringDispatch(mode: "fast" | "immediate") {
           JSON.stringify(mainAfter)
         }`,
     );
+    const [sequence] =
+      await sql`select last_value::bigint as last_value, is_called from net.http_request_queue_id_seq`;
     // Never a request without its run.
     assert.equal(priorAfter.requests_without_run, 0);
     assert.equal(mainAfter.requests_without_run, 0);
@@ -396,11 +374,19 @@ async function restartDuringDispatch(mode: "fast" | "immediate") {
       });
       assert.equal(mainAfter.runs_without_request, 0);
       assert.equal(mainAfter.queued, mainAfter.runs);
+      // The id sequence went on where it was: no request id is handed out twice.
+      assert.ok(
+        BigInt(sequence.last_value) >= BigInt(lastPriorId),
+        `sequence at ${sequence.last_value}`,
+      );
     } else {
       // Crash recovery resets UNLOGGED tables: pg_net's queue (and responses) are empty,
       // so every committed, unsent request is gone while its run row stays `dispatched`.
       assert.equal(priorAfter.queued, 0);
       assert.equal(priorAfter.runs_without_request, priorCount);
+      // ...and resets pg_net's unlogged id sequence: the next request gets id 1 again, so a
+      // run's net_request_id may later name another request (match responses by time too).
+      assert.deepEqual({ ...sequence }, { last_value: "1", is_called: false });
       // The interrupted dispatch rolled back; a pg_cron tick that slipped in before the
       // crash would have lost its requests too, one after it would have queued them.
       assert.equal(mainAfter.runs_without_request + mainAfter.queued, mainAfter.runs);
@@ -443,6 +429,7 @@ async function restartDuringDispatch(mode: "fast" | "immediate") {
     await sql`update auto_sync.settings set batch_limit = ${settings.batch_limit}, endpoint_url = ${settings.endpoint_url}`;
     await cleanupUsers(sql, prior);
     await cleanupUsers(sql, main);
+    await resumeWorker(sql);
     await sql.end();
     await ensureStack();
   }
@@ -458,7 +445,7 @@ Deno.test("Postgres crashed (-m immediate) during a dispatch: unlogged pg_net qu
   await restartDuringDispatch("immediate");
 });
 
-Deno.test("pg_net worker stopped for ten minutes, then resumed: no burst beyond the batch limit, stale requests rejected and retried, every user synced", async () => {
+Deno.test("pg_net worker paused for ten minutes, then resumed: no burst beyond the batch limit, stale requests rejected and retried, every user synced", async () => {
   const sql = connect();
   const prefix = tag("stall");
   const n = 50;
@@ -467,19 +454,19 @@ Deno.test("pg_net worker stopped for ten minutes, then resumed: no burst beyond 
   const mine = sql`select r.id, r.user_id, r.status, r.net_request_id, r.error from auto_sync.runs r
                     join auth.users u on u.id = r.user_id where u.email like ${prefix + "%"}`;
   try {
-    await stopWorker();
+    await pauseWorker(sql);
     await createUsers(sql, prefix, n);
     await dueSchedules(sql, prefix);
     await sql`update auto_sync.settings set batch_limit = ${limit}`;
 
-    // Ticks while the worker is down: each bounded by the batch limit, and a user whose
+    // Ticks while the worker is paused: each bounded by the batch limit, and a user whose
     // run is still in flight is never dispatched again (the pg_cron tick may take part too).
     const counts: number[] = [];
     for (let tick = 0; tick < 4; tick++) {
       const [row] = await sql`select auto_sync.dispatch() as n`;
       counts.push(row.n);
     }
-    console.log(`dispatch() with the worker stopped, batch limit ${limit}: ${counts.join(", ")}`);
+    console.log(`dispatch() with the worker paused, batch limit ${limit}: ${counts.join(", ")}`);
     assert.ok(counts.every((count) => count <= limit), `a tick dispatched more than ${limit}`);
     const [perUser] = await sql`
       select count(distinct r.user_id)::int as users, count(*)::int as runs,
@@ -514,7 +501,7 @@ Deno.test("pg_net worker stopped for ten minutes, then resumed: no burst beyond 
         from c where q.id = c.id`;
 
     // Resume the worker: it sends the backlog, the function refuses every stale request.
-    await ensureStack();
+    await resumeWorker(sql);
     const answered = await waitFor(async () => {
       const rows = await sql`
         select h.status_code from (${mine}) m join net._http_response h on h.id = m.net_request_id`;
@@ -567,22 +554,30 @@ Deno.test("pg_net worker stopped for ten minutes, then resumed: no burst beyond 
   } finally {
     await sql`update auto_sync.settings set batch_limit = ${settings.batch_limit}, endpoint_url = ${settings.endpoint_url}`;
     await cleanupUsers(sql, prefix);
+    await resumeWorker(sql);
     await sql.end();
-    await ensureStack();
   }
 });
 
 /**
- * The pid of the `deno serve` process behind one function of this checkout's stack (a child
- * of the gateway). The full path matters: other checkouts on the machine run their own.
+ * The pid of the `deno serve` process behind one function of THIS stack: a child of
+ * this stack's gateway (its pid file) serving this clone's entry point. The process
+ * table is shared by every stack on the machine (network namespaces do not separate
+ * it), so matching on the command line alone can find another stack's function.
  */
 async function functionPid(name: string): Promise<number | undefined> {
-  const output = await new Deno.Command("ps", { args: ["-eo", "pid=,args="], stdout: "piped" })
-    .output();
-  const entrypoint = ` ${repo}supabase/functions/${name}/index.ts`;
-  const line = new TextDecoder().decode(output.stdout).split("\n")
-    .find((row) => row.includes(" serve ") && row.endsWith(entrypoint));
-  return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
+  const gatewayPid = Number(Deno.readTextFileSync(`${stateDir}/gateway.pid`).trim());
+  const entry = `${repo}supabase/functions/${name}/index.ts`;
+  const output = await new Deno.Command("ps", {
+    args: ["-eo", "pid=,ppid=,args="],
+    stdout: "piped",
+  }).output();
+  const match = new TextDecoder().decode(output.stdout).split("\n")
+    .map((row) => row.trim().split(/\s+/))
+    .find(([, ppid, ...args]) =>
+      Number(ppid) === gatewayPid && args.includes("serve") && args.includes(entry)
+    );
+  return match ? Number(match[0]) : undefined;
 }
 
 async function reloadFunctions(): Promise<void> {

@@ -7,13 +7,10 @@
 import assert from "node:assert/strict";
 import { startGateway } from "./support/gateway_process.ts";
 import { throwawayProject } from "./support/throwaway_project.ts";
-import type { ProjectMode } from "./stack/project.ts";
+import { testPorts } from "../local-stack/urls.ts";
+import type { ProjectMode } from "../local-stack/project.ts";
 
-const PORTS: Record<ProjectMode, number> = {
-  "hosted-asymmetric": 54610,
-  "hosted-legacy": 54630,
-  "self-hosted": 54650,
-};
+const MODES: ProjectMode[] = ["hosted-asymmetric", "hosted-legacy", "self-hosted"];
 
 // Reports which variables it sees (names only: values stay in the process).
 const envProbe = `export default {
@@ -51,7 +48,7 @@ const expectedNames: Record<ProjectMode, string[]> = {
 };
 const PROCESS_NAMES = ["DENO_DIR", "HOME", "NO_COLOR", "PATH"];
 
-for (const mode of Object.keys(PORTS) as ProjectMode[]) {
+for (const mode of MODES) {
   Deno.test(`${mode}: the function sees the platform's variables and the user's secrets, no reserved names`, async () => {
     const { project, gatewayArgs } = await throwawayProject({
       "supabase/functions/env-probe/index.ts": envProbe,
@@ -65,7 +62,7 @@ for (const mode of Object.keys(PORTS) as ProjectMode[]) {
         "",
       ].join("\n"),
     });
-    const gateway = await startGateway(PORTS[mode], [
+    const gateway = await startGateway(testPorts.platformGateway, [
       ...gatewayArgs,
       "--mode",
       mode,

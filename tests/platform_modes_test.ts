@@ -1,7 +1,7 @@
 /**
  * import-emails verifies users the platform's way in each project mode, on the
  * stack's database with real HTTP, each gateway giving the function only what that
- * mode provides (tests/stack/platform_env.ts) and nothing under a reserved name:
+ * mode provides (local-stack/platform_env.ts) and nothing under a reserved name:
  *   hosted-asymmetric  ES256 tokens, verified in the function against SUPABASE_JWKS
  *   hosted-legacy      HS256 tokens, verified by Auth (/auth/v1/user); the function
  *                      never holds the JWT secret
@@ -13,13 +13,10 @@ import assert from "node:assert/strict";
 import { generateKeyPair, importJWK, type JWTPayload, SignJWT } from "jose";
 import { functionsUp, type GatewayProcess, startGateway } from "./support/gateway_process.ts";
 import { connect, createUser, dbUrl, stateDir } from "./support/local_stack.ts";
-import { type ProjectMode, readProject } from "./stack/project.ts";
+import { type ProjectMode, readProject } from "../local-stack/project.ts";
+import { testPorts } from "../local-stack/urls.ts";
 
-const PORTS: Record<ProjectMode, number> = {
-  "hosted-asymmetric": 54410,
-  "hosted-legacy": 54430,
-  "self-hosted": 54450,
-};
+const MODES: ProjectMode[] = ["hosted-asymmetric", "hosted-legacy", "self-hosted"];
 
 const sql = connect();
 const project = readProject(`${stateDir}/project.json`);
@@ -68,9 +65,9 @@ async function post(gateway: GatewayProcess, token: string): Promise<number> {
   return response.status;
 }
 
-for (const mode of Object.keys(PORTS) as ProjectMode[]) {
+for (const mode of MODES) {
   Deno.test(`${mode}: a user's own token is accepted; expired, wrong-audience, anon and other-project tokens are refused`, async () => {
-    const gateway = await startGateway(PORTS[mode], [
+    const gateway = await startGateway(testPorts.platformGateway, [
       "--mode",
       mode,
       "--db-url",
@@ -111,7 +108,7 @@ for (const mode of Object.keys(PORTS) as ProjectMode[]) {
 }
 
 Deno.test("hosted-legacy: Auth refuses a well-signed token for a user that does not exist", async () => {
-  const gateway = await startGateway(PORTS["hosted-legacy"], [
+  const gateway = await startGateway(testPorts.platformGateway, [
     "--mode",
     "hosted-legacy",
     "--db-url",

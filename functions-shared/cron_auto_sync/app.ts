@@ -8,11 +8,10 @@
  */
 import { Hono } from "hono";
 import type { Background } from "../background.ts";
-import { errorText } from "../background.ts";
 import { checkClaims } from "../claims.ts";
 import { errorResponse, isJsonContentType, readBodyWithLimit } from "../http.ts";
 import type { ImportRunner } from "../import_emails/import_run.ts";
-import type { Logger } from "../log.ts";
+import { errorText, type Logger } from "../log.ts";
 import type { AcceptOutcome, RunStore } from "../run_store.ts";
 import { type SigningKey, verify } from "../standard_webhooks.ts";
 import { createRejectionLog } from "./rejection_log.ts";

@@ -4,11 +4,11 @@
  */
 import { Hono } from "hono";
 import type { Background } from "../background.ts";
-import { errorText } from "../background.ts";
 import { errorResponse } from "../http.ts";
-import type { Logger } from "../log.ts";
+import { errorText, type Logger } from "../log.ts";
 import type { RunStore } from "../run_store.ts";
 import type { UserAuthenticator } from "../user_auth.ts";
+import { cors } from "./cors.ts";
 import type { ImportRunner } from "./import_run.ts";
 
 export interface ImportEmailsDeps {
@@ -19,25 +19,13 @@ export interface ImportEmailsDeps {
   log: Logger;
 }
 
-// "Sync now" is called from the browser (supabase.functions.invoke), so it answers
-// CORS preflights. The token, not the origin, is what authorises a call.
-const CORS_HEADERS = {
-  "Access-Control-Allow-Origin": "*",
-  "Access-Control-Allow-Headers": "authorization, x-client-info, apikey, content-type",
-  "Access-Control-Allow-Methods": "POST, OPTIONS",
-};
-
 export function createImportEmailsApp(deps: ImportEmailsDeps): Hono {
   const { authenticate, store, runImport, background, log } = deps;
   const app = new Hono();
 
-  app.use("*", async (c, next) => {
-    await next();
-    for (const [name, value] of Object.entries(CORS_HEADERS)) c.res.headers.set(name, value);
-  });
+  app.use("*", cors());
 
   app.all("*", async (c) => {
-    if (c.req.method === "OPTIONS") return new Response(null, { status: 204 });
     if (c.req.method !== "POST") return errorResponse(405, { Allow: "POST, OPTIONS" });
     const user = await authenticate(c.req.header("authorization") ?? null);
     if (!user) {

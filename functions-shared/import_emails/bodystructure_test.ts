@@ -250,3 +250,36 @@ Deno.test({
     ]);
   },
 });
+
+Deno.test("attachment names and types from the server lose their control characters", () => {
+  const [attachment] = attachmentsFrom({
+    type: "application/pdf\u001b[2J",
+    disposition: "attachment",
+    dispositionParameters: { filename: "invoice\u0007\u001b]0;owned\u0007.pdf" },
+  });
+  assert.equal(attachment.filename, "invoice  ]0;owned .pdf");
+  assert.equal(attachment.content_type, "application/pdf [2j");
+});
+
+Deno.test("a structure with fields of the wrong type never throws; what is usable is kept", () => {
+  const hostile = {
+    type: ["multipart/mixed"],
+    childNodes: [
+      null,
+      42,
+      { type: { x: 1 }, disposition: ["attachment"], dispositionParameters: { filename: 7 } },
+      {
+        type: "application/pdf",
+        disposition: "attachment",
+        dispositionParameters: { filename: "ok.pdf" },
+        size: -3,
+        part: { no: 1 },
+      },
+      { childNodes: "not an array", parameters: { name: "leaf.txt" }, size: 1e300 },
+    ],
+  } as unknown as BodyStructureNode;
+  assert.deepEqual(attachmentsFrom(hostile), [
+    { filename: "ok.pdf", content_type: "application/pdf", size: null, part: null },
+    { filename: "leaf.txt", content_type: "application/octet-stream", size: null, part: null },
+  ]);
+});

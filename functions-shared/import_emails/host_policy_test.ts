@@ -20,6 +20,23 @@ Deno.test("private, loopback, link-local and reserved addresses are recognised",
       "fe80::1",
       "::ffff:127.0.0.1",
       "::ffff:10.0.0.1",
+      // Issue 12 item 7: each of these passed before.
+      "::ffff:7f00:1",
+      "0:0:0:0:0:ffff:127.0.0.1",
+      "::7f00:1",
+      "64:ff9b::7f00:1",
+      "2002:7f00:1::",
+      "fec0::1",
+      // More of the same forms.
+      "::127.0.0.1",
+      "0000:0000:0000:0000:0000:0000:0000:0001",
+      "::FFFF:A9FE:A9FE",
+      "64:ff9b::169.254.169.254",
+      "2002:a00:1::1",
+      "2002:c0a8:101::",
+      "fe80::1%eth0",
+      "febf::1",
+      "ff02::1",
     ]
   ) assert.equal(isPrivateAddress(address), true, address);
   for (
@@ -30,6 +47,9 @@ Deno.test("private, loopback, link-local and reserved addresses are recognised",
       "1.1.1.1",
       "2001:4860:4860::8888",
       "::ffff:8.8.8.8",
+      "64:ff9b::8.8.8.8",
+      "2002:808:808::1",
+      "2a00:1450:4001:82a::200e",
     ]
   ) {
     assert.equal(isPrivateAddress(address), false, address);

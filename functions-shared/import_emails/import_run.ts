@@ -6,11 +6,13 @@
  * mailbox failed after others imported), skipped (nothing to import, or already
  * running) or failed, with counts and an error text that never holds a credential.
  */
-import { errorText } from "../background.ts";
-import type { Logger } from "../log.ts";
+import { errorText, type Logger } from "../log.ts";
 import type { FinalStatus, RunStore } from "../run_store.ts";
-import { type ImportBudget, type ImportTally, syncFolder } from "./folder_sync.ts";
+import { type FolderResult, syncFolder } from "./folder_sync.ts";
 import type { ImapSession } from "./imap_session.ts";
+import { safeLine } from "../safe_text.ts";
+import { HostNotAllowedError } from "./host_policy.ts";
+import { ImapSessionError } from "./imap_answers.ts";
 import type { Mailbox, MailStore } from "./mail_store.ts";
 import { DEFAULT_MAX_BODY_CHARS } from "./message_parser.ts";
 
@@ -35,17 +37,50 @@ export interface ImportLimits {
    * importer's peak RSS at the same speed (BENCHMARKS.md).
    */
   chunkSize: number;
+  /**
+   * Seconds after maxSeconds at which the IMAP session is closed whatever the server
+   * is doing (a chunk in flight may finish meanwhile; a slow drip may not hold the
+   * run past the edge wall clock of 150 s).
+   */
+  stopGraceSeconds: number;
 }
 
 export const DEFAULT_LIMITS: ImportLimits = {
   maxMessages: 500,
   maxSeconds: 100,
+  stopGraceSeconds: 20,
   maxMessageBytes: 1024 * 1024,
   maxBodyChars: DEFAULT_MAX_BODY_CHARS,
   chunkSize: 10,
 };
 
-export type ImapConnector = (mailbox: Mailbox, credential: string) => Promise<ImapSession>;
+/** Opens the IMAP session for a mailbox, fetching at most `maxMessageBytes` of each message. */
+export type ImapConnector = (
+  mailbox: Mailbox,
+  credential: string,
+  options: { maxMessageBytes: number; stopAt: number },
+) => Promise<ImapSession>;
+
+/** The run's running counts, summed over its folders. */
+interface RunTally {
+  requested: number;
+  fetched: number;
+  inserted: number;
+  remapped: number;
+  duplicates: number;
+  bytes: number;
+  resets: string[];
+}
+
+function addFolder(tally: RunTally, folder: string, result: FolderResult) {
+  tally.requested += result.requested;
+  tally.fetched += result.fetched;
+  tally.inserted += result.inserted;
+  tally.remapped += result.remapped;
+  tally.duplicates += result.duplicates;
+  tally.bytes += result.bytes;
+  if (result.reset) tally.resets.push(folder);
+}
 
 export interface ImportRunnerDeps {
   store: RunStore;
@@ -55,6 +90,11 @@ export interface ImportRunnerDeps {
   connect: ImapConnector;
   limits?: Partial<ImportLimits>;
   now?: () => number;
+  /**
+   * Aborted when the function instance is about to be torn down (isolate_shutdown.ts):
+   * the run stops at the next chunk boundary, saves, releases and ends at once.
+   */
+  shutdown?: AbortSignal;
 }
 
 interface MailboxOutcome {
@@ -63,10 +103,22 @@ interface MailboxOutcome {
   paused?: boolean;
   error?: string;
   hasMore?: boolean;
+  /** The run's time was up before this mailbox's turn. */
+  notStarted?: boolean;
   commands?: Record<string, number>;
 }
 
-/** A helpful error text for a failed mailbox import, with the credential scrubbed. */
+const CANNOT_CONNECT =
+  /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|CONNECT_TIMEOUT|GREETING_TIMEOUT|ClosedAfterConnectTLS|ClosedAfterConnectText)$/;
+const CONNECTION_LOST = /^(ECONNRESET|EPIPE|NoConnection|EConnectionClosed|ETIMEOUT)$/;
+
+/**
+ * The error text a user reads for a failed mailbox import (run and mailbox rows).
+ * Generic where details would make the importer an oracle for the network it runs
+ * in: no resolved address, no connect, timeout or certificate detail (those go to
+ * the log). Server text is kept only for IMAP command errors, one line, without
+ * control characters, and with the credential scrubbed.
+ */
 export function describeImportError(error: unknown, mailbox: Mailbox, credential: string | null) {
   const e = error as {
     authenticationFailed?: boolean;
@@ -74,19 +126,20 @@ export function describeImportError(error: unknown, mailbox: Mailbox, credential
     message?: string;
     responseText?: string;
   };
+  const server = `"${mailbox.host}:${mailbox.port}"`;
   let text: string;
   if (e?.authenticationFailed) {
     text = `Login failed for "${mailbox.username}" at ${mailbox.host}: the server refused the ${
       mailbox.auth_kind === "oauth2" ? "access token" : "password"
     }`;
-  } else if (
-    e?.code &&
-    /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|NoConnection|ETIMEOUT)$/
-      .test(e.code)
-  ) {
-    text = `Cannot reach ${mailbox.host}:${mailbox.port} (${e.code})`;
+  } else if (error instanceof ImapSessionError) {
+    text = `${error.message} (${server})`;
+  } else if (error instanceof HostNotAllowedError || (e?.code && CANNOT_CONNECT.test(e.code))) {
+    text = `Cannot connect to the mail server ${server}`;
+  } else if (e?.code && CONNECTION_LOST.test(e.code)) {
+    text = `The connection to the mail server ${server} was lost`;
   } else if (e?.code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(e.code)) {
-    text = `The TLS certificate of ${mailbox.host} is not trusted (${e.code})`;
+    text = `The TLS certificate of ${mailbox.host} is not trusted`;
   } else {
     const message = error instanceof Error ? error.message : String(error);
     const detail = e?.responseText && e.responseText !== message ? `: ${e.responseText}` : "";
@@ -94,7 +147,7 @@ export function describeImportError(error: unknown, mailbox: Mailbox, credential
   }
   // Scrub the whole text before cutting it, so no part of a credential survives a cut.
   if (credential && credential.length >= 4) text = text.replaceAll(credential, "[redacted]");
-  return { text: text.slice(0, 500), authFailed: Boolean(e?.authenticationFailed) };
+  return { text: safeLine(text, 500), authFailed: Boolean(e?.authenticationFailed) };
 }
 
 export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
@@ -106,8 +159,8 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
   async function importMailbox(
     runId: string,
     mailbox: Mailbox,
-    budget: ImportBudget,
-    tally: ImportTally,
+    tally: RunTally,
+    deadline: number,
   ): Promise<MailboxOutcome> {
     if (mailbox.paused_reason) {
       return { mailboxId: mailbox.id, paused: true, error: mailbox.paused_reason };
@@ -121,18 +174,28 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
     try {
       credential = await mail.credential(mailbox.id);
       if (!credential) throw new Error("No password or token is stored for this mailbox");
-      session = await connect(mailbox, credential);
+      session = await connect(mailbox, credential, {
+        maxMessageBytes: limits.maxMessageBytes,
+        stopAt: deadline + limits.stopGraceSeconds * 1000,
+      });
       const states = await mail.folderStates(mailbox.id);
       let hasMore = false;
       for (const folder of mailbox.folders) {
-        const outcome = await syncFolder(
+        const result = await syncFolder({
           session,
-          mail,
-          { mailbox, folder, state: states.get(folder) },
-          budget,
-          tally,
-        );
-        if (outcome.hasMore) {
+          store: mail,
+          mailbox,
+          folder,
+          state: states.get(folder),
+          limits,
+          maxMessages: limits.maxMessages - tally.requested,
+          deadline,
+          now,
+          stop: deps.shutdown,
+        });
+        addFolder(tally, folder, result);
+        if (result.error !== undefined) throw result.error;
+        if (result.hasMore) {
           hasMore = true;
           break;
         }
@@ -141,6 +204,18 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
       return { mailboxId: mailbox.id, hasMore, commands: session.commands };
     } catch (error) {
       const described = describeImportError(error, mailbox, credential);
+      // The details the user's text leaves out, for the operator (never the credential).
+      const detail = errorText(error);
+      log.warn("Mailbox import failed", {
+        run_id: runId,
+        mailbox_id: mailbox.id,
+        code: typeof (error as { code?: unknown })?.code === "string"
+          ? (error as { code: string }).code
+          : undefined,
+        error: credential && credential.length >= 4
+          ? detail.replaceAll(credential, "[redacted]")
+          : detail,
+      });
       const paused = await mail.recordOutcome(mailbox.id, {
         error: described.text,
         authFailed: described.authFailed,
@@ -178,15 +253,9 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
         return;
       }
 
-      const budget: ImportBudget = {
-        remainingMessages: limits.maxMessages,
-        deadline: started + limits.maxSeconds * 1000,
-        now,
-        maxMessageBytes: limits.maxMessageBytes,
-        maxBodyChars: limits.maxBodyChars,
-        chunkSize: limits.chunkSize,
-      };
-      const tally: ImportTally = {
+      const deadline = started + limits.maxSeconds * 1000;
+      const tally: RunTally = {
+        requested: 0,
         fetched: 0,
         inserted: 0,
         remapped: 0,
@@ -196,7 +265,12 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
       };
       const outcomes: MailboxOutcome[] = [];
       for (const mailbox of mailboxes) {
-        outcomes.push(await importMailbox(runId, mailbox, budget, tally));
+        if (now() >= deadline || deps.shutdown?.aborted) {
+          // No time left to start this one: the next run does.
+          outcomes.push({ mailboxId: mailbox.id, hasMore: true, notStarted: true });
+          continue;
+        }
+        outcomes.push(await importMailbox(runId, mailbox, tally, deadline));
       }
 
       const errors = outcomes.flatMap((outcome) => outcome.error ? [outcome.error] : []);
@@ -211,6 +285,12 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
           : errors.join("; ");
       } else if (errors.length > 0) {
         status = tally.fetched > 0 ? "partial" : "failed";
+      } else if (hasMore && deps.shutdown?.aborted) {
+        // The instance is going away: say so, and fail only if nothing was saved.
+        status = tally.fetched > 0 ? "partial" : "failed";
+        error = tally.fetched > 0
+          ? "Stopped early: the function instance is shutting down; the next run continues"
+          : "The function instance shut down before anything was imported; the next run retries";
       } else {
         status = hasMore ? "partial" : "succeeded";
         if (hasMore) error = "Budget reached; the next run continues";
@@ -228,6 +308,7 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
           id: outcome.mailboxId,
           ...(outcome.busy ? { already_running: true } : {}),
           ...(outcome.paused ? { paused: true } : {}),
+          ...(outcome.notStarted ? { not_started: true } : {}),
           ...(outcome.error ? { error: outcome.error } : {}),
           ...(outcome.commands ? { imap_commands: outcome.commands } : {}),
         })),

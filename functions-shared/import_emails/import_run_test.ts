@@ -1,38 +1,28 @@
 import assert from "node:assert/strict";
 import { createMemoryLogger } from "../log.ts";
 import type { AcceptOutcome, FinalStatus, RunStore } from "../run_store.ts";
-import type { ImapSession } from "./imap_session.ts";
-import { createImportRunner, describeImportError, type ImportLimits } from "./import_run.ts";
-import type {
-  BatchResult,
-  EmailRecord,
-  FolderProgress,
-  FolderState,
-  Mailbox,
-  MailStore,
-} from "./mail_store.ts";
+import { HostNotAllowedError } from "./host_policy.ts";
+import { ImapSessionError } from "./imap_answers.ts";
+import {
+  createImportRunner,
+  DEFAULT_LIMITS,
+  describeImportError,
+  type ImportLimits,
+} from "./import_run.ts";
+import {
+  CREDENTIAL,
+  type FakeFolder,
+  type FakeMailOptions,
+  FakeMailStore,
+  fakeSession,
+  mail,
+  mailbox,
+  USER_ID,
+} from "./test_support.ts";
 
-const USER_ID = "6a1f2e3d-4c5b-4a69-8b7c-1d2e3f4a5b6c";
 const RUN_ID = "0b7d3c1e-5f2a-4c9b-8e61-3a2f9d4c7b10";
 const MAILBOX_1 = "11111111-1111-4111-8111-111111111111";
 const MAILBOX_2 = "22222222-2222-4222-8222-222222222222";
-/** A credential distinctive enough that finding it anywhere is a leak. */
-const CREDENTIAL = "Sup3r-S3cret-Passw0rd!";
-
-function mailbox(id: string, overrides: Partial<Mailbox> = {}): Mailbox {
-  return {
-    id,
-    user_id: USER_ID,
-    host: "imap.example.test",
-    port: 993,
-    tls_mode: "tls",
-    username: "alice@example.test",
-    auth_kind: "password",
-    folders: ["INBOX"],
-    paused_reason: null,
-    ...overrides,
-  };
-}
 
 // --- fakes ------------------------------------------------------------------
 
@@ -71,194 +61,6 @@ class FakeRunStore implements RunStore {
   }
 }
 
-interface FakeMailOptions {
-  mailboxes?: Mailbox[];
-  /** Mailbox ids whose claim is refused (another run holds the lease). */
-  busy?: string[];
-  /** Credentials by mailbox id; missing -> null (no secret stored). */
-  credentials?: Record<string, string | null>;
-  /** What recordOutcome answers for a failed outcome (a pause reason). */
-  pauseReason?: string | null;
-  states?: FolderState[];
-  importTargetsError?: Error;
-  recordOutcomeError?: Error;
-  releaseError?: Error;
-}
-
-/** An in-memory MailStore that records every call in order. */
-class FakeMailStore implements MailStore {
-  calls: Array<{ method: string; args: unknown[] }> = [];
-  batches: Array<
-    { mailboxId: string; folder: string; records: EmailRecord[]; progress: FolderProgress }
-  > = [];
-  seenKeys = new Set<string>();
-  constructor(private options: FakeMailOptions = {}) {}
-
-  private record(method: string, ...args: unknown[]) {
-    this.calls.push({ method, args });
-  }
-  callsOf(method: string) {
-    return this.calls.filter((call) => call.method === method).map((call) => call.args);
-  }
-
-  importTargets(userId: string): Promise<Mailbox[]> {
-    this.record("importTargets", userId);
-    if (this.options.importTargetsError) return Promise.reject(this.options.importTargetsError);
-    return Promise.resolve(this.options.mailboxes ?? []);
-  }
-  credential(mailboxId: string): Promise<string | null> {
-    this.record("credential", mailboxId);
-    const credentials = this.options.credentials ?? {};
-    return Promise.resolve(mailboxId in credentials ? credentials[mailboxId] : CREDENTIAL);
-  }
-  claim(mailboxId: string, runId: string, leaseSeconds: number): Promise<boolean> {
-    this.record("claim", mailboxId, runId, leaseSeconds);
-    return Promise.resolve(!(this.options.busy ?? []).includes(mailboxId));
-  }
-  release(mailboxId: string, runId: string): Promise<void> {
-    this.record("release", mailboxId, runId);
-    return this.options.releaseError
-      ? Promise.reject(this.options.releaseError)
-      : Promise.resolve();
-  }
-  folderStates(mailboxId: string): Promise<Map<string, FolderState>> {
-    this.record("folderStates", mailboxId);
-    return Promise.resolve(
-      new Map((this.options.states ?? []).map((state) => [state.folder, state])),
-    );
-  }
-  resetFolder(mailboxId: string, folder: string, uidValidity: number): Promise<void> {
-    this.record("resetFolder", mailboxId, folder, uidValidity);
-    return Promise.resolve();
-  }
-  storeBatch(
-    mailboxId: string,
-    folder: string,
-    records: EmailRecord[],
-    progress: FolderProgress,
-  ): Promise<BatchResult> {
-    this.record("storeBatch", mailboxId, folder, records.length, progress);
-    this.batches.push({ mailboxId, folder, records, progress });
-    let inserted = 0;
-    for (const record of records) {
-      const key = `${mailboxId}/${folder}/${record.message_key}`;
-      if (!this.seenKeys.has(key)) inserted++;
-      this.seenKeys.add(key);
-    }
-    return Promise.resolve({ inserted, remapped: 0, duplicates: records.length - inserted });
-  }
-  touchFolder(
-    mailboxId: string,
-    folder: string,
-    progress: Omit<FolderProgress, "lastUid">,
-  ): Promise<void> {
-    this.record("touchFolder", mailboxId, folder, progress);
-    return Promise.resolve();
-  }
-  recordOutcome(
-    mailboxId: string,
-    outcome: { error: string | null; authFailed: boolean },
-  ): Promise<string | null> {
-    this.record("recordOutcome", mailboxId, outcome);
-    if (this.options.recordOutcomeError) return Promise.reject(this.options.recordOutcomeError);
-    return Promise.resolve(outcome.error === null ? null : this.options.pauseReason ?? null);
-  }
-}
-
-interface FakeMessage {
-  uid: number;
-  source: string;
-}
-
-interface FakeFolder {
-  uidValidity: number;
-  messages: FakeMessage[];
-}
-
-/** Just enough of imapflow's client for syncFolder: STATUS, a mailbox lock, SEARCH and FETCH. */
-function fakeSession(
-  folders: Record<string, FakeFolder>,
-  options: { statusError?: Error; closeError?: Error } = {},
-) {
-  const events: string[] = [];
-  const commands: Record<string, number> = {};
-  const count = (command: string) => commands[command] = (commands[command] ?? 0) + 1;
-  const client = {
-    status(folder: string) {
-      count("STATUS");
-      events.push(`status ${folder}`);
-      if (options.statusError) return Promise.reject(options.statusError);
-      const state = folders[folder];
-      if (!state) return Promise.resolve(undefined);
-      const uidNext = Math.max(0, ...state.messages.map((m) => m.uid)) + 1;
-      return Promise.resolve({
-        uidValidity: BigInt(state.uidValidity),
-        uidNext,
-        highestModseq: 7n,
-        messages: state.messages.length,
-      });
-    },
-    getMailboxLock(folder: string) {
-      count("SELECT");
-      events.push(`lock ${folder}`);
-      return Promise.resolve({ release: () => events.push(`unlock ${folder}`) });
-    },
-    search(query: { uid: string }) {
-      count("SEARCH");
-      const [low] = query.uid.split(":").map(Number);
-      // Like a real server: "*" always matches the newest message.
-      const uids = Object.values(folders)[0].messages.map((m) => m.uid);
-      const matched = uids.filter((uid) => uid >= low);
-      if (matched.length === 0 && uids.length > 0) matched.push(Math.max(...uids));
-      return Promise.resolve(matched);
-    },
-    async *fetch(range: string) {
-      count("FETCH");
-      const wanted = new Set(range.split(",").map(Number));
-      for (const folder of Object.values(folders)) {
-        for (const message of folder.messages) {
-          if (!wanted.has(message.uid)) continue;
-          const source = new TextEncoder().encode(message.source);
-          yield { uid: message.uid, flags: new Set(["\\Seen"]), size: source.length, source };
-        }
-      }
-    },
-  };
-  let closed = 0;
-  const session: ImapSession = {
-    client: client as never,
-    commands,
-    close() {
-      closed++;
-      events.push("close");
-      return options.closeError ? Promise.reject(options.closeError) : Promise.resolve();
-    },
-  };
-  return {
-    session,
-    events,
-    get closed() {
-      return closed;
-    },
-  };
-}
-
-function mail(uid: number): FakeMessage {
-  return {
-    uid,
-    source: [
-      `Message-ID: <m${uid}@example.test>`,
-      "From: Bob <bob@example.test>",
-      "To: alice@example.test",
-      `Subject: Message ${uid}`,
-      "Date: Mon, 2 Nov 2026 10:00:00 +0000",
-      "",
-      `Body of message ${uid}`,
-      "",
-    ].join("\r\n"),
-  };
-}
-
 function setup(
   options: {
     started?: boolean;
@@ -267,6 +69,7 @@ function setup(
     /** Per mailbox id: an error to throw from connect, or the folders of a fake server. */
     servers?: Record<string, Error | Record<string, FakeFolder>>;
     limits?: Partial<ImportLimits>;
+    shutdown?: AbortSignal;
   } = {},
 ) {
   const store = new FakeRunStore(options.started ?? true, options.finishFailures ?? 0);
@@ -275,14 +78,21 @@ function setup(
   const connects: Array<{ mailboxId: string; credential: string }> = [];
   const sessions: Array<ReturnType<typeof fakeSession>> = [];
   let clock = 1_800_000_000_000;
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const run = createImportRunner({
     store,
     mail: mailStore,
     log,
     limits: options.limits,
+    shutdown: options.shutdown,
     now: () => (clock += 10),
-    connect: (target, credential) => {
+    connect: (target, credential, bounds) => {
       connects.push({ mailboxId: target.id, credential });
+      assert.equal(
+        bounds.maxMessageBytes,
+        limits.maxMessageBytes,
+        "the session gets the byte bound",
+      );
       const server = options.servers?.[target.id];
       if (server instanceof Error) return Promise.reject(server);
       const fake = fakeSession(server ?? { INBOX: { uidValidity: 1, messages: [] } });
@@ -519,6 +329,75 @@ Deno.test("a new UIDVALIDITY resets the folder and is reported", async () => {
   assert.equal(details.fetched, 1, "UID 1 is fetched again although the old last UID was 50");
 });
 
+Deno.test("no mailbox is started once the run's time is up: partial, and the next run continues", async () => {
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1), mailbox(MAILBOX_2)] },
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 1, messages: [] } } },
+    // The fake clock moves 10 ms per reading: the start, then one reading before
+    // each mailbox; the second comes after a 0.015 s budget.
+    limits: { maxSeconds: 0.015 },
+  });
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "partial");
+  assert.deepEqual(ctx.connects.map((c) => c.mailboxId), [MAILBOX_1]);
+  assert.deepEqual(ctx.mail.callsOf("claim").map((args) => args[0]), [MAILBOX_1]);
+  const details = finish.options?.details as { has_more: boolean; mailboxes: unknown[] };
+  assert.equal(details.has_more, true);
+  assert.deepEqual(details.mailboxes[1], { id: MAILBOX_2, not_started: true });
+});
+
+Deno.test("beforeunload: the run stops at the next chunk boundary, saves, releases and ends partial at once", async () => {
+  const shutdown = new AbortController();
+  const messages = Array.from({ length: 10 }, (_, i) => mail(i + 1));
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1), mailbox(MAILBOX_2)] },
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 3, messages } } },
+    limits: { chunkSize: 2 },
+    shutdown: shutdown.signal,
+  });
+  // The isolate announces its end while the first chunk is being written.
+  const storeBatch = ctx.mail.storeBatch.bind(ctx.mail);
+  ctx.mail.storeBatch = (...args) => {
+    shutdown.abort();
+    return storeBatch(...args);
+  };
+  await ctx.run();
+  const finish = ctx.store.finish;
+  assert.equal(finish.status, "partial");
+  assert.equal(
+    finish.options?.error,
+    "Stopped early: the function instance is shutting down; the next run continues",
+  );
+  // The chunk being written and the one already fetched are saved; nothing after.
+  const saved = ctx.mail.batches.flatMap((batch) => batch.records.map((r) => r.uid));
+  assert.deepEqual(saved, [1, 2, 3, 4]);
+  assert.equal(ctx.mail.batches.at(-1)?.progress.lastUid, 4, "the state covers what was saved");
+  assert.deepEqual(ctx.mail.callsOf("release"), [[MAILBOX_1, RUN_ID]], "the lease is released");
+  assert.deepEqual(ctx.connects.map((c) => c.mailboxId), [MAILBOX_1], "no mailbox is started");
+  const details = finish.options?.details as { has_more: boolean; mailboxes: unknown[] };
+  assert.equal(details.has_more, true);
+  assert.deepEqual(details.mailboxes[1], { id: MAILBOX_2, not_started: true });
+});
+
+Deno.test("beforeunload before anything was saved: the run fails with the reason, nothing is claimed", async () => {
+  const shutdown = new AbortController();
+  shutdown.abort();
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1)] },
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 3, messages: [mail(1)] } } },
+    shutdown: shutdown.signal,
+  });
+  await ctx.run();
+  assert.equal(ctx.store.finish.status, "failed");
+  assert.equal(
+    ctx.store.finish.options?.error,
+    "The function instance shut down before anything was imported; the next run retries",
+  );
+  assert.deepEqual(ctx.connects, []);
+  assert.deepEqual(ctx.mail.callsOf("claim"), []);
+});
+
 // --- failures -----------------------------------------------------------------------
 
 Deno.test("a refused login is recorded as an auth failure, fails the run, and never leaks the credential", async () => {
@@ -650,14 +529,20 @@ Deno.test("a failing mailbox after one that imported makes the run partial, with
   await ctx.run();
   const finish = ctx.store.finish;
   assert.equal(finish.status, "partial");
-  assert.equal(finish.options?.error, "Cannot reach imap.example.test:993 (ECONNREFUSED)");
+  assert.equal(finish.options?.error, 'Cannot connect to the mail server "imap.example.test:993"');
   const details = finish.options?.details as {
     fetched: number;
     mailboxes: Array<Record<string, unknown>>;
   };
   assert.equal(details.fetched, 1);
   assert.equal(details.mailboxes.length, 2);
-  assert.equal(details.mailboxes[1].error, "Cannot reach imap.example.test:993 (ECONNREFUSED)");
+  assert.equal(
+    details.mailboxes[1].error,
+    'Cannot connect to the mail server "imap.example.test:993"',
+  );
+  const logged = ctx.log.lines.map((line) => JSON.parse(line))
+    .find((line) => line.message === "Mailbox import failed");
+  assert.equal(logged?.code, "ECONNREFUSED", "the detail goes to the log");
   assert.deepEqual(ctx.mail.callsOf("release").map((args) => args[0]), [MAILBOX_1, MAILBOX_2]);
 });
 
@@ -711,18 +596,39 @@ Deno.test("describeImportError: a refused login names the user, host and kind of
   assert.equal(token.authFailed, true);
 });
 
-Deno.test("describeImportError: unreachable servers say which host and port, with the code", () => {
-  for (const code of ["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "NoConnection"]) {
+Deno.test("describeImportError: unreachable servers say which host and port, without code or address", () => {
+  for (
+    const code of ["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "CONNECT_TIMEOUT", "EHOSTUNREACH"]
+  ) {
     const error = Object.assign(new Error(`connect ${code} 10.0.0.1:993 ${CREDENTIAL}`), { code });
     const described = describeImportError(error, mailbox(MAILBOX_1, { port: 143 }), CREDENTIAL);
     assert.deepEqual(described, {
-      text: `Cannot reach imap.example.test:143 (${code})`,
+      text: 'Cannot connect to the mail server "imap.example.test:143"',
       authFailed: false,
     });
   }
 });
 
-Deno.test("describeImportError: certificate errors say the certificate is not trusted", () => {
+Deno.test("describeImportError: a connection lost mid-run says so, without the detail", () => {
+  for (const code of ["ECONNRESET", "NoConnection", "EConnectionClosed", "ETIMEOUT"]) {
+    const error = Object.assign(new Error(`Socket closed 10.0.0.1:993 ${code}`), { code });
+    assert.equal(
+      describeImportError(error, mailbox(MAILBOX_1), CREDENTIAL).text,
+      'The connection to the mail server "imap.example.test:993" was lost',
+    );
+  }
+});
+
+Deno.test("describeImportError: a refused private host reads like any unreachable one (no resolved address)", () => {
+  const refused = new HostNotAllowedError(
+    "Refusing to connect to imap.example.test: 10.1.2.3 is a loopback, private or link-local address",
+  );
+  const described = describeImportError(refused, mailbox(MAILBOX_1), CREDENTIAL);
+  assert.equal(described.text, 'Cannot connect to the mail server "imap.example.test:993"');
+  assert.ok(!described.text.includes("10.1.2.3"));
+});
+
+Deno.test("describeImportError: certificate errors say the certificate is not trusted, without the detail", () => {
   for (
     const code of [
       "SELF_SIGNED_CERT_IN_CHAIN",
@@ -733,12 +639,31 @@ Deno.test("describeImportError: certificate errors say the certificate is not tr
   ) {
     const error = Object.assign(new Error(`certificate problem ${CREDENTIAL}`), { code });
     const described = describeImportError(error, mailbox(MAILBOX_1), CREDENTIAL);
-    assert.equal(
-      described.text,
-      `The TLS certificate of imap.example.test is not trusted (${code})`,
-    );
+    assert.equal(described.text, "The TLS certificate of imap.example.test is not trusted");
     assert.equal(described.authFailed, false);
   }
+});
+
+Deno.test("describeImportError: the session's own errors are shown with the server named", () => {
+  assert.equal(
+    describeImportError(
+      new ImapSessionError("The mail server sent an invalid UIDVALIDITY"),
+      mailbox(MAILBOX_1),
+      CREDENTIAL,
+    ).text,
+    'The mail server sent an invalid UIDVALIDITY ("imap.example.test:993")',
+  );
+});
+
+Deno.test("describeImportError: no control character of the server's text survives (terminal escapes)", () => {
+  const error = Object.assign(new Error("Command failed\u0007"), {
+    responseText: "NO \u001b]0;pwned\u0007\u001b[2J\u009b31m wiped\r\ninjected line",
+  });
+  const described = describeImportError(error, mailbox(MAILBOX_1), CREDENTIAL);
+  // deno-lint-ignore no-control-regex
+  assert.doesNotMatch(described.text, /[\u0000-\u001f\u007f-\u009f]/);
+  assert.match(described.text, /^IMAP error at imap\.example\.test: Command failed/);
+  assert.match(described.text, /wiped/);
 });
 
 Deno.test("describeImportError: other errors keep the message and the server's response, scrubbed", () => {

@@ -71,6 +71,34 @@ export interface MailStore {
   ): Promise<string | null>;
 }
 
+/**
+ * auto_sync.store_batch's call. The bodies, nearly all of the bytes, go as plain text
+ * parameters ($8...): as JSON they would be escaped here and unescaped by Postgres
+ * (migration 20261129130200_mail_importer.sql). The rest of each record goes in one JSON parameter.
+ */
+export function storeBatchQuery(
+  batch: { mailboxId: string; folder: string; records: EmailRecord[]; progress: FolderProgress },
+): { text: string; parameters: (string | number | null)[] } {
+  const { records, progress } = batch;
+  const metadata = records.map(({ body_text: _, ...rest }) => rest);
+  const bodies = records.map((record) => record.body_text);
+  const bodyParameters = bodies.map((_, i) => `$${i + 8}::text`).join(", ");
+  return {
+    text: `select * from auto_sync.store_batch($1::uuid, $2::text, $3::bigint, $4::text::jsonb,
+           $5::bigint, $6::numeric, $7::integer, array[${bodyParameters}]::text[])`,
+    parameters: [
+      batch.mailboxId,
+      batch.folder,
+      progress.uidValidity,
+      JSON.stringify(metadata),
+      progress.lastUid,
+      progress.highestModseq?.toString() ?? null,
+      progress.messageCount,
+      ...bodies,
+    ],
+  };
+}
+
 export function createMailStore(sql: Sql): MailStore {
   return {
     async importTargets(userId) {
@@ -106,26 +134,8 @@ export function createMailStore(sql: Sql): MailStore {
       await sql`select auto_sync.reset_folder(${mailboxId}::uuid, ${folder}, ${uidValidity})`;
     },
     async storeBatch(mailboxId, folder, records, progress) {
-      // The bodies, nearly all of the bytes, go as plain text parameters: as JSON they
-      // would be escaped here and unescaped by Postgres (migration 20261129160000).
-      const metadata = records.map(({ body_text: _, ...rest }) => rest);
-      const bodies = records.map((record) => record.body_text);
-      const bodyParameters = bodies.map((_, i) => `$${i + 8}::text`).join(", ");
-      const [row] = await sql.unsafe(
-        `select * from auto_sync.store_batch($1::uuid, $2::text, $3::bigint, $4::text::jsonb,
-           $5::bigint, $6::numeric, $7::integer, array[${bodyParameters}]::text[])`,
-        [
-          mailboxId,
-          folder,
-          progress.uidValidity,
-          JSON.stringify(metadata),
-          progress.lastUid,
-          progress.highestModseq?.toString() ?? null,
-          progress.messageCount,
-          ...bodies,
-        ],
-        { prepare: true },
-      );
+      const query = storeBatchQuery({ mailboxId, folder, records, progress });
+      const [row] = await sql.unsafe(query.text, query.parameters, { prepare: true });
       return { inserted: row.inserted, remapped: row.remapped, duplicates: row.duplicates };
     },
     async touchFolder(mailboxId, folder, progress) {

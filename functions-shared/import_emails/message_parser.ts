@@ -14,6 +14,7 @@
  */
 import { createHash } from "node:crypto";
 import PostalMime from "postal-mime";
+import { safeLine, safeText } from "../safe_text.ts";
 import { withJoinedBlob } from "./joined_blob.ts";
 import { plainTextOf } from "./mime_text.ts";
 
@@ -42,11 +43,13 @@ export const DEFAULT_MAX_BODY_CHARS = 256 * 1024;
 const SNIPPET_CHARS = 200;
 const MAX_HEADER_CHARS = 2000;
 
-/** Safe for Postgres text and jsonb: no NUL, well-formed UTF-16, bounded. */
+/**
+ * A header field (or other one-line text) safe for Postgres text and jsonb and for
+ * whoever prints it: no NUL, no control character, well-formed UTF-16, bounded.
+ */
 export function cleanText(value: unknown, maxChars = MAX_HEADER_CHARS): string | null {
   if (typeof value !== "string") return null;
-  // Cut first, then repair: a cut through a surrogate pair must not leave half of it.
-  const cleaned = value.replaceAll("\u0000", "").slice(0, maxChars).toWellFormed();
+  const cleaned = safeLine(value, maxChars);
   return cleaned === "" ? null : cleaned;
 }
 
@@ -150,7 +153,8 @@ export async function parseMessage(
       cc_addresses: addresses(email.cc),
       subject: cleanText(email.subject),
       sent_at: validDate(email.date),
-      body_text: cleanText(bodyText, maxBodyChars),
+      // The body keeps its lines and tabs: it is the mail's content, shown as text.
+      body_text: bodyText ? safeText(bodyText, maxBodyChars) || null : null,
       body_truncated: text !== null && text.length > maxBodyChars,
       // Only a prefix can reach the snippet: don't rewrite a 256 KiB body for 200 characters.
       snippet: cleanText(

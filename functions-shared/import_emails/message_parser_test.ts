@@ -601,3 +601,22 @@ Deno.test("cleanText: NUL removed, lone surrogates replaced, capped, empty becom
   assert.equal(cleanText(42), null);
   assert.equal(cleanText("x".repeat(5000))?.length, 2000);
 });
+
+Deno.test("terminal escapes in header fields are not stored; the body keeps its lines", async () => {
+  const source = new TextEncoder().encode([
+    "From: =?utf-8?B?" + btoa("Eve \u001b[31mred\u0007") + "?= <eve@example.test>",
+    "Subject: =?utf-8?B?" + btoa("hi \u001b]0;owned\u0007 there") + "?=",
+    "Message-ID: <esc@example.test>",
+    "",
+    "line one\r\n\tline two \u001b[2J",
+    "",
+  ].join("\r\n"));
+  const parsed = await parseMessage(source);
+  // deno-lint-ignore no-control-regex
+  const controls = /[\u0000-\u001f\u007f-\u009f]/;
+  assert.doesNotMatch(parsed.subject ?? "", controls);
+  assert.equal(parsed.subject, "hi  ]0;owned  there");
+  assert.doesNotMatch(parsed.from_address?.name ?? "", controls);
+  assert.doesNotMatch(parsed.snippet ?? "", controls);
+  assert.match(parsed.body_text ?? "", /line one\n\tline two/);
+});

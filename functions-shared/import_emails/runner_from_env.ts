@@ -3,10 +3,13 @@
  * cron-auto-sync hand-off and import-emails' "sync now" run exactly the same code.
  *   IMAP_TLS_CA           optional PEM of a private CA that IMAP servers' certificates chain to
  *   IMAP_ALLOW_PRIVATE_HOSTS  "true" lets mailboxes point at loopback/private addresses (default: refused)
+ *   IMAP_ALLOW_PLAINTEXT  "true" allows tls_mode 'plain' for any host (default: only
+ *                         where IMAP_ALLOW_PRIVATE_HOSTS is true)
  *   IMPORT_MAX_MESSAGES   optional per-run message budget (default 500)
  *   IMPORT_MAX_SECONDS    optional per-run time budget (default 100)
  */
 import type { Sql } from "../database.ts";
+import { isolateShutdownSignal } from "../isolate_shutdown.ts";
 import type { Logger } from "../log.ts";
 import type { RunStore } from "../run_store.ts";
 import { openImapSession } from "./imap_session.ts";
@@ -30,12 +33,14 @@ export function importRunnerFromEnv(
     throw new Error("Invalid IMAP_TLS_CA: expected a PEM certificate");
   }
   const allowPrivateHosts = env.IMAP_ALLOW_PRIVATE_HOSTS === "true";
+  const allowPlaintext = allowPrivateHosts || env.IMAP_ALLOW_PLAINTEXT === "true";
   return createImportRunner({
     store: deps.store,
     mail: createMailStore(deps.sql),
     log: deps.log,
-    connect: (mailbox, credential) =>
-      openImapSession(mailbox, credential, { caPem, allowPrivateHosts }),
+    shutdown: isolateShutdownSignal(),
+    connect: (mailbox, credential, bounds) =>
+      openImapSession(mailbox, credential, { ...bounds, caPem, allowPrivateHosts, allowPlaintext }),
     limits: {
       maxMessages: positiveInteger(
         env.IMPORT_MAX_MESSAGES,

@@ -16,8 +16,8 @@ create extension if not exists pgcrypto with schema extensions;
 -- Advisor warning (extension_in_public).
 create extension if not exists pg_cron with schema pg_catalog;
 
--- pg_net: hosted Supabase and `supabase start` ship it; enable it unless something
--- already provides the `net` schema (the local stack's stand-in, tests/stack/).
+-- pg_net: hosted Supabase, `supabase start` and the local stack ship it; enable it
+-- unless something already provides the `net` schema.
 do $$
 begin
   if not exists (select 1 from pg_catalog.pg_namespace where nspname = 'net') then

@@ -1,7 +1,7 @@
 -- pgTAP: auto_sync.dispatch() and the run lifecycle, as postgres (what pg_cron runs).
 --
 -- Everything happens in one transaction that is rolled back: pg_cron's own
--- dispatch() and the pg_net stand-in worker never see these rows, and the requests
+-- dispatch() and the pg_net worker never see these rows, and the requests
 -- queued here are never sent. now() is the same for the whole transaction, so every
 -- dispatch() below shares one timestamp.
 --

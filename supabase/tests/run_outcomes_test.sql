@@ -1,7 +1,7 @@
 -- pgTAP: truthful run outcomes, retries with backoff, pause, retention
 -- (20261129120300_auto_sync_run_outcomes.sql), as postgres (what the maintenance job runs).
 --
--- One transaction, rolled back: pg_cron, the pg_net stand-in worker and the functions
+-- One transaction, rolled back: pg_cron, the pg_net worker and the functions
 -- never see these rows. now() is fixed for the whole transaction. The shared database
 -- may hold other (committed) runs in flight: reconcile_runs() handles those too inside
 -- this transaction (rolled back), so every check below looks at this file's rows

@@ -11,6 +11,7 @@ import type postgres from "postgres";
 import { signRequest } from "../../functions-shared/signed_request.ts";
 import { SigningKey } from "../../functions-shared/standard_webhooks.ts";
 import { createUser, functionsUrl, stackSecrets } from "./local_stack.ts";
+import { functionPort } from "../../local-stack/urls.ts";
 import {
   type Claims,
   claimsFor,
@@ -42,7 +43,7 @@ function directPort(name: string): number {
     .sort();
   const index = names.indexOf(name);
   if (index < 0) throw new Error(`No function "${name}" in supabase/functions`);
-  return gatewayPort + 100 + index;
+  return functionPort(gatewayPort, index);
 }
 
 export const GATEWAY: Target = {

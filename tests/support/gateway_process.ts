@@ -1,10 +1,10 @@
 /**
- * A second functions gateway (tests/stack/gateway.ts) started by a test, on its own
+ * A second functions gateway (local-stack/gateway.ts) started by a test, on its own
  * port, e.g. in another project mode or over a throwaway functions folder. Its
  * output (and its functions') is kept so a test can assert on what a user would
  * read in the logs.
  */
-const gatewayPath = new URL("../stack/gateway.ts", import.meta.url).pathname;
+const gatewayPath = new URL("../../local-stack/gateway.ts", import.meta.url).pathname;
 
 export interface GatewayProcess {
   url: string;

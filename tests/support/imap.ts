@@ -1,5 +1,5 @@
 /**
- * The real IMAP server of the local stack (Dovecot, tests/imap/dovecot.sh) for
+ * The real IMAP server of the local stack (Dovecot, local-stack/imap/dovecot.sh) for
  * integration tests: users, folders, mail, and an importer wired exactly as the
  * functions wire it, but with limits the test chooses.
  */
@@ -13,13 +13,13 @@ import { openImapSession } from "../../functions-shared/import_emails/imap_sessi
 import { createMailStore } from "../../functions-shared/import_emails/mail_store.ts";
 import { createMemoryLogger } from "../../functions-shared/log.ts";
 import { createRunStore } from "../../functions-shared/run_store.ts";
-import { stateDir } from "./local_stack.ts";
+import { imapPort, imapsPort, stateDir } from "../../local-stack/urls.ts";
 
 const repo = new URL("../../", import.meta.url).pathname;
-const dovecotScript = `${repo}tests/imap/dovecot.sh`;
+const dovecotScript = `${repo}local-stack/imap/dovecot.sh`;
 export const dovecotState = `${stateDir}/dovecot`;
-export const IMAP_PORT = 54143;
-export const IMAPS_PORT = 54993;
+export const IMAP_PORT = imapPort;
+export const IMAPS_PORT = imapsPort;
 export const caPem = () => Deno.readTextFileSync(`${dovecotState}/ca.pem`);
 
 async function run(args: string[], stdin?: Uint8Array): Promise<string> {
@@ -115,9 +115,10 @@ export async function addMailbox(
   sql: postgres.Sql,
   userId: string,
   imapUser: { username: string; password: string },
-  options: { folders?: string[]; tls?: "tls" | "starttls" | "plain" } = {},
+  options: { folders?: string[]; tls?: "tls" | "starttls" | "plain"; port?: number } = {},
 ): Promise<string> {
   const tls = options.tls ?? "tls";
+  const port = options.port ?? (tls === "tls" ? IMAPS_PORT : IMAP_PORT);
   return await sql.begin(async (tx) => {
     await tx`select set_config('request.jwt.claims', ${
       JSON.stringify({ sub: userId, role: "authenticated" })
@@ -125,9 +126,7 @@ export async function addMailbox(
     await tx`set local role authenticated`;
     const [row] = await tx`
       select public.add_mailbox(
-        p_host := ${tls === "tls" ? "localhost" : "127.0.0.1"}, p_port := ${
-      tls === "tls" ? IMAPS_PORT : IMAP_PORT
-    },
+        p_host := ${tls === "tls" ? "localhost" : "127.0.0.1"}, p_port := ${port},
         p_username := ${imapUser.username}, p_credential := ${imapUser.password},
         p_tls_mode := ${tls}, p_folders := ${options.folders ?? ["INBOX"]}) as id`;
     return row.id as string;
@@ -153,6 +152,8 @@ export function importer(
     afterBatch?: (batchNumber: number) => Promise<void>;
     trustTestCa?: boolean;
     allowPrivateHosts?: boolean;
+    allowPlaintext?: boolean;
+    shutdown?: AbortSignal;
   } = {},
 ) {
   const log = createMemoryLogger();
@@ -168,12 +169,15 @@ export function importer(
     store: createRunStore(sql),
     mail,
     log,
-    connect: (mailbox, credential) =>
+    connect: (mailbox, credential, bounds) =>
       openImapSession(mailbox, credential, {
+        ...bounds,
         caPem: options.trustTestCa === false ? undefined : caPem(),
         allowPrivateHosts: options.allowPrivateHosts ?? true, // the test server is on loopback
+        allowPlaintext: options.allowPlaintext,
       }),
     limits,
+    shutdown: options.shutdown,
   });
   return { log, runner };
 }

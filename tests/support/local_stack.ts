@@ -1,19 +1,15 @@
 /**
  * What the integration tests need to reach the running local stack (scripts/stack):
  * its database, its functions URL, and a way to mint user tokens with the stack's
- * own JWT key. Reads .stack/ (written by scripts/stack start).
+ * own JWT key. Reads the stack's state folder (written by scripts/stack start).
  */
 import { importJWK, SignJWT } from "jose";
 import postgres from "postgres";
 import { parseKeyring, type SigningKey } from "../../functions-shared/standard_webhooks.ts";
-import { readEnvFile } from "../stack/env_file.ts";
+import { readEnvFile } from "../../local-stack/env_file.ts";
+import { dbUrl, functionsUrl, stateDir } from "../../local-stack/urls.ts";
 
-const repo = new URL("../../", import.meta.url).pathname;
-export const stateDir = `${repo}.stack`;
-export const dbUrl = Deno.env.get("STACK_DB_URL") ??
-  "postgresql://postgres:postgres@127.0.0.1:54322/postgres";
-export const functionsUrl = Deno.env.get("STACK_FUNCTIONS_URL") ??
-  "http://127.0.0.1:54321/functions/v1";
+export { dbUrl, functionsUrl, stateDir };
 
 export function connect(): postgres.Sql {
   return postgres(dbUrl, { max: 4, onnotice: () => {} });

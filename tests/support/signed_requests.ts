@@ -4,7 +4,6 @@
  * the wire format too. Runs are created directly, without dispatch(), so tests do
  * not race the pg_cron job or the pg_net worker for them.
  */
-import { Buffer } from "node:buffer";
 import type postgres from "postgres";
 import type { Claims as WireClaims } from "../../functions-shared/claims.ts";
 import {
@@ -83,16 +82,4 @@ export function send(
     headers,
     body: overrides.method === "GET" ? undefined : (overrides.body ?? request.body as BodyInit),
   });
-}
-
-/** A request the pg_net worker sent, as captured in .stack/captured/<id>.json. */
-export function readCapturedRequest(path: string): SignedRequest & { url: string } {
-  const copy = JSON.parse(Deno.readTextFileSync(path));
-  return {
-    url: copy.url,
-    id: copy.headers["webhook-id"],
-    timestamp: copy.headers["webhook-timestamp"],
-    signature: copy.headers["webhook-signature"],
-    body: new Uint8Array(Buffer.from(copy.body_base64, "base64")),
-  };
 }

@@ -3,7 +3,7 @@
  * deno.json, supabase/config.toml, supabase/functions/<name>/... and the project's
  * keys (project.json), like a fresh clone of a user's repository.
  */
-import { createProject, type StackProject } from "../stack/project.ts";
+import { createProject, type StackProject } from "../../local-stack/project.ts";
 
 export interface ThrowawayProject {
   root: string;

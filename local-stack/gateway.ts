@@ -15,8 +15,8 @@
  * routes at $SUPABASE_URL/auth/v1 (auth_stand_in.ts).
  *
  *   deno run --allow-net --allow-env --allow-read --allow-run gateway.ts \
- *     --port 54321 --db-url <postgres url> --env-file .stack/functions.env \
- *     [--project .stack/project.json] [--mode hosted-asymmetric|hosted-legacy|self-hosted]
+ *     --port <STACK_GATEWAY_PORT> --db-url <postgres url> --env-file <state>/functions.env \
+ *     [--project <state>/project.json] [--mode hosted-asymmetric|hosted-legacy|self-hosted]
  */
 import postgres from "postgres";
 import { parse as parseToml } from "smol-toml";
@@ -30,19 +30,20 @@ import {
 } from "./function_import_map.ts";
 import { injectedEnv, userSecrets } from "./platform_env.ts";
 import { parseProjectMode, readProject } from "./project.ts";
+import { functionPort, gatewayPort } from "./urls.ts";
 
 const { values } = parseArgs({
   options: {
-    port: { type: "string", default: "54321" },
+    port: { type: "string", default: String(gatewayPort) },
     "db-url": { type: "string" },
     "env-file": { type: "string" },
     "functions-dir": {
       type: "string",
-      default: new URL("../../supabase/functions", import.meta.url).pathname,
+      default: new URL("../supabase/functions", import.meta.url).pathname,
     },
     config: {
       type: "string",
-      default: new URL("../../supabase/config.toml", import.meta.url).pathname,
+      default: new URL("../supabase/config.toml", import.meta.url).pathname,
     },
     project: { type: "string" },
     mode: { type: "string", default: Deno.env.get("STACK_PROJECT_MODE") ?? "hosted-asymmetric" },
@@ -82,7 +83,7 @@ interface ServedFunction {
 }
 
 function startFunction(name: string, index: number): ServedFunction {
-  const functionPort = port + 100 + index;
+  const servedPort = functionPort(port, index);
   const env: Record<string, string> = {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? "/tmp",
@@ -108,7 +109,7 @@ function startFunction(name: string, index: number): ServedFunction {
       "--host",
       "127.0.0.1",
       "--port",
-      String(functionPort),
+      String(servedPort),
       "--allow-net",
       "--allow-env",
       "--allow-read",
@@ -121,7 +122,7 @@ function startFunction(name: string, index: number): ServedFunction {
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();
-  const served: ServedFunction = { name, port: functionPort, process, exited: false };
+  const served: ServedFunction = { name, port: servedPort, process, exited: false };
   process.status.then((status) => {
     served.exited = true;
     console.error(

@@ -1,16 +1,19 @@
 /**
  * The demo (scripts/demo): the whole signed path on the local stack, step by step.
  * A demo user connects a mailbox and turns auto-sync on; the real pg_cron tick
- * dispatches a signed request, pg_net delivers it, cron-auto-sync verifies it and
+ * (every 2 s during the demo: pg_cron 1.6 takes seconds schedules) dispatches a signed
+ * request, pg_net's real worker delivers it, cron-auto-sync verifies it and
  * hands off to import-emails, which imports the mail from the real IMAP server
  * (Dovecot). The captured request is replayed and refused. Two new messages arrive
  * and the user's "sync now" imports exactly those two.
  */
 import postgres from "postgres";
-import { existsSync } from "node:fs";
-import { dbUrl, functionsUrl, mintUserToken, stateDir, waitFor } from "../support/local_stack.ts";
-import { readCapturedRequest, send } from "../support/signed_requests.ts";
-import { addMailbox, appendMessages, createImapUser, message } from "../support/imap.ts";
+import { dbUrl, functionsUrl, imapsPort, stateDir } from "./urls.ts";
+import { mintUserToken, waitFor } from "../tests/support/local_stack.ts";
+import { send } from "../tests/support/signed_requests.ts";
+import { capturedRequest, startCapture, stopCapture } from "../tests/support/sent_requests.ts";
+import { withFastDispatchTick } from "../tests/support/dispatch_tick.ts";
+import { addMailbox, appendMessages, createImapUser, message } from "../tests/support/imap.ts";
 
 const DEMO_USER = "00000000-0000-4000-8000-00000000de70";
 const sql = postgres(dbUrl, { max: 2, onnotice: () => {} });
@@ -48,7 +51,7 @@ await appendMessages(imapUser, "INBOX", [
 await addMailbox(sql, DEMO_USER, imapUser);
 show(
   "mailbox",
-  `imaps://localhost:54993 user ${imapUser.username} (password stored in Vault, 3 messages)`,
+  `imaps://localhost:${imapsPort} user ${imapUser.username} (password stored in Vault, 3 messages)`,
 );
 const [schedule] = await sql.begin(async (tx) => {
   await tx`select auto_sync.disable(${DEMO_USER})`; // re-enabling makes it due at once
@@ -73,28 +76,30 @@ for (const key of keys) {
   show("signing key", `Vault secret "${key.name}" (value never leaves the database)`);
 }
 
+await startCapture(sql); // copies what dispatch() queues, inside its transaction
 const started = Date.now();
-const run = await waitFor(async () => {
-  const [row] = await sql`
+const run = await withFastDispatchTick(sql, 2, () =>
+  waitFor(async () => {
+    const [row] = await sql`
     select * from auto_sync.runs
      where user_id = ${DEMO_USER} and trigger = 'schedule' and finished_at is not null
        and created_at >= ${new Date(started - 1000)}
      order by created_at desc limit 1`;
-  return row;
-}, {
-  timeoutMs: 90_000,
-  intervalMs: 1000,
-  onWait: (elapsed) => {
-    const seconds = Math.round(elapsed / 1000);
-    if (interactive) {
-      Deno.stdout.writeSync(
-        encoder.encode(`\r   waiting for the next pg_cron tick... ${seconds} s `),
-      );
-    } else if (seconds % 10 === 0) {
-      console.log(`   waiting for the next pg_cron tick... ${seconds} s`);
-    }
-  },
-});
+    return row;
+  }, {
+    timeoutMs: 90_000,
+    intervalMs: 1000,
+    onWait: (elapsed) => {
+      const seconds = Math.round(elapsed / 1000);
+      if (interactive) {
+        Deno.stdout.writeSync(
+          encoder.encode(`\r   waiting for the next pg_cron tick... ${seconds} s `),
+        );
+      } else if (seconds % 10 === 0) {
+        console.log(`   waiting for the next pg_cron tick... ${seconds} s`);
+      }
+    },
+  }));
 console.log(
   `${interactive ? "\r" : ""}   pg_cron fired after ${Math.round((Date.now() - started) / 1000)} s${
     " ".repeat(20)
@@ -102,8 +107,8 @@ console.log(
 );
 
 step(3, "dispatch() signed a request and queued it in pg_net; the worker sent it");
-const capturePath = `${stateDir}/captured/${run.net_request_id}.json`;
-const captured = existsSync(capturePath) ? readCapturedRequest(capturePath) : null;
+const captured = await capturedRequest(sql, run.net_request_id);
+await stopCapture(sql);
 if (captured) {
   show("POST", captured.url);
   show("webhook-id", captured.id);

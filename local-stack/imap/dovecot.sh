@@ -7,19 +7,20 @@
 #   dovecot.sh add-user USER PASSWORD [STATE_DIR]   add/replace a user (no restart needed)
 #   dovecot.sh doveadm  ARGS...              doveadm against this instance's config
 #
-# STATE_DIR defaults to $DOVECOT_STATE_DIR, else <repo>/.stack/dovecot.
-# Ports: $DOVECOT_IMAP_PORT (default 54143, plain + STARTTLS) and
-#        $DOVECOT_IMAPS_PORT (default 54993, implicit TLS); both on 127.0.0.1 only.
+# STATE_DIR defaults to $DOVECOT_STATE_DIR, else <stack state>/dovecot.
+# Ports: $STACK_IMAP_PORT (plain + STARTTLS) and $STACK_IMAPS_PORT (implicit TLS),
+#        defaults in local-stack/ports.json; both on 127.0.0.1 only.
 # When run as root, Dovecot runs as $DOVECOT_RUN_USER (default: dovecot).
-# See tests/imap/README.md for the reasoning behind the configuration.
+# See local-stack/imap/README.md for the reasoning behind the configuration.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TEMPLATE="$SCRIPT_DIR/dovecot.conf.in"
-REPO=$(git -C "$SCRIPT_DIR" rev-parse --show-toplevel 2>/dev/null || (cd "$SCRIPT_DIR/../.." && pwd))
+# shellcheck source=../stack_env.sh
+. "$SCRIPT_DIR/../stack_env.sh"
 
-IMAP_PORT=${DOVECOT_IMAP_PORT:-54143}
-IMAPS_PORT=${DOVECOT_IMAPS_PORT:-54993}
+IMAP_PORT=$STACK_IMAP_PORT
+IMAPS_PORT=$STACK_IMAPS_PORT
 HOST=127.0.0.1
 START_TIMEOUT=${DOVECOT_START_TIMEOUT:-15}   # seconds to wait for the ports
 STOP_TIMEOUT=10                              # seconds before escalating to SIGKILL
@@ -39,7 +40,7 @@ usage() {
 # set_state_dir [DIR]: resolve STATE_DIR (absolute: Dovecot config paths must be)
 # and the paths derived from it.
 set_state_dir() {
-  STATE_DIR=$(realpath -m "${1:-${DOVECOT_STATE_DIR:-$REPO/.stack/dovecot}}")
+  STATE_DIR=$(realpath -m "${1:-${DOVECOT_STATE_DIR:-$STACK_STATE_DIR/dovecot}}")
   CONF="$STATE_DIR/dovecot.conf"
   USERS="$STATE_DIR/users"
   LOGFILE="$STATE_DIR/dovecot.log"
