@@ -111,10 +111,13 @@ Deno.test("a keyring is never written into a file git tracks", async () => {
 Deno.test("a failed `supabase secrets set` leaves no keyring file behind and Vault untouched", async () => {
   const home = Deno.makeTempDirSync({ prefix: "keys-home-" }); // no Supabase login here
   const tmp = Deno.makeTempDirSync({ prefix: "keys-tmp-" });
+  // Deno's module cache is found through HOME unless DENO_DIR says where it is.
+  const denoDir = Deno.env.get("DENO_DIR") ??
+    `${Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME")}/.cache`}/deno`;
   try {
     const before = await vaultKeyNames();
     const result = await keysIn(
-      { env: { HOME: home, TMPDIR: tmp, SUPABASE_ACCESS_TOKEN: "" } },
+      { env: { HOME: home, DENO_DIR: denoDir, TMPDIR: tmp, SUPABASE_ACCESS_TOKEN: "" } },
       "rotate-begin",
       "--project-ref",
       "abcdefghijklmnopqrst",
@@ -125,7 +128,9 @@ Deno.test("a failed `supabase secrets set` leaves no keyring file behind and Vau
     );
     assert.equal(result.code, 1, result.text);
     assert.match(result.text, /keys: supabase secrets set failed; nothing else was changed/);
-    assert.deepEqual([...Deno.readDirSync(tmp)].map((entry) => entry.name), []);
+    const keyringFiles = [...Deno.readDirSync(tmp)]
+      .filter((entry) => entry.name.startsWith("auto-sync-keyring-"));
+    assert.deepEqual(keyringFiles, [], "the temporary keyring file is deleted");
     assert.deepEqual(await vaultKeyNames(), before);
   } finally {
     Deno.removeSync(home, { recursive: true });
