@@ -1,71 +1,137 @@
 /**
- * Verifies a signed-in user's access token (the `Authorization: Bearer` JWT).
- *
- * Supabase projects sign user tokens either with asymmetric keys published as
- * SUPABASE_JWKS (injected into Edge Functions) or, on older projects, with the
- * legacy HS256 JWT secret (set it as SUPABASE_JWT_SECRET). Only tokens for the
- * `authenticated` role with a user id in `sub` are accepted.
+ * Verifies a signed-in user's access token (the `Authorization: Bearer` JWT) with
+ * Supabase's own client, `supabase.auth.getClaims()`:
+ *   - a token signed with the project's asymmetric key (ES256/RS256) is verified
+ *     here, against SUPABASE_JWKS (hosted projects inject it as a bare array of
+ *     keys; a {"keys": [...]} set works too). A key id missing from it sends the
+ *     library to $SUPABASE_URL/auth/v1/.well-known/jwks.json (key rotation).
+ *   - a token signed with the legacy HS256 secret (hosted projects not migrated to
+ *     signing keys, self-hosted Supabase) is checked by Supabase Auth itself
+ *     ($SUPABASE_URL/auth/v1/user): the function never holds the JWT secret.
+ * On top of a valid signature, only `authenticated` tokens for the `authenticated`
+ * audience, with a uuid `sub` and an `exp` still ahead of the injected clock, pass.
  */
-import {
-  createLocalJWKSet,
-  decodeProtectedHeader,
-  type JSONWebKeySet,
-  jwtVerify,
-  type JWTVerifyGetKey,
-} from "jose";
+import { createClient, type JWK } from "@supabase/supabase-js";
+import { decodeJwt, decodeProtectedHeader } from "jose";
 import { z } from "zod";
+import type { Logger } from "./log.ts";
 
 export type UserAuthenticator = (
   authorization: string | null,
 ) => Promise<{ userId: string } | null>;
 
-const ASYMMETRIC_ALGORITHMS = ["ES256", "RS256", "EdDSA"];
-const userClaims = z.object({ sub: z.uuid(), role: z.literal("authenticated") });
+export interface UserAuthEnv {
+  SUPABASE_URL?: string;
+  SUPABASE_JWKS?: string;
+  SUPABASE_PUBLISHABLE_KEYS?: string;
+  SUPABASE_ANON_KEY?: string;
+}
+
+/** The algorithms Supabase Auth signs user tokens with. */
+const USER_TOKEN_ALGORITHMS = new Set(["ES256", "RS256", "HS256"]);
+const BEARER = /^bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i;
+
+const userClaims = z.object({
+  sub: z.uuid(),
+  role: z.literal("authenticated"),
+  aud: z.union([
+    z.literal("authenticated"),
+    z.array(z.string()).refine((aud) => aud.includes("authenticated")),
+  ]),
+  exp: z.number(),
+});
 
 export function createUserAuthenticator(
-  env: { SUPABASE_JWKS?: string; SUPABASE_JWT_SECRET?: string },
-  options: { now?: () => Date } = {},
+  env: UserAuthEnv,
+  options: { now?: () => Date; fetch?: typeof fetch; log?: Logger } = {},
 ): UserAuthenticator {
-  let jwks: JWTVerifyGetKey | null = null;
-  if (env.SUPABASE_JWKS) {
-    let keySet: JSONWebKeySet | null = null;
-    try {
-      keySet = JSON.parse(env.SUPABASE_JWKS) as JSONWebKeySet;
-    } catch { /* reported below */ }
-    if (!Array.isArray(keySet?.keys) || keySet.keys.length === 0) {
-      throw new Error(
-        'Invalid SUPABASE_JWKS: expected a JSON Web Key Set with keys ({"keys": [...]})',
-      );
-    }
-    jwks = createLocalJWKSet(keySet);
-  }
-  const secret = env.SUPABASE_JWT_SECRET ? new TextEncoder().encode(env.SUPABASE_JWT_SECRET) : null;
-  if (!jwks && !secret) {
-    throw new Error("Missing SUPABASE_JWKS or SUPABASE_JWT_SECRET: cannot verify user tokens");
-  }
+  if (!env.SUPABASE_URL) throw new Error("Missing SUPABASE_URL: cannot verify user tokens");
+  const apiKey = projectApiKey(env);
+  const jwks = { keys: parseJwks(env.SUPABASE_JWKS) };
+  const supabase = createClient(env.SUPABASE_URL, apiKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    ...(options.fetch ? { global: { fetch: options.fetch } } : {}),
+  });
+  const nowSeconds = () => (options.now?.() ?? new Date()).getTime() / 1000;
+
+  // Refuses, without a network call, what cannot be a valid user token anyway.
+  const plausible = (token: string) => {
+    const { alg } = decodeProtectedHeader(token);
+    const claims = userClaims.safeParse(decodeJwt(token));
+    return USER_TOKEN_ALGORITHMS.has(alg ?? "") && claims.success &&
+      claims.data.exp > nowSeconds();
+  };
 
   return async (authorization) => {
-    const match = authorization?.match(
-      /^bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i,
-    );
-    if (!match) return null;
-    const token = match[1];
+    const token = authorization?.match(BEARER)?.[1];
+    if (!token) return null;
     try {
-      const { alg } = decodeProtectedHeader(token);
-      const common = {
-        audience: "authenticated",
-        currentDate: options.now?.(),
-        requiredClaims: ["exp", "sub"],
-      };
-      const { payload } = alg === "HS256" && secret
-        ? await jwtVerify(token, secret, { ...common, algorithms: ["HS256"] })
-        : jwks
-        ? await jwtVerify(token, jwks, { ...common, algorithms: ASYMMETRIC_ALGORITHMS })
-        : { payload: null };
-      const claims = userClaims.safeParse(payload);
-      return claims.success ? { userId: claims.data.sub } : null;
+      if (!plausible(token)) return null;
+      // allowExpired: the expiry is checked below against the injected clock
+      // (Auth checks it again for HS256 tokens).
+      const { data, error } = await supabase.auth.getClaims(token, { jwks, allowExpired: true });
+      // Auth down or unreachable refuses too (fail closed), but is the operator's to know.
+      if (error && (error.name === "AuthRetryableFetchError" || (error.status ?? 0) >= 500)) {
+        options.log?.error("Cannot verify a user token: Supabase Auth did not answer", {
+          status: error.status ?? null,
+        });
+      }
+      if (error || !data) return null;
+      const claims = userClaims.safeParse(data.claims);
+      return claims.success && claims.data.exp > nowSeconds() ? { userId: claims.data.sub } : null;
     } catch {
       return null;
     }
   };
+}
+
+/**
+ * The key the Auth API expects in `apikey`: the `default` publishable key (hosted injects
+ * every publishable key by name), else another one, else the legacy anon key.
+ */
+function projectApiKey(env: UserAuthEnv): string {
+  let publishable: string | undefined;
+  if (env.SUPABASE_PUBLISHABLE_KEYS) {
+    let keys: unknown;
+    try {
+      keys = JSON.parse(env.SUPABASE_PUBLISHABLE_KEYS);
+    } catch { /* reported below */ }
+    const values = keys && typeof keys === "object" && !Array.isArray(keys)
+      ? Object.entries(keys as Record<string, unknown>)
+      : null;
+    if (!values || !values.every(([, key]) => typeof key === "string")) {
+      throw new Error(
+        'Invalid SUPABASE_PUBLISHABLE_KEYS: expected a JSON object of keys ({"default": "sb_publishable_..."})',
+      );
+    }
+    const usable = values.filter(([, key]) => key) as [string, string][];
+    publishable = (usable.find(([name]) => name === "default") ?? usable[0])?.[1];
+  }
+  const key = publishable ?? env.SUPABASE_ANON_KEY;
+  if (!key) {
+    throw new Error(
+      "Missing SUPABASE_PUBLISHABLE_KEYS or SUPABASE_ANON_KEY: cannot reach Supabase Auth",
+    );
+  }
+  return key;
+}
+
+/**
+ * SUPABASE_JWKS as hosted projects inject it (a bare array of public keys; empty on
+ * projects still on the legacy secret) or as a key set ({"keys": [...]}). Absent
+ * (self-hosted) means no local keys.
+ */
+function parseJwks(value: string | undefined): JWK[] {
+  if (!value) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch { /* reported below */ }
+  const keys = Array.isArray(parsed) ? parsed : (parsed as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(keys) || !keys.every((key) => typeof key === "object" && key !== null)) {
+    throw new Error(
+      'Invalid SUPABASE_JWKS: expected keys as a JSON array ([...]) or a key set ({"keys": [...]})',
+    );
+  }
+  return keys as JWK[];
 }

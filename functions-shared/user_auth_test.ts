@@ -1,17 +1,73 @@
 import assert from "node:assert/strict";
-import { type CryptoKey, exportJWK, generateKeyPair, type JWTPayload, SignJWT } from "jose";
-import { createUserAuthenticator } from "./user_auth.ts";
+import {
+  type CryptoKey,
+  exportJWK,
+  generateKeyPair,
+  type JWTPayload,
+  jwtVerify,
+  SignJWT,
+} from "jose";
+import { createMemoryLogger } from "./log.ts";
+import { createUserAuthenticator, type UserAuthEnv } from "./user_auth.ts";
 
 const NOW = 1_800_000_000; // unix seconds of the injected clock
 const USER_ID = "6a1f2e3d-4c5b-4a69-8b7c-1d2e3f4a5b6c";
 const KID = "test-key-1";
 const LEGACY_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
-const clock = (seconds = NOW) => ({ now: () => new Date(seconds * 1000) });
+const ANON_KEY = "anon-key-of-the-project";
+const clock = (seconds = NOW) => new Date(seconds * 1000);
 
 const projectKeys = await generateKeyPair("ES256", { extractable: true });
 const otherKeys = await generateKeyPair("ES256", { extractable: true });
-const JWKS = JSON.stringify({
-  keys: [{ ...(await exportJWK(projectKeys.publicKey)), kid: KID, alg: "ES256", use: "sig" }],
+const publicJwk = {
+  ...(await exportJWK(projectKeys.publicKey)),
+  kid: KID,
+  alg: "ES256",
+  use: "sig",
+};
+/** SUPABASE_JWKS as hosted projects inject it: a bare array of the public keys. */
+const JWKS = JSON.stringify([publicJwk]);
+
+/**
+ * Supabase Auth as the library reaches it at SUPABASE_URL (a stand-in for these unit
+ * tests; tests/platform_modes_test.ts runs the real HTTP path on the stack): the JWKS
+ * endpoint, and /user, which accepts a token signed with the legacy secret for a
+ * request carrying the project's API key.
+ */
+function authServer(published: object[] = [publicJwk], seconds = NOW) {
+  const requests: string[] = [];
+  const fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
+    const request = new Request(input, init);
+    const { pathname } = new URL(request.url);
+    requests.push(pathname);
+    if (pathname === "/auth/v1/.well-known/jwks.json") return Response.json({ keys: published });
+    if (pathname !== "/auth/v1/user") return Response.json({ msg: "Not found" }, { status: 404 });
+    if (request.headers.get("apikey") !== ANON_KEY) {
+      return Response.json({ message: "Invalid API key" }, { status: 401 });
+    }
+    const token = request.headers.get("authorization")?.replace(/^Bearer /, "") ?? "";
+    try {
+      const { payload } = await jwtVerify(token, new TextEncoder().encode(LEGACY_SECRET), {
+        algorithms: ["HS256"],
+        currentDate: clock(seconds),
+      });
+      return Response.json({ id: payload.sub, aud: payload.aud, role: payload.role });
+    } catch {
+      return Response.json({ code: 403, error_code: "bad_jwt", msg: "invalid JWT" }, {
+        status: 403,
+      });
+    }
+  };
+  return { fetch, requests };
+}
+
+// supabase-js caches the JWKS it fetched per project URL, across clients: a fresh
+// project ref per authenticator keeps one test's keys out of the next.
+const hostedEnv = (changes: UserAuthEnv = {}): UserAuthEnv => ({
+  SUPABASE_URL: `https://${crypto.randomUUID().slice(0, 20)}.supabase.test`,
+  SUPABASE_ANON_KEY: ANON_KEY,
+  SUPABASE_JWKS: JWKS,
+  ...changes,
 });
 
 function userClaims(changes: JWTPayload = {}): JWTPayload {
@@ -45,9 +101,18 @@ function base64url(value: unknown): string {
 }
 
 const bearer = (token: string) => `Bearer ${token}`;
+/** A hosted project with asymmetric signing keys (SUPABASE_JWKS holds the ES256 key). */
 const jwksAuth = (seconds = NOW) =>
-  createUserAuthenticator({ SUPABASE_JWKS: JWKS }, clock(seconds));
-const legacyAuth = () => createUserAuthenticator({ SUPABASE_JWT_SECRET: LEGACY_SECRET }, clock());
+  createUserAuthenticator(hostedEnv(), {
+    now: () => clock(seconds),
+    ...authServer([publicJwk], seconds),
+  });
+/** A hosted project still on the legacy HS256 secret: SUPABASE_JWKS is an empty array. */
+const legacyAuth = () =>
+  createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: "[]" }), {
+    now: () => clock(),
+    ...authServer([]),
+  });
 
 // --- SUPABASE_JWKS (asymmetric keys) ---
 
@@ -60,6 +125,19 @@ Deno.test("an expired token is refused, using the injected clock", async () => {
   assert.deepEqual(await jwksAuth(NOW + 3599)(bearer(token)), { userId: USER_ID });
   assert.equal(await jwksAuth(NOW + 3600)(bearer(token)), null);
   assert.equal(await jwksAuth()(bearer(await es256Token(userClaims({ exp: NOW - 1 })))), null);
+});
+
+Deno.test("SUPABASE_JWKS as a bare array (hosted) or a key set (CLI) verifies locally, no network", async () => {
+  for (const value of [JWKS, JSON.stringify({ keys: [publicJwk] })]) {
+    const server = authServer();
+    const auth = createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: value }), {
+      now: () => clock(),
+      fetch: server.fetch,
+    });
+    assert.deepEqual(await auth(bearer(await es256Token())), { userId: USER_ID }, value);
+    assert.equal(await auth(bearer(await es256Token(userClaims(), otherKeys.privateKey))), null);
+    assert.deepEqual(server.requests, [], value);
+  }
 });
 
 Deno.test("a token without exp is refused", async () => {
@@ -123,10 +201,10 @@ Deno.test("an unsigned alg none token is refused", async () => {
   assert.equal(await jwksAuth()(bearer(`${header}.${payload}.AAAA`)), null);
 });
 
-Deno.test("an HS256 token is refused when only SUPABASE_JWKS is configured", async () => {
-  assert.equal(await jwksAuth()(bearer(await hs256Token())), null);
-  // Algorithm confusion: HMAC keyed with the public key's JSON.
+Deno.test("an HS256 token not signed with the project's legacy secret is refused", async () => {
+  // Algorithm confusion: HMAC keyed with the public key's JSON, or with the kid.
   assert.equal(await jwksAuth()(bearer(await hs256Token(userClaims(), JWKS))), null);
+  assert.equal(await jwksAuth()(bearer(await hs256Token(userClaims(), KID))), null);
 });
 
 Deno.test("a malformed or missing Authorization header is refused", async () => {
@@ -149,7 +227,7 @@ Deno.test("a malformed or missing Authorization header is refused", async () => 
   }
 });
 
-// --- SUPABASE_JWT_SECRET (legacy HS256) ---
+// --- legacy HS256 secret: Supabase Auth verifies, the function never holds the secret ---
 
 Deno.test("a valid legacy HS256 user token yields its user id", async () => {
   assert.deepEqual(await legacyAuth()(bearer(await hs256Token())), { userId: USER_ID });
@@ -172,47 +250,165 @@ Deno.test("legacy tokens are held to the same claims: expiry, audience, role", a
   }
 });
 
-Deno.test("an ES256 token is refused when only the legacy secret is configured", async () => {
-  assert.equal(await legacyAuth()(bearer(await es256Token())), null);
+Deno.test("an ES256 token is refused on a project still on the legacy secret", async () => {
+  const server = authServer([]);
+  const auth = createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: "[]" }), {
+    now: () => clock(),
+    fetch: server.fetch,
+  });
+  assert.equal(await auth(bearer(await es256Token())), null);
+  // The library looked for the key id at the JWKS endpoint, then asked Auth.
+  assert.deepEqual(server.requests, ["/auth/v1/.well-known/jwks.json", "/auth/v1/user"]);
 });
 
-Deno.test("with both configured, tokens of either kind are accepted", async () => {
-  const auth = createUserAuthenticator(
-    { SUPABASE_JWKS: JWKS, SUPABASE_JWT_SECRET: LEGACY_SECRET },
-    clock(),
-  );
+Deno.test("a project with signing keys still accepts legacy tokens Auth accepts", async () => {
+  const server = authServer();
+  const auth = createUserAuthenticator(hostedEnv(), { now: () => clock(), fetch: server.fetch });
   assert.deepEqual(await auth(bearer(await es256Token())), { userId: USER_ID });
+  assert.deepEqual(server.requests, []);
   assert.deepEqual(await auth(bearer(await hs256Token())), { userId: USER_ID });
+  assert.deepEqual(server.requests, ["/auth/v1/user"]);
   assert.equal(
     await auth(bearer(await hs256Token(userClaims(), "wrong-secret-wrong-secret-wrong-secret"))),
     null,
   );
 });
 
+Deno.test("Auth is called with the project's API key, the publishable key first", async () => {
+  const publishable = JSON.stringify({ default: ANON_KEY });
+  for (const env of [{ SUPABASE_PUBLISHABLE_KEYS: publishable, SUPABASE_ANON_KEY: "stale" }, {}]) {
+    const auth = createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: "[]", ...env }), {
+      now: () => clock(),
+      fetch: authServer([]).fetch,
+    });
+    assert.deepEqual(await auth(bearer(await hs256Token())), { userId: USER_ID });
+  }
+  const wrongKey = createUserAuthenticator(hostedEnv({ SUPABASE_ANON_KEY: "wrong" }), {
+    now: () => clock(),
+    fetch: authServer([]).fetch,
+  });
+  assert.equal(await wrongKey(bearer(await hs256Token())), null);
+});
+
+Deno.test("the default publishable key is preferred, another one or the anon key serves", async () => {
+  const cases: [UserAuthEnv, boolean][] = [
+    [{ SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ web: "other", default: ANON_KEY }) }, true],
+    [{ SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ web: ANON_KEY }) }, true],
+    [{ SUPABASE_PUBLISHABLE_KEYS: "{}" }, true], // the anon key
+    [{ SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: "", web: "other" }) }, false],
+  ];
+  for (const [env, accepted] of cases) {
+    const auth = createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: "[]", ...env }), {
+      now: () => clock(),
+      fetch: authServer([]).fetch,
+    });
+    assert.deepEqual(
+      await auth(bearer(await hs256Token())),
+      accepted ? { userId: USER_ID } : null,
+      JSON.stringify(env),
+    );
+  }
+  assert.throws(
+    () =>
+      createUserAuthenticator(
+        hostedEnv({ SUPABASE_ANON_KEY: undefined, SUPABASE_PUBLISHABLE_KEYS: "{}" }),
+      ),
+    /Missing SUPABASE_PUBLISHABLE_KEYS or SUPABASE_ANON_KEY/,
+  );
+});
+
+Deno.test("Auth down refuses the token and logs it, without the token", async () => {
+  const log = createMemoryLogger();
+  // A token Auth refuses is the caller's business: the app logs the refusal, not this.
+  const up = createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: "[]" }), {
+    now: () => clock(),
+    fetch: authServer([]).fetch,
+    log,
+  });
+  assert.equal(
+    await up(bearer(await hs256Token(userClaims(), "wrong-secret-of-32-characters-at-least"))),
+    null,
+  );
+  assert.equal(log.lines.length, 0);
+  for (
+    const down of [
+      () => Promise.reject(new TypeError("connection refused")),
+      () => Promise.resolve(new Response("bad gateway", { status: 502 })),
+    ]
+  ) {
+    const auth = createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: "[]" }), {
+      now: () => clock(),
+      fetch: down,
+      log,
+    });
+    const token = await hs256Token();
+    assert.equal(await auth(bearer(token)), null);
+    assert.ok(log.lines.every((line) => !line.includes(token.split(".")[2])));
+  }
+  assert.equal(log.lines.length, 2, log.lines.join("\n"));
+  assert.match(log.lines[0], /"level":"error".*Supabase Auth did not answer/);
+  assert.match(log.lines[1], /"status":502/);
+});
+
+Deno.test("a token that cannot be a user's is refused without a call to Auth", async () => {
+  const server = authServer([]);
+  const auth = createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: "[]" }), {
+    now: () => clock(),
+    fetch: server.fetch,
+  });
+  for (
+    const claims of [{ exp: NOW - 1 }, { aud: "anon" }, { role: "anon" }, { sub: "admin" }]
+  ) {
+    assert.equal(await auth(bearer(await hs256Token(userClaims(claims)))), null);
+  }
+  assert.deepEqual(server.requests, []);
+});
+
 // --- configuration errors at construction ---
 
-Deno.test("no SUPABASE_JWKS and no SUPABASE_JWT_SECRET throws at construction", () => {
-  assert.throws(() => createUserAuthenticator({}), /SUPABASE_JWKS/);
-  assert.throws(() => createUserAuthenticator({ SUPABASE_JWKS: "", SUPABASE_JWT_SECRET: "" }));
+Deno.test("no SUPABASE_URL or no API key throws at construction", () => {
+  assert.throws(() => createUserAuthenticator({}), /Missing SUPABASE_URL/);
+  assert.throws(
+    () => createUserAuthenticator(hostedEnv({ SUPABASE_URL: "" })),
+    /Missing SUPABASE_URL/,
+  );
+  assert.throws(
+    () => createUserAuthenticator(hostedEnv({ SUPABASE_ANON_KEY: undefined })),
+    /Missing SUPABASE_PUBLISHABLE_KEYS or SUPABASE_ANON_KEY/,
+  );
+  for (const value of ["nope", "[]", '"sb_publishable_x"', '{"default": 1}', "null"]) {
+    assert.throws(
+      () => createUserAuthenticator(hostedEnv({ SUPABASE_PUBLISHABLE_KEYS: value })),
+      /Invalid SUPABASE_PUBLISHABLE_KEYS/,
+      value,
+    );
+  }
 });
 
 Deno.test("an invalid SUPABASE_JWKS throws at construction", () => {
-  for (const value of ["not json", "{", '{"keys": "nope"}', "[]", '{"foo": 1}']) {
+  for (const value of ["not json", "{", '{"keys": "nope"}', '{"foo": 1}', "1", "null"]) {
     assert.throws(
-      () => createUserAuthenticator({ SUPABASE_JWKS: value }),
+      () => createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: value })),
+      /Invalid SUPABASE_JWKS/,
+      value,
+    );
+  }
+  for (const value of ["{}", '{"keys": {}}', "[1]", '["key"]']) {
+    assert.throws(
+      () => createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: value })),
       /Invalid SUPABASE_JWKS/,
       value,
     );
   }
 });
 
-Deno.test("a key set without keys throws at construction instead of refusing every user later", () => {
-  for (const value of ['{"keys": []}', "{}", '{"keys": {}}']) {
-    assert.throws(
-      () => createUserAuthenticator({ SUPABASE_JWKS: value }),
-      /Invalid SUPABASE_JWKS/,
-      value,
-    );
+Deno.test("an empty key set (a project on the legacy secret) or none (self-hosted) is accepted", async () => {
+  for (const value of ["[]", '{"keys": []}', undefined]) {
+    const auth = createUserAuthenticator(hostedEnv({ SUPABASE_JWKS: value }), {
+      now: () => clock(),
+      fetch: authServer([]).fetch,
+    });
+    assert.deepEqual(await auth(bearer(await hs256Token())), { userId: USER_ID }, String(value));
   }
 });
 

@@ -4,19 +4,32 @@
  * local URL shape.
  *
  * Each function runs in its own `deno serve` process with only its own environment
- * (the injected SUPABASE_* variables plus the secrets from --env-file), as separate
- * edge workers would. The gateway honours `verify_jwt` from supabase/config.toml:
- * when true, a request needs `Authorization: Bearer <JWT>` signed by the project
- * (any role), otherwise it is refused with 401 before the function sees it
- * (CORS preflights excepted, as on Supabase).
+ * (what the platform injects in the project mode, platform_env.ts, plus the secrets
+ * from --env-file minus reserved SUPABASE_ names), as separate edge workers would, and
+ * resolves its imports with the map `supabase functions deploy` would pick
+ * (function_import_map.ts), never the root deno.json. The gateway honours
+ * `verify_jwt` from supabase/config.toml (self-hosted: one VERIFY_JWT for all): when
+ * true, a request needs `Authorization: Bearer <JWT>` signed by the project (any
+ * role), otherwise it is refused with 401 before the function sees it (CORS
+ * preflights excepted, as on Supabase). It also answers Auth's JWKS and /user
+ * routes at $SUPABASE_URL/auth/v1 (auth_stand_in.ts).
  *
  *   deno run --allow-net --allow-env --allow-read --allow-run gateway.ts \
- *     --port <STACK_GATEWAY_PORT> --db-url <postgres url> --env-file <state>/functions.env
+ *     --port <STACK_GATEWAY_PORT> --db-url <postgres url> --env-file <state>/functions.env \
+ *     [--project <state>/project.json] [--mode hosted-asymmetric|hosted-legacy|self-hosted]
  */
-import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from "jose";
+import postgres from "postgres";
 import { parse as parseToml } from "smol-toml";
 import { parseArgs } from "node:util";
+import { createAuthStandIn, verifyProjectToken } from "./auth_stand_in.ts";
 import { readEnvFile } from "./env_file.ts";
+import {
+  type FunctionConfigToml,
+  resolutionFlags,
+  resolveFunctionLayout,
+} from "./function_import_map.ts";
+import { injectedEnv, userSecrets } from "./platform_env.ts";
+import { parseProjectMode, readProject } from "./project.ts";
 import { functionPort, gatewayPort } from "./urls.ts";
 
 const { values } = parseArgs({
@@ -32,32 +45,34 @@ const { values } = parseArgs({
       type: "string",
       default: new URL("../supabase/config.toml", import.meta.url).pathname,
     },
+    project: { type: "string" },
+    mode: { type: "string", default: Deno.env.get("STACK_PROJECT_MODE") ?? "hosted-asymmetric" },
   },
 });
 const port = Number(values.port);
 const functionsDir = values["functions-dir"]!;
 
-const secrets = readEnvFile(values["env-file"]);
+const mode = parseProjectMode(values.mode!);
+const supabaseDir = values.config!.slice(0, values.config!.lastIndexOf("/"));
+const envFileDir = values["env-file"]?.slice(0, values["env-file"].lastIndexOf("/") + 1) ?? "";
+const project = readProject(values.project ?? `${envFileDir}project.json`);
+const secrets = userSecrets(readEnvFile(values["env-file"]));
 const config = parseToml(Deno.readTextFileSync(values.config)) as {
-  functions?: Record<string, { verify_jwt?: boolean }>;
+  functions?: Record<string, FunctionConfigToml & { verify_jwt?: boolean }>;
 };
+const sql = values["db-url"]
+  ? postgres(values["db-url"], { max: 2, onnotice: () => {} })
+  : undefined;
+const authRoutes = createAuthStandIn({ project, mode, sql });
 
 // Same rule as Supabase: verify_jwt defaults to true unless config.toml says false.
-const verifyJwtFor = (name: string) => config.functions?.[name]?.verify_jwt ?? true;
-
-const projectKeys = secrets.SUPABASE_JWKS
-  ? createLocalJWKSet(JSON.parse(secrets.SUPABASE_JWKS) as JSONWebKeySet)
-  : null;
+// Self-hosted has one VERIFY_JWT for every function behind the `main` router.
+const verifyJwtFor = (name: string) =>
+  mode === "self-hosted" ? false : config.functions?.[name]?.verify_jwt ?? true;
 
 async function hasProjectJwt(request: Request): Promise<boolean> {
   const token = request.headers.get("authorization")?.match(/^Bearer (\S+)$/)?.[1];
-  if (!token || !projectKeys) return false;
-  try {
-    await jwtVerify(token, projectKeys);
-    return true;
-  } catch {
-    return false;
-  }
+  return token ? (await verifyProjectToken(token, { project, mode })) !== null : false;
 }
 
 interface ServedFunction {
@@ -73,10 +88,19 @@ function startFunction(name: string, index: number): ServedFunction {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? "/tmp",
     NO_COLOR: "1",
-    SUPABASE_URL: `http://127.0.0.1:${port}`,
-    ...(values["db-url"] ? { SUPABASE_DB_URL: values["db-url"] } : {}),
     ...secrets,
+    ...injectedEnv(project, {
+      mode,
+      supabaseUrl: `http://127.0.0.1:${port}`,
+      dbUrl: values["db-url"],
+      functionName: name,
+    }),
   };
+  const layout = resolveFunctionLayout(name, {
+    supabaseDir,
+    functionsDir,
+    config: config.functions?.[name],
+  });
   if (Deno.env.get("DENO_DIR")) env.DENO_DIR = Deno.env.get("DENO_DIR")!;
   const process = new Deno.Command(Deno.execPath(), {
     args: [
@@ -90,7 +114,8 @@ function startFunction(name: string, index: number): ServedFunction {
       "--allow-env",
       "--allow-read",
       "--allow-sys",
-      `${functionsDir}/${name}/index.ts`,
+      ...resolutionFlags(layout),
+      layout.entrypoint,
     ],
     clearEnv: true,
     env,
@@ -135,6 +160,8 @@ const json = (status: number, body: unknown) => Response.json(body, { status });
 
 Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, async (request) => {
   const url = new URL(request.url);
+  const authAnswer = authRoutes(request);
+  if (authAnswer) return await authAnswer;
   if (url.pathname === "/health") {
     const states = await Promise.all([...functions.values()].map(isUp));
     return states.every(Boolean) ? json(200, { ok: true }) : json(503, { ok: false });

@@ -62,6 +62,9 @@ export const testPorts = {
   rotationProxy: testPortBase + 3,
   slowEndpoint: testPortBase + 4,
   closedPort: testPortBase + 5, // nothing ever listens here: "connection refused"
+  // Gateways tests start one at a time (project modes, deploy layout); their functions
+  // listen on functionPort(platformGateway, i).
+  platformGateway: testPortBase + 6,
   scaleBenchFunctions: [0, 1, 2, 3, 4].map((offset) => testPortBase + 10 + offset),
   failClosedFunction: testPortBase + 19,
 };

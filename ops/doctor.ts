@@ -65,9 +65,10 @@ await check("signing key in Vault", async () => {
 
 await check("cron job auto-sync-dispatch", async () => {
   const [job] =
-    await sql`select schedule, active, command from cron.job where jobname = 'auto-sync-dispatch'`;
+    await sql`select schedule, active, command, auto_sync.dispatch_schedule() as expected
+                from cron.job where jobname = 'auto-sync-dispatch'`;
   if (!job) return [false, "missing: apply the migrations"];
-  const healthy = job.active && job.schedule === "* * * * *" &&
+  const healthy = job.active && job.schedule === job.expected &&
     job.command === "select auto_sync.dispatch()";
   return [healthy, `${job.active ? "active" : "INACTIVE"}, '${job.schedule}', ${job.command}`];
 });

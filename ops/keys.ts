@@ -18,6 +18,7 @@
  */
 import postgres from "postgres";
 import { parseArgs } from "node:util";
+import { dirname, resolve } from "node:path";
 import { generateSecret } from "../functions-shared/standard_webhooks.ts";
 import { parseEnvFile } from "../local-stack/env_file.ts";
 import * as localStack from "../local-stack/urls.ts";
@@ -41,9 +42,12 @@ const { values, positionals } = parseArgs({
 });
 
 const say = (line: string) => console.log(line);
+
+/** A refusal: thrown, not Deno.exit, so every `finally` (temporary keyring file,
+ * database connection) runs before the tool exits with status 1. */
+class KeyToolError extends Error {}
 function fail(message: string): never {
-  console.error(`keys: ${message}`);
-  Deno.exit(1);
+  throw new KeyToolError(message);
 }
 
 interface VaultKey {
@@ -74,14 +78,26 @@ function functionsUrl(): string | undefined {
     (values["local-stack"] ? localStack.functionsUrl : undefined);
 }
 
-async function isTrackedByGit(path: string): Promise<boolean> {
-  const result = await new Deno.Command("git", {
-    args: ["-C", repo, "ls-files", "--error-unmatch", path],
-    stdout: "null",
-    stderr: "null",
-  }).output()
-    .catch(() => ({ code: 1 }));
-  return result.code === 0;
+/**
+ * Why a secret must not be written to `path`, or null. Asks the git work tree that
+ * holds the file (whichever repository that is), about the same absolute path the
+ * write uses: refused when git tracks the file or would add it (inside a work tree
+ * and not ignored).
+ */
+async function gitExposure(path: string): Promise<string | null> {
+  const absolute = resolve(path);
+  const git = async (...args: string[]) =>
+    (await new Deno.Command("git", {
+      args: ["-C", dirname(absolute), ...args],
+      stdout: "null",
+      stderr: "null",
+    })
+      .output()
+      .catch(() => ({ code: 128 }))).code;
+  if (await git("rev-parse", "--is-inside-work-tree") !== 0) return null;
+  if (await git("ls-files", "--error-unmatch", "--", absolute) === 0) return "git tracks it";
+  if (await git("check-ignore", "-q", "--", absolute) !== 0) return "git does not ignore it";
+  return null;
 }
 
 function replaceEnvLine(path: string, value: string) {
@@ -119,7 +135,8 @@ async function setFunctionKeyring(secrets: string[]) {
     }
   } else if (values["env-file"] || values["local-stack"]) {
     const path = values["env-file"] ?? `${localStack.stateDir}/functions.env`;
-    if (await isTrackedByGit(path)) fail(`refusing to write a secret into ${path}: git tracks it`);
+    const exposure = await gitExposure(path);
+    if (exposure) fail(`refusing to write a secret into ${path}: ${exposure}`);
     replaceEnvLine(path, value);
     if (values["local-stack"]) {
       const reload = await new Deno.Command(`${repo}scripts/stack`, {
@@ -281,27 +298,39 @@ async function revoke() {
   }
 }
 
-switch (positionals[0]) {
-  case "status":
-    await status();
-    break;
-  case "generate": {
-    const secret = generateSecret();
-    say(values.print ? secret : `generated ${describe(secret)} (not shown: add --print to see it)`);
-    break;
+async function main() {
+  switch (positionals[0]) {
+    case "status":
+      await status();
+      break;
+    case "generate": {
+      const secret = generateSecret();
+      say(
+        values.print ? secret : `generated ${describe(secret)} (not shown: add --print to see it)`,
+      );
+      break;
+    }
+    case "rotate-begin":
+      await rotateBegin();
+      break;
+    case "rotate-finish":
+      await rotateFinish();
+      break;
+    case "revoke":
+      await revoke();
+      break;
+    default: {
+      const usage = Deno.readTextFileSync(new URL(import.meta.url)).split("*/")[0];
+      console.error(usage.replace(/^\/\*\*\n|^ \* ?/gm, ""));
+      Deno.exit(2);
+    }
   }
-  case "rotate-begin":
-    await rotateBegin();
-    break;
-  case "rotate-finish":
-    await rotateFinish();
-    break;
-  case "revoke":
-    await revoke();
-    break;
-  default: {
-    const usage = Deno.readTextFileSync(new URL(import.meta.url)).split("*/")[0];
-    console.error(usage.replace(/^\/\*\*\n|^ \* ?/gm, ""));
-    Deno.exit(2);
-  }
+}
+
+try {
+  await main();
+} catch (error) {
+  if (!(error instanceof KeyToolError)) throw error;
+  console.error(`keys: ${error.message}`);
+  Deno.exit(1);
 }

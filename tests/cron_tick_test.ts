@@ -6,7 +6,7 @@
  * queue inside the dispatching transaction, is replayed and refused.
  *
  * The job ticks every 2 s during the test (pg_cron 1.6 seconds schedule), then its
- * minute schedule is restored.
+ * usual schedule is restored.
  */
 import assert from "node:assert/strict";
 import { connect, createUser, waitFor } from "./support/local_stack.ts";

@@ -13,7 +13,14 @@ const sql = connect();
 const printed: string[] = [];
 
 async function keys(...args: string[]) {
+  return await keysIn({}, ...args);
+}
+
+/** The key tool run from `cwd` with extra environment (e.g. its own TMPDIR and HOME). */
+async function keysIn(place: { cwd?: string; env?: Record<string, string> }, ...args: string[]) {
   const output = await new Deno.Command(Deno.execPath(), {
+    cwd: place.cwd,
+    env: place.env,
     args: [
       "run",
       "--allow-net",
@@ -99,6 +106,74 @@ Deno.test("a keyring is never written into a file git tracks", async () => {
     1,
     "Vault untouched when the verifier could not be updated",
   );
+});
+
+Deno.test("a failed `supabase secrets set` leaves no keyring file behind and Vault untouched", async () => {
+  const home = Deno.makeTempDirSync({ prefix: "keys-home-" }); // no Supabase login here
+  const tmp = Deno.makeTempDirSync({ prefix: "keys-tmp-" });
+  // Deno's module cache is found through HOME unless DENO_DIR says where it is.
+  const denoDir = Deno.env.get("DENO_DIR") ??
+    `${Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME")}/.cache`}/deno`;
+  try {
+    const before = await vaultKeyNames();
+    const result = await keysIn(
+      { env: { HOME: home, DENO_DIR: denoDir, TMPDIR: tmp, SUPABASE_ACCESS_TOKEN: "" } },
+      "rotate-begin",
+      "--project-ref",
+      "abcdefghijklmnopqrst",
+      "--db-url",
+      dbUrl,
+      "--label",
+      `${label}d`,
+    );
+    assert.equal(result.code, 1, result.text);
+    assert.match(result.text, /keys: supabase secrets set failed; nothing else was changed/);
+    const keyringFiles = [...Deno.readDirSync(tmp)]
+      .filter((entry) => entry.name.startsWith("auto-sync-keyring-"));
+    assert.deepEqual(keyringFiles, [], "the temporary keyring file is deleted");
+    assert.deepEqual(await vaultKeyNames(), before);
+  } finally {
+    Deno.removeSync(home, { recursive: true });
+    Deno.removeSync(tmp, { recursive: true });
+  }
+});
+
+Deno.test("a keyring is never written where git would see it, in whichever repository holds the file", async () => {
+  const other = Deno.makeTempDirSync({ prefix: "keys-other-repo-" });
+  const git = (...args: string[]) =>
+    new Deno.Command("git", { args: ["-C", other, ...args], stdout: "null", stderr: "null" })
+      .outputSync();
+  try {
+    git("init", "-q");
+    Deno.writeTextFileSync(`${other}/tracked.env`, "A=1\n");
+    Deno.writeTextFileSync(`${other}/.gitignore`, "ignored.env\n");
+    git("add", "tracked.env", ".gitignore");
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "t");
+    Deno.writeTextFileSync(`${other}/unignored.env`, "A=1\n");
+    const attempt = (file: string) =>
+      keysIn(
+        { cwd: other }, // a relative path: resolved the way the write resolves it
+        "rotate-begin",
+        "--env-file",
+        file,
+        "--db-url",
+        dbUrl,
+        "--label",
+        `${label}e`,
+      );
+    const tracked = await attempt("tracked.env");
+    assert.equal(tracked.code, 1, tracked.text);
+    assert.match(tracked.text, /refusing to write a secret into tracked\.env: git tracks it/);
+    const unignored = await attempt("unignored.env");
+    assert.equal(unignored.code, 1, unignored.text);
+    assert.match(unignored.text, /git does not ignore it/);
+    for (const file of ["tracked.env", "unignored.env"]) {
+      assert.equal(Deno.readTextFileSync(`${other}/${file}`), "A=1\n");
+    }
+    assert.equal((await vaultKeyNames()).length, 1, "Vault untouched");
+  } finally {
+    Deno.removeSync(other, { recursive: true });
+  }
 });
 
 Deno.test("no command printed a secret (only --print does)", async () => {

@@ -12,7 +12,7 @@ export function createImportEmailsHandler(env: Record<string, string | undefined
   const sql = connectDatabase(env.SUPABASE_DB_URL, "import-emails");
   const store = createRunStore(sql);
   const app = createImportEmailsApp({
-    authenticate: createUserAuthenticator(env),
+    authenticate: createUserAuthenticator(env, { log }),
     store,
     runImport: importRunnerFromEnv(env, { sql, store, log }),
     background: createBackground(log),

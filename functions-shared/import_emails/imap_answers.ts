@@ -38,8 +38,12 @@ const MAX_FLAGS = 100;
 
 export const isUid = (value: unknown): value is number =>
   Number.isInteger(value) && (value as number) >= 1 && (value as number) <= MAX_UID;
-const countOrNull = (value: unknown) =>
-  Number.isSafeInteger(value) && (value as number) >= 0 ? value as number : null;
+const countOrNull = (value: unknown, max = Number.MAX_SAFE_INTEGER) =>
+  Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= max
+    ? value as number
+    : null;
+/** folder_state.message_count is a Postgres integer: a bigger count would fail the batch. */
+const MAX_MESSAGE_COUNT = 2 ** 31 - 1;
 
 /** A STATUS answer checked: a UIDVALIDITY we can store, the rest dropped if absurd. */
 export function checkedStatus(status: {
@@ -61,7 +65,7 @@ export function checkedStatus(status: {
       ? status.uidNext as number
       : null,
     highestModseq: typeof modseq === "bigint" && modseq > 0n && modseq < 2n ** 63n ? modseq : null,
-    messages: countOrNull(status.messages),
+    messages: countOrNull(status.messages, MAX_MESSAGE_COUNT),
   };
 }
 

@@ -13,6 +13,9 @@ Deno.test("STATUS: an invalid UIDVALIDITY fails, absurd counts become null", () 
     checkedStatus({ uidValidity: 7, uidNext: -4, highestModseq: -1n, messages: 1e300 }),
     { uidValidity: 7, uidNext: null, highestModseq: null, messages: null },
   );
+  // A count the database column (integer) cannot hold would fail the whole batch.
+  assert.equal(checkedStatus({ uidValidity: 7, messages: 2 ** 31 }).messages, null);
+  assert.equal(checkedStatus({ uidValidity: 7, messages: 2 ** 31 - 1 }).messages, 2 ** 31 - 1);
 });
 
 Deno.test("SEARCH: only valid UIDs above the last one, each once, ascending", () => {

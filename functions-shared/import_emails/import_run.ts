@@ -8,11 +8,11 @@
  */
 import { errorText, type Logger } from "../log.ts";
 import type { FinalStatus, RunStore } from "../run_store.ts";
-import { type FolderResult, syncFolder } from "./folder_sync.ts";
-import type { ImapSession } from "./imap_session.ts";
 import { safeLine } from "../safe_text.ts";
+import { type FolderResult, syncFolder } from "./folder_sync.ts";
 import { HostNotAllowedError } from "./host_policy.ts";
 import { ImapSessionError } from "./imap_answers.ts";
+import type { ImapSession } from "./imap_session.ts";
 import type { Mailbox, MailStore } from "./mail_store.ts";
 import { DEFAULT_MAX_BODY_CHARS } from "./message_parser.ts";
 
@@ -112,6 +112,11 @@ const CANNOT_CONNECT =
   /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|CONNECT_TIMEOUT|GREETING_TIMEOUT|ClosedAfterConnectTLS|ClosedAfterConnectText)$/;
 const CONNECTION_LOST = /^(ECONNRESET|EPIPE|NoConnection|EConnectionClosed|ETIMEOUT)$/;
 
+/** The text without the credential; scrub before any cut, so no part of it survives one. */
+function withoutCredential(text: string, credential: string | null): string {
+  return credential && credential.length >= 4 ? text.replaceAll(credential, "[redacted]") : text;
+}
+
 /**
  * The error text a user reads for a failed mailbox import (run and mailbox rows).
  * Generic where details would make the importer an oracle for the network it runs
@@ -145,9 +150,10 @@ export function describeImportError(error: unknown, mailbox: Mailbox, credential
     const detail = e?.responseText && e.responseText !== message ? `: ${e.responseText}` : "";
     text = `IMAP error at ${mailbox.host}: ${message.split("\n")[0]}${detail}`;
   }
-  // Scrub the whole text before cutting it, so no part of a credential survives a cut.
-  if (credential && credential.length >= 4) text = text.replaceAll(credential, "[redacted]");
-  return { text: safeLine(text, 500), authFailed: Boolean(e?.authenticationFailed) };
+  return {
+    text: safeLine(withoutCredential(text, credential), 500),
+    authFailed: Boolean(e?.authenticationFailed),
+  };
 }
 
 export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
@@ -205,16 +211,14 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
     } catch (error) {
       const described = describeImportError(error, mailbox, credential);
       // The details the user's text leaves out, for the operator (never the credential).
-      const detail = errorText(error);
+      const code = (error as { code?: unknown })?.code;
       log.warn("Mailbox import failed", {
         run_id: runId,
         mailbox_id: mailbox.id,
-        code: typeof (error as { code?: unknown })?.code === "string"
-          ? (error as { code: string }).code
-          : undefined,
-        error: credential && credential.length >= 4
-          ? detail.replaceAll(credential, "[redacted]")
-          : detail,
+        code: typeof code === "string" ? code : undefined,
+        error: errorText(
+          withoutCredential(error instanceof Error ? error.message : String(error), credential),
+        ),
       });
       const paused = await mail.recordOutcome(mailbox.id, {
         error: described.text,

@@ -398,7 +398,20 @@ Deno.test("beforeunload before anything was saved: the run fails with the reason
   assert.deepEqual(ctx.mail.callsOf("claim"), []);
 });
 
-// --- failures -----------------------------------------------------------------------
+// --- failures --------------------------------------------------------------------
+
+Deno.test("a failed mailbox's detail goes to the log, scrubbed before it is cut", async () => {
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1)] },
+    // The credential straddles the log's 300-character cut.
+    servers: { [MAILBOX_1]: new Error(`${"x".repeat(290)}${CREDENTIAL}`) },
+  });
+  await ctx.run();
+  const logged = ctx.log.lines.map((line) => JSON.parse(line))
+    .find((line) => line.message === "Mailbox import failed");
+  assert.ok(logged?.error.startsWith("xxxx"), JSON.stringify(logged));
+  assert.ok(!ctx.log.lines.join("\n").includes(CREDENTIAL.slice(0, 8)), "no part of it survives");
+});
 
 Deno.test("a refused login is recorded as an auth failure, fails the run, and never leaks the credential", async () => {
   const ctx = setup({

@@ -1,4 +1,5 @@
--- Signed auto-sync: signing and the dispatcher pg_cron runs every minute.
+-- Signed auto-sync: signing and the dispatcher pg_cron runs every 10 seconds (every minute
+-- on pg_cron older than 1.5).
 --
 --   auto_sync.signing_key_bytes(secret) a whsec_ secret's key bytes, or null if out of bounds
 --   auto_sync.signing_keys()            the Vault keys, newest first
@@ -7,7 +8,8 @@
 --   auto_sync.due_schedules             view: which schedules are due
 --   auto_sync.send_requests(...)        queues one signed request per due schedule
 --   auto_sync.dispatch()                send_requests, one schedule at a time if a row breaks the batch
---   pg_cron job auto-sync-dispatch      every minute, `select auto_sync.dispatch()`
+--   auto_sync.dispatch_schedule()       the dispatch job's schedule on this pg_cron
+--   pg_cron job auto-sync-dispatch      on that schedule, `select auto_sync.dispatch()`
 --
 -- Wire format: Standard Webhooks v1. For each due schedule dispatch() queues one
 -- pg_net POST with
@@ -252,7 +254,7 @@ begin
 end
 $$;
 comment on function auto_sync.dispatch() is
-  'Run by the pg_cron job auto-sync-dispatch every minute: queues one signed request per due, enabled schedule with no run in flight, up to settings.batch_limit; a schedule whose values make that fail is skipped and reported, never the whole tick. Returns how many were queued.';
+  'Run by the pg_cron job auto-sync-dispatch (auto_sync.dispatch_schedule()): queues one signed request per due, enabled schedule with no run in flight, up to settings.batch_limit; a schedule whose values make that fail is skipped and reported, never the whole tick. Returns how many were queued.';
 
 revoke execute on function auto_sync.signing_key_bytes(text) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.signing_keys() from public, anon, authenticated, service_role;
@@ -261,6 +263,22 @@ revoke execute on function auto_sync.sign(text, bigint, text, bytea[]) from publ
 revoke execute on function auto_sync.send_requests(auto_sync.settings, bytea[], bigint, uuid) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.dispatch() from public, anon, authenticated, service_role;
 
+-- pg_cron 1.5 and later (Supabase runs 1.6) take schedules in seconds: every 10 s, a due
+-- schedule waits at most 10 s instead of a minute, and a backlog larger than batch_limit
+-- drains six times faster. An idle tick costs about a millisecond (BENCHMARKS.md). Older
+-- pg_cron gets the one-minute schedule.
+create function auto_sync.dispatch_schedule() returns text
+language sql stable set search_path = ''
+as $$
+  select case when string_to_array(e.extversion, '.')::int[] >= '{1,5}' then '10 seconds'
+              else '* * * * *' end
+    from pg_catalog.pg_extension e
+   where e.extname = 'pg_cron'
+$$;
+comment on function auto_sync.dispatch_schedule() is
+  'The schedule of the pg_cron job auto-sync-dispatch on the installed pg_cron: 10 seconds from pg_cron 1.5, else every minute.';
+revoke execute on function auto_sync.dispatch_schedule() from public, anon, authenticated, service_role;
+
 -- The one cron job, installed idempotently. Its command holds no secret.
 select cron.unschedule(jobid) from cron.job where jobname = 'auto-sync-dispatch';
-select cron.schedule('auto-sync-dispatch', '* * * * *', 'select auto_sync.dispatch()');
+select cron.schedule('auto-sync-dispatch', auto_sync.dispatch_schedule(), 'select auto_sync.dispatch()');

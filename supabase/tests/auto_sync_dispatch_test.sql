@@ -18,7 +18,7 @@ set local search_path = extensions, public;
 set local client_min_messages = error;
 set local timezone = 'UTC';
 
-select plan(121);
+select plan(123);
 
 -------------------------------------------------------------------------------
 -- Fixtures
@@ -235,8 +235,14 @@ select is(
   0::bigint, 'no queued request contains whsec_');
 select is((select count(*) from cron.job j where j.jobname = 'auto-sync-dispatch'), 1::bigint,
           'exactly one pg_cron job auto-sync-dispatch');
-select is((select j.schedule from cron.job j where j.jobname = 'auto-sync-dispatch'), '* * * * *',
-          'auto-sync-dispatch runs every minute');
+select is((select j.schedule from cron.job j where j.jobname = 'auto-sync-dispatch'), '10 seconds',
+          'auto-sync-dispatch runs every 10 seconds on pg_cron 1.6');
+select is(auto_sync.dispatch_schedule(), '10 seconds', 'dispatch_schedule(): 10 seconds on pg_cron 1.6');
+-- An older pg_cron (as on Debian 12): the catalog edit is rolled back with the rest.
+create temp table t_cron_version as select extversion from pg_catalog.pg_extension where extname = 'pg_cron';
+update pg_catalog.pg_extension set extversion = '1.4' where extname = 'pg_cron';
+select is(auto_sync.dispatch_schedule(), '* * * * *', 'dispatch_schedule(): every minute on pg_cron 1.4');
+update pg_catalog.pg_extension set extversion = (select extversion from t_cron_version) where extname = 'pg_cron';
 select matches((select j.command from cron.job j where j.jobname = 'auto-sync-dispatch'),
                '^\s*select\s+auto_sync\.dispatch\(\)\s*;?\s*$', 'auto-sync-dispatch only calls auto_sync.dispatch()');
 select is(

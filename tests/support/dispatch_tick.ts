@@ -1,8 +1,8 @@
 /**
  * pg_cron 1.6 takes second-level schedules. While `task` runs, the one dispatch job
- * (auto-sync-dispatch) ticks every `seconds` seconds instead of every minute; then its
+ * (auto-sync-dispatch) ticks every `seconds` seconds instead of its usual schedule; then its
  * schedule is put back as it was. Used by the demo and the end-to-end tick test, so
- * neither waits up to a minute for the real tick.
+ * neither waits for the real tick.
  */
 import type postgres from "postgres";
 

@@ -19,13 +19,16 @@ export interface Script {
   examine?(honest: string[], tag: string): string[];
   /** The whole answer to LIST (untagged lines and the tagged one). */
   list?(tag: string, write: (text: string) => Promise<void>): Promise<void>;
-  /** The answer to UID FETCH; `honestRow(uid)` gives the row an honest server sends. */
+  /**
+   * The answer to UID FETCH; `honestRow(uid, seq)` gives the row an honest server
+   * sends, `honestRow(uid, seq, claimed)` the same message under another UID.
+   */
   fetch?(
     uids: number[],
     tag: string,
     io: {
       write: (data: string | Uint8Array) => Promise<void>;
-      honestRow: (uid: number, seq: number) => Uint8Array;
+      honestRow: (uid: number, seq: number, claimedUid?: number) => Uint8Array;
       close: () => void;
     },
   ): Promise<void>;
@@ -48,9 +51,10 @@ export function startHostileServer(folder: FolderCopy, script: Script) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const connections = new Set<Deno.Conn>();
 
-  const honestRow = (uid: number, seq: number) => {
+  const honestRow = (uid: number, seq: number, claimedUid = uid) => {
     const message = folder.messages.find((m) => m.uid === uid)!;
-    const head = `* ${seq} FETCH (UID ${uid} FLAGS (\\Seen) RFC822.SIZE ${message.source.length} ` +
+    const head =
+      `* ${seq} FETCH (UID ${claimedUid} FLAGS (\\Seen) RFC822.SIZE ${message.source.length} ` +
       `INTERNALDATE "01-Nov-2026 10:00:00 +0000" ` +
       `BODYSTRUCTURE ("text" "plain" ("charset" "utf-8") NIL NIL "7bit" ${message.source.length} 1 NIL NIL NIL NIL) ` +
       `BODY[]<0> {${message.source.length}}${CRLF}`;

@@ -1,0 +1,85 @@
+/**
+ * A second functions gateway (local-stack/gateway.ts) started by a test, on its own
+ * port, e.g. in another project mode or over a throwaway functions folder. Its
+ * output (and its functions') is kept so a test can assert on what a user would
+ * read in the logs.
+ */
+const gatewayPath = new URL("../../local-stack/gateway.ts", import.meta.url).pathname;
+
+export interface GatewayProcess {
+  url: string;
+  functionsUrl: string;
+  /** Everything the gateway and its functions printed so far. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function startGateway(
+  port: number,
+  args: string[],
+): Promise<GatewayProcess> {
+  // In a process group of its own (setsid), so that stopping it also stops the
+  // functions it started: `deno serve` waits for idle keep-alive connections on SIGTERM.
+  const child = new Deno.Command("setsid", {
+    args: [
+      Deno.execPath(),
+      "run",
+      "--quiet",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-run",
+      gatewayPath,
+      "--port",
+      String(port),
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const decoder = new TextDecoder();
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  };
+  const collected = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  const url = `http://127.0.0.1:${port}`;
+  const gateway: GatewayProcess = {
+    url,
+    functionsUrl: `${url}/functions/v1`,
+    output: () => text,
+    stop: async () => {
+      try {
+        Deno.kill(-child.pid, "SIGKILL");
+      } catch { /* already gone */ }
+      await child.status;
+      await collected;
+    },
+  };
+  // Up when it answers at all (health is 503 while a function is down, which some tests want).
+  const started = Date.now();
+  while (true) {
+    try {
+      await (await fetch(`${url}/health`)).body?.cancel();
+      return gateway;
+    } catch {
+      if (Date.now() - started > 20_000) {
+        await gateway.stop();
+        throw new Error(`Gateway on port ${port} did not start: ${text}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+/** Polls the gateway's health until every function is up (true) or one has exited (false). */
+export async function functionsUp(gateway: GatewayProcess, timeoutMs = 30_000): Promise<boolean> {
+  const started = Date.now();
+  while (Date.now() - started < timeoutMs) {
+    const response = await fetch(`${gateway.url}/health`);
+    await response.body?.cancel();
+    if (response.ok) return true;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return false;
+}
