@@ -189,7 +189,12 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
     if (mailbox.paused_reason) {
       return { mailboxId: mailbox.id, paused: true, error: mailbox.paused_reason };
     }
-    const leaseSeconds = limits.maxSeconds + 60;
+    // The run's budget plus a minute, but never past its instance's end: a run killed
+    // with its instance must not keep the mailbox from the next run for long.
+    const leaseSeconds = Math.min(
+      limits.maxSeconds + 60,
+      Math.ceil((window.mustFinishBy - now()) / 1000) + 5,
+    );
     if (!(await mail.claim(mailbox.id, runId, leaseSeconds))) {
       return { mailboxId: mailbox.id, busy: true };
     }

@@ -10,7 +10,7 @@
 --   auto_sync.runs.must_finish_by             set by start_run()
 --   auto_sync.start_run(run_id, must_finish_by)   service role (the importer)
 --   auto_sync.reconcile_stopped_runs()        postgres only; pg_cron job auto-sync-stopped-runs,
---                                             every minute
+--                                             every minute; also releases the lost runs' leases
 
 alter table auto_sync.runs add column must_finish_by timestamptz;
 comment on column auto_sync.runs.must_finish_by is
@@ -54,6 +54,11 @@ begin
   )
   select coalesce(array_agg(u.id), '{}'::uuid[]) into v_ids from updated u;
 
+  -- Their mailbox leases died with them: the next run may start at once.
+  update public.mailboxes m
+     set import_run_id = null, import_lease_until = null
+   where m.import_run_id = any (v_ids);
+
   if cardinality(v_ids) > 0 then
     begin
       perform auto_sync.record_outcomes(v_ids);
@@ -81,7 +86,7 @@ begin
 end
 $$;
 comment on function auto_sync.reconcile_stopped_runs() is
-  'Run every minute by the pg_cron job auto-sync-stopped-runs: runs still running 5 seconds past must_finish_by (their function instance is gone) -> lost, with the schedule bookkeeping (record_outcomes); deletes the job''s own cron.job_run_details past settings.cron_history_retention. Returns the runs called lost.';
+  'Run every minute by the pg_cron job auto-sync-stopped-runs: runs still running 5 seconds past must_finish_by (their function instance is gone) -> lost, their mailbox leases released, with the schedule bookkeeping (record_outcomes); deletes the job''s own cron.job_run_details past settings.cron_history_retention. Returns the runs called lost.';
 revoke execute on function auto_sync.reconcile_stopped_runs() from public, anon, authenticated, service_role;
 
 -- Installed idempotently; its command holds no secret.

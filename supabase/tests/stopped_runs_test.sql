@@ -6,7 +6,7 @@ create extension if not exists pgtap with schema extensions;
 set local search_path = extensions, public;
 set local client_min_messages = error;
 
-select plan(17);
+select plan(19);
 
 insert into auth.users (id, email)
 select ('f5000000-0000-4000-8000-00000000000' || n)::uuid, 'pgtap-stopped-' || n || '@example.test'
@@ -36,7 +36,18 @@ select is((select must_finish_by from auto_sync.runs where id = 'f6000000-0000-4
 select is(auto_sync.start_run('f6000000-0000-4000-8000-000000000001', now()), null,
           'a running run is not started again');
 
+-- Run 1 and run 3 each hold a mailbox lease.
+insert into public.mailboxes (id, user_id, host, port, username, tls_mode, folders, import_run_id, import_lease_until)
+values ('f7000000-0000-4000-8000-000000000001', 'f5000000-0000-4000-8000-000000000001', 'imap.example.test', 993,
+        'u1', 'tls', array['INBOX'], 'f6000000-0000-4000-8000-000000000001', now() + interval '2 minutes'),
+       ('f7000000-0000-4000-8000-000000000003', 'f5000000-0000-4000-8000-000000000003', 'imap.example.test', 993,
+        'u3', 'tls', array['INBOX'], 'f6000000-0000-4000-8000-000000000003', now() + interval '2 minutes');
+
 select is(auto_sync.reconcile_stopped_runs() >= 1, true, 'reconcile_stopped_runs reports what it called lost');
+select is((select import_run_id from public.mailboxes where id = 'f7000000-0000-4000-8000-000000000001'), null,
+          'the lost run''s mailbox lease is released: the next run may start at once');
+select is((select import_run_id from public.mailboxes where id = 'f7000000-0000-4000-8000-000000000003'),
+          'f6000000-0000-4000-8000-000000000003'::uuid, 'a live run keeps its lease');
 select is((select format('%s|%s', status, error) from auto_sync.runs where id = 'f6000000-0000-4000-8000-000000000001'),
           'lost|The function instance ended (a runtime limit) before the run finished; the next run continues',
           'a run 6 s past its instance''s end is lost, saying why');
