@@ -3,6 +3,7 @@
  * (local-stack/isolate_limits.ts): a gateway with small limits serves a probe function.
  */
 import assert from "node:assert/strict";
+import { threadCpuMs } from "../local-stack/isolate_limits.ts";
 import { testPorts } from "../local-stack/urls.ts";
 import { type GatewayProcess, startGateway } from "./support/gateway_process.ts";
 import { throwawayProject } from "./support/throwaway_project.ts";
@@ -120,4 +121,27 @@ Deno.test("memory is V8 heap + external: an instance over the cap gets beforeunl
     assert.match(output, /Memory limit reached/);
     assert.equal((await call(gateway)).status, 200);
   });
+});
+
+// Beside the gateway's tests: Deno lets only --allow-all read another process's /proc.
+Deno.test("the isolate thread's CPU time is the JavaScript thread's; a gone process reads null", async () => {
+  // As the gateway runs functions: JavaScript on the process's main thread.
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      "const until = Date.now() + 400; while (Date.now() < until) {} console.log('done'); " +
+      "await new Promise((resolve) => setTimeout(resolve, 5000));",
+    ],
+    stdout: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  await reader.read(); // "done": the burn is over
+  const burnt = threadCpuMs(child.pid)!;
+  child.kill("SIGKILL");
+  await child.status;
+  reader.releaseLock();
+  await child.stdout.cancel();
+  // At least part of the 400 ms burnt on a busy machine; boot CPU is counted too.
+  assert.ok(burnt >= 100, `${burnt} ms`);
+  assert.equal(threadCpuMs(child.pid), null);
 });
