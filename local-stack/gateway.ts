@@ -117,13 +117,24 @@ function log(level: string, message: string, fields: Record<string, unknown> = {
   console.error(JSON.stringify({ level, component: "gateway", message, ...fields }));
 }
 
+/** Nothing listens there (e.g. an instance of a gateway just stopped may still be closing). */
+function portIsFree(candidate: number): boolean {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port: candidate }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function freeInstancePort(): number {
   for (let tried = 0; tried < INSTANCE_SLOTS; tried++) {
     const candidate = functionPort(port, names.length + nextSlot);
     nextSlot = (nextSlot + 1) % INSTANCE_SLOTS;
-    if (![...liveInstances].some((instance) => instance.port === candidate)) return candidate;
+    const ours = [...liveInstances].some((instance) => instance.port === candidate);
+    if (!ours && portIsFree(candidate)) return candidate;
   }
-  throw new Error(`No free instance port: ${INSTANCE_SLOTS} instances alive`);
+  throw new Error(`No free instance port among ${INSTANCE_SLOTS}`);
 }
 
 function startInstance(name: string, served?: ServedFunction): Instance {
