@@ -31,7 +31,10 @@ export interface ImportJob {
 export type ImportRunner = (job: ImportJob) => Promise<void>;
 
 export interface ImportLimits {
-  /** Messages per run. Parsing costs CPU; the edge runtime allows 2 s of it per request. */
+  /**
+   * Messages per run. Parsing costs CPU; the edge runtime allows 2 s of it per function
+   * instance, shared by every run it serves (isolate_budget.ts keeps the instance's total).
+   */
   maxMessages: number;
   /**
    * Seconds per run after which no new chunk starts; cut shorter when the instance's
