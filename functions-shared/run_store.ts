@@ -16,8 +16,12 @@ export interface RunStore {
   acceptRequest(requestId: string, runId: string, userId: string): Promise<AcceptOutcome>;
   /** Records a signed-in user's "sync now" as an accepted run, at most one a minute. */
   requestManualRun(userId: string): Promise<{ runId: string } | { retryAfterSeconds: number }>;
-  /** accepted -> running; false when the run was not in `accepted`. */
-  startRun(runId: string): Promise<boolean>;
+  /**
+   * accepted -> running; false when the run was not in `accepted`. `mustFinishBy`: when
+   * the function instance running it is gone at the latest (its wall clock), after
+   * which reconcile_stopped_runs() calls the run lost.
+   */
+  startRun(runId: string, options?: { mustFinishBy?: number }): Promise<boolean>;
   finishRun(
     runId: string,
     status: FinalStatus,
@@ -38,8 +42,12 @@ export function createRunStore(sql: Sql): RunStore {
         ? { runId: row.run_id as string }
         : { retryAfterSeconds: row.retry_after_seconds as number };
     },
-    async startRun(runId) {
-      const [row] = await sql`select auto_sync.start_run(${runId}::uuid) as started`;
+    async startRun(runId, options = {}) {
+      const mustFinishBy = options.mustFinishBy === undefined
+        ? null
+        : new Date(options.mustFinishBy).toISOString();
+      const [row] = await sql`
+        select auto_sync.start_run(${runId}::uuid, ${mustFinishBy}::timestamptz) as started`;
       return row.started === true;
     },
     async finishRun(runId, status, options = {}) {

@@ -560,24 +560,26 @@ Deno.test("pg_net worker paused for ten minutes, then resumed: no burst beyond t
 });
 
 /**
- * The pid of the `deno serve` process behind one function of THIS stack: a child of
- * this stack's gateway (its pid file) serving this clone's entry point. The process
- * table is shared by every stack on the machine (network namespaces do not separate
- * it), so matching on the command line alone can find another stack's function.
+ * The pids of the `deno serve` processes behind one function of THIS stack: children of
+ * this stack's gateway (its pid file) serving this clone's entry point. One function
+ * may have more than one instance (a retired one finishing its work beside the one
+ * taking requests: local-stack/isolate_limits.ts). The process table is shared by every
+ * stack on the machine (network namespaces do not separate it), so matching on the
+ * command line alone can find another stack's function.
  */
-async function functionPid(name: string): Promise<number | undefined> {
+async function functionPids(name: string): Promise<number[]> {
   const gatewayPid = Number(Deno.readTextFileSync(`${stateDir}/gateway.pid`).trim());
   const entry = `${repo}supabase/functions/${name}/index.ts`;
   const output = await new Deno.Command("ps", {
     args: ["-eo", "pid=,ppid=,args="],
     stdout: "piped",
   }).output();
-  const match = new TextDecoder().decode(output.stdout).split("\n")
+  return new TextDecoder().decode(output.stdout).split("\n")
     .map((row) => row.trim().split(/\s+/))
-    .find(([, ppid, ...args]) =>
+    .filter(([, ppid, ...args]) =>
       Number(ppid) === gatewayPid && args.includes("serve") && args.includes(entry)
-    );
-  return match ? Number(match[0]) : undefined;
+    )
+    .map(([pid]) => Number(pid));
 }
 
 async function reloadFunctions(): Promise<void> {
@@ -635,10 +637,10 @@ Deno.test("the function process killed mid-import: the run ends lost, is retried
     const [{ n: committedBeforeKill }] =
       await sql`select count(*)::int as n from public.emails where mailbox_id = ${mailboxId}`;
 
-    // Kill the function's process mid-run (SIGKILL: no cleanup, no finish_run).
-    const pid = await functionPid("cron-auto-sync");
-    assert.ok(pid, "cron-auto-sync process not found");
-    Deno.kill(pid, "SIGKILL");
+    // Kill the function's processes mid-run (SIGKILL: no cleanup, no finish_run).
+    const pids = await functionPids("cron-auto-sync");
+    assert.ok(pids.length > 0, "cron-auto-sync process not found");
+    for (const pid of pids) Deno.kill(pid, "SIGKILL");
     killed = true;
     await reserved`select pg_advisory_unlock(${lockKey})`;
     reserved.release();
@@ -708,6 +710,6 @@ Deno.test("the function process killed mid-import: the run ends lost, is retried
     await holder.end();
     await cleanupUsers(sql, prefix);
     await sql.end();
-    if (killed || !(await functionPid("cron-auto-sync"))) await reloadFunctions();
+    if (killed || (await functionPids("cron-auto-sync")).length === 0) await reloadFunctions();
   }
 });

@@ -6,6 +6,13 @@
  * mailbox failed after others imported), skipped (nothing to import, or already
  * running) or failed, with counts and an error text that never holds a credential.
  */
+import {
+  createIsolateBudget,
+  DEFAULT_ISOLATE_BUDGET,
+  type IsolateBudget,
+  type RunWindow,
+  runWindow,
+} from "../isolate_budget.ts";
 import { errorText, type Logger } from "../log.ts";
 import type { FinalStatus, RunStore } from "../run_store.ts";
 import { safeLine } from "../safe_text.ts";
@@ -24,9 +31,15 @@ export interface ImportJob {
 export type ImportRunner = (job: ImportJob) => Promise<void>;
 
 export interface ImportLimits {
-  /** Messages per run. Parsing costs CPU; the edge runtime allows 2 s of it per request. */
+  /**
+   * Messages per run. Parsing costs CPU; the edge runtime allows 2 s of it per function
+   * instance, shared by every run it serves (isolate_budget.ts keeps the instance's total).
+   */
   maxMessages: number;
-  /** Seconds per run after which no new chunk starts (edge wall clock: 150 s). */
+  /**
+   * Seconds per run after which no new chunk starts; cut shorter when the instance's
+   * wall clock ends sooner (isolate_budget.ts runWindow, the one home of that rule).
+   */
   maxSeconds: number;
   /** Bytes fetched per message; a larger message keeps headers, the text that fit, and attachment metadata. */
   maxMessageBytes: number;
@@ -90,6 +103,11 @@ export interface ImportRunnerDeps {
   connect: ImapConnector;
   limits?: Partial<ImportLimits>;
   now?: () => number;
+  /**
+   * What this function instance has left for imports, shared by every run it serves
+   * (isolate_budget.ts). Default: one instance with the platform's defaults, started now.
+   */
+  isolate?: IsolateBudget;
   /**
    * Aborted when the function instance is about to be torn down (isolate_shutdown.ts):
    * the run stops at the next chunk boundary, saves, releases and ends at once.
@@ -161,17 +179,25 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
   const limits = { ...DEFAULT_LIMITS, ...deps.limits };
   const now = deps.now ?? Date.now;
   const { connect } = deps;
+  const isolate = deps.isolate ??
+    createIsolateBudget({ ...DEFAULT_ISOLATE_BUDGET, startedAt: now(), now });
 
   async function importMailbox(
     runId: string,
     mailbox: Mailbox,
     tally: RunTally,
-    deadline: number,
+    window: RunWindow & { maxMessages: number },
   ): Promise<MailboxOutcome> {
+    const { deadline } = window;
     if (mailbox.paused_reason) {
       return { mailboxId: mailbox.id, paused: true, error: mailbox.paused_reason };
     }
-    const leaseSeconds = limits.maxSeconds + 60;
+    // The run's budget plus a minute, but never past its instance's end: a run killed
+    // with its instance must not keep the mailbox from the next run for long.
+    const leaseSeconds = Math.min(
+      limits.maxSeconds + 60,
+      Math.ceil((window.mustFinishBy - now()) / 1000) + 5,
+    );
     if (!(await mail.claim(mailbox.id, runId, leaseSeconds))) {
       return { mailboxId: mailbox.id, busy: true };
     }
@@ -182,7 +208,7 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
       if (!credential) throw new Error("No password or token is stored for this mailbox");
       session = await connect(mailbox, credential, {
         maxMessageBytes: limits.maxMessageBytes,
-        stopAt: deadline + limits.stopGraceSeconds * 1000,
+        stopAt: window.stopAt,
       });
       const states = await mail.folderStates(mailbox.id);
       let hasMore = false;
@@ -194,7 +220,7 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
           folder,
           state: states.get(folder),
           limits,
-          maxMessages: limits.maxMessages - tally.requested,
+          maxMessages: window.maxMessages - tally.requested,
           deadline,
           now,
           stop: deps.shutdown,
@@ -236,12 +262,70 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
     }
   }
 
+  /** The run's time from `at`, within its own limits and the instance's wall clock. */
+  const windowFrom = (at: number) =>
+    runWindow(at, {
+      startedAt: isolate.startedAt,
+      wallClockMs: isolate.wallClockMs,
+      maxSeconds: limits.maxSeconds,
+      stopGraceSeconds: limits.stopGraceSeconds,
+    });
+
   return async ({ runId, userId }) => {
-    if (!(await store.startRun(runId))) {
+    const mustFinishBy = isolate.startedAt + isolate.wallClockMs;
+    if (!(await store.startRun(runId, { mustFinishBy }))) {
       log.warn("Import not started: run is not accepted", { run_id: runId });
       return;
     }
     const started = now();
+    // Several runs may land in this instance: wait for a slot while the run's time lasts.
+    const entry = await isolate.enter({
+      until: windowFrom(started).deadline,
+      signal: deps.shutdown,
+    });
+    if (entry === "refused") {
+      await endNotStarted(runId, userId, started, "it was busy with other imports");
+      return;
+    }
+    try {
+      await importWithinWindow(runId, userId, entry === "waited" ? now() : started);
+    } finally {
+      isolate.leave();
+    }
+  };
+
+  /** Ends a run that never got its turn in this instance; the shutdown case as below. */
+  async function endNotStarted(runId: string, userId: string, started: number, why: string) {
+    const shuttingDown = deps.shutdown?.aborted === true;
+    const error = shuttingDown
+      ? "The function instance shut down before anything was imported; the next run retries"
+      : `Not started: this function instance had no budget left (${why}); the next run continues`;
+    await store.finishRun(runId, shuttingDown ? "failed" : "partial", {
+      error,
+      details: {
+        fetched: 0,
+        inserted: 0,
+        duplicates: 0,
+        duration_ms: now() - started,
+        has_more: true,
+      },
+    }).catch((failure) =>
+      log.error("Cannot finish run", { run_id: runId, error: errorText(failure) })
+    );
+    log.info("Import not started", { run_id: runId, user_id: userId, reason: why });
+  }
+
+  async function importWithinWindow(runId: string, userId: string, started: number) {
+    const window = windowFrom(started);
+    const maxMessages = Math.min(limits.maxMessages, isolate.messagesLeft());
+    if (maxMessages === 0 || window.deadline <= started) {
+      const why = maxMessages === 0 ? "its messages are spent" : "its wall clock is nearly over";
+      await endNotStarted(runId, userId, started, why);
+      return;
+    }
+    // Reserved up front so that runs side by side cannot overspend; the rest is given back.
+    isolate.spend(maxMessages);
+    let requested = 0;
     try {
       const mailboxes = await mail.importTargets(userId);
       if (mailboxes.length === 0) {
@@ -257,7 +341,7 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
         return;
       }
 
-      const deadline = started + limits.maxSeconds * 1000;
+      const deadline = window.deadline;
       const tally: RunTally = {
         requested: 0,
         fetched: 0,
@@ -274,8 +358,9 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
           outcomes.push({ mailboxId: mailbox.id, hasMore: true, notStarted: true });
           continue;
         }
-        outcomes.push(await importMailbox(runId, mailbox, tally, deadline));
+        outcomes.push(await importMailbox(runId, mailbox, tally, { ...window, maxMessages }));
       }
+      requested = tally.requested;
 
       const errors = outcomes.flatMap((outcome) => outcome.error ? [outcome.error] : []);
       const hasMore = outcomes.some((outcome) => outcome.hasMore);
@@ -332,6 +417,8 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
         error: "Import failed unexpectedly; see the function log",
       })
         .catch(() => {});
+    } finally {
+      isolate.spend(requested - maxMessages); // gives back what the run did not request
     }
-  };
+  }
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createIsolateBudget, type IsolateBudget } from "../isolate_budget.ts";
 import { createMemoryLogger } from "../log.ts";
 import type { AcceptOutcome, FinalStatus, RunStore } from "../run_store.ts";
 import { HostNotAllowedError } from "./host_policy.ts";
@@ -35,6 +36,7 @@ interface FinishCall {
 /** An in-memory RunStore: startRun answers `started`; finishRun records and may fail. */
 class FakeRunStore implements RunStore {
   startCalls: string[] = [];
+  mustFinishBy: (number | undefined)[] = [];
   finishCalls: FinishCall[] = [];
   constructor(private started = true, private finishFailures = 0) {}
   acceptRequest(): Promise<AcceptOutcome> {
@@ -43,8 +45,9 @@ class FakeRunStore implements RunStore {
   requestManualRun(): Promise<{ runId: string } | { retryAfterSeconds: number }> {
     return Promise.reject(new Error("requestManualRun is not part of an import run"));
   }
-  startRun(runId: string): Promise<boolean> {
+  startRun(runId: string, options?: { mustFinishBy?: number }): Promise<boolean> {
     this.startCalls.push(runId);
+    this.mustFinishBy.push(options?.mustFinishBy);
     return Promise.resolve(this.started);
   }
   finishRun(runId: string, status: FinalStatus, options?: FinishCall["options"]): Promise<boolean> {
@@ -70,12 +73,14 @@ function setup(
     servers?: Record<string, Error | Record<string, FakeFolder>>;
     limits?: Partial<ImportLimits>;
     shutdown?: AbortSignal;
+    isolate?: IsolateBudget;
   } = {},
 ) {
   const store = new FakeRunStore(options.started ?? true, options.finishFailures ?? 0);
   const mailStore = new FakeMailStore(options.mail);
   const log = createMemoryLogger();
   const connects: Array<{ mailboxId: string; credential: string }> = [];
+  const stopAts: number[] = [];
   const sessions: Array<ReturnType<typeof fakeSession>> = [];
   let clock = 1_800_000_000_000;
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -85,9 +90,11 @@ function setup(
     log,
     limits: options.limits,
     shutdown: options.shutdown,
+    isolate: options.isolate,
     now: () => (clock += 10),
     connect: (target, credential, bounds) => {
       connects.push({ mailboxId: target.id, credential });
+      stopAts.push(bounds.stopAt);
       assert.equal(
         bounds.maxMessageBytes,
         limits.maxMessageBytes,
@@ -105,6 +112,7 @@ function setup(
     mail: mailStore,
     log,
     connects,
+    stopAts,
     sessions,
     run: () => run({ runId: RUN_ID, userId: USER_ID }),
   };
@@ -396,6 +404,73 @@ Deno.test("beforeunload before anything was saved: the run fails with the reason
   );
   assert.deepEqual(ctx.connects, []);
   assert.deepEqual(ctx.mail.callsOf("claim"), []);
+});
+
+// --- the function instance's shared budget (isolate_budget.ts) -------------------
+
+const START = 1_800_000_000_000; // the fake clock's start (setup)
+
+Deno.test("the run records when its instance is gone, and its time ends before the instance's wall clock", async () => {
+  // The instance started 100 s before the run; its wall clock is 150 s.
+  const isolate = createIsolateBudget({
+    wallClockSeconds: 150,
+    maxConcurrentRuns: 2,
+    maxMessages: 1000,
+    startedAt: START - 100_000,
+  });
+  const ctx = setup({ mail: { mailboxes: [mailbox(MAILBOX_1)] }, isolate });
+  await ctx.run();
+  assert.deepEqual(ctx.store.mustFinishBy, [START + 50_000]);
+  assert.equal(ctx.connects.length, 1);
+  // 10 s left for saving and finish_run before the instance ends (not 100 s + 20 s).
+  assert.deepEqual(ctx.stopAts, [START + 40_000]);
+});
+
+Deno.test("an instance whose messages are spent starts no import: partial, the next run continues", async () => {
+  const isolate = createIsolateBudget({
+    wallClockSeconds: 150,
+    maxConcurrentRuns: 2,
+    maxMessages: 5,
+    startedAt: START,
+  });
+  isolate.spend(5);
+  const ctx = setup({ mail: { mailboxes: [mailbox(MAILBOX_1)] }, isolate });
+  await ctx.run();
+  assert.deepEqual(ctx.connects, []);
+  assert.equal(ctx.store.finish.status, "partial");
+  assert.equal(
+    ctx.store.finish.options?.error,
+    "Not started: this function instance had no budget left (its messages are spent); the next run continues",
+  );
+  assert.equal((ctx.store.finish.options?.details as { has_more: boolean }).has_more, true);
+});
+
+Deno.test("runs side by side share the instance's messages: each takes at most what is left", async () => {
+  const isolate = createIsolateBudget({
+    wallClockSeconds: 150,
+    maxConcurrentRuns: 2,
+    maxMessages: 7,
+    startedAt: START,
+  });
+  const messages = Array.from({ length: 10 }, (_, i) => mail(i + 1));
+  const first = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1)] },
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 1, messages } } },
+    limits: { maxMessages: 5 },
+    isolate,
+  });
+  const second = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_2)] },
+    servers: { [MAILBOX_2]: { INBOX: { uidValidity: 1, messages } } },
+    limits: { maxMessages: 5 },
+    isolate,
+  });
+  await Promise.all([first.run(), second.run()]);
+  const fetched = [first, second].map((ctx) =>
+    (ctx.store.finish.options?.details as { fetched: number }).fetched
+  );
+  assert.deepEqual(fetched, [5, 2]);
+  assert.equal(isolate.messagesLeft(), 0);
 });
 
 // --- failures --------------------------------------------------------------------

@@ -6,9 +6,13 @@
  *   IMAP_ALLOW_PLAINTEXT  "true" allows tls_mode 'plain' for any host (default: only
  *                         where IMAP_ALLOW_PRIVATE_HOSTS is true)
  *   IMPORT_MAX_MESSAGES   optional per-run message budget (default 500)
- *   IMPORT_MAX_SECONDS    optional per-run time budget (default 100)
+ *   IMPORT_MAX_SECONDS    optional per-run time budget (default 100), cut to what the
+ *                         function instance's wall clock leaves (isolate_budget.ts)
+ *   FUNCTION_WALL_CLOCK_SECONDS, IMPORT_MAX_CONCURRENT_RUNS, IMPORT_MAX_MESSAGES_PER_INSTANCE
+ *                         the instance's shared budget (isolate_budget.ts)
  */
 import type { Sql } from "../database.ts";
+import { isolateBudgetFromEnv } from "../isolate_budget.ts";
 import { isolateShutdownSignal } from "../isolate_shutdown.ts";
 import type { Logger } from "../log.ts";
 import type { RunStore } from "../run_store.ts";
@@ -39,6 +43,7 @@ export function importRunnerFromEnv(
     mail: createMailStore(deps.sql),
     log: deps.log,
     shutdown: isolateShutdownSignal(),
+    isolate: isolateBudgetFromEnv(env),
     connect: (mailbox, credential, bounds) =>
       openImapSession(mailbox, credential, { ...bounds, caPem, allowPrivateHosts, allowPlaintext }),
     limits: {

@@ -32,7 +32,7 @@ insert into t_auto_sync_functions values
   ('auto_sync.disable(uuid)',                          true),
   ('auto_sync.accept_request(text, uuid, uuid)',       true),
   ('auto_sync.request_manual_run(uuid, interval)',    true),
-  ('auto_sync.start_run(uuid)',                        true),
+  ('auto_sync.start_run(uuid, timestamptz)',           true),
   ('auto_sync.finish_run(uuid, text, text, jsonb)',    true),
   ('auto_sync.dispatch()',                             false),
   ('auto_sync.signing_keys()',                         false),
