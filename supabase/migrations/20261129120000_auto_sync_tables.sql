@@ -164,6 +164,7 @@ create table auto_sync.runs (
   dispatched_at timestamptz,
   accepted_at timestamptz,
   started_at timestamptz,
+  must_finish_by timestamptz,
   finished_at timestamptz,
   net_request_id bigint,
   error text,
@@ -179,6 +180,8 @@ create index runs_net_request_idx on auto_sync.runs (net_request_id) where net_r
 comment on table auto_sync.runs is
   'One row per dispatched request or manual sync. Written by the function, so it is the truth about a run (cron.job_run_details only says the request was queued).';
 comment on column auto_sync.runs.net_request_id is 'pg_net request id (net._http_response.id) of the signed request.';
+comment on column auto_sync.runs.must_finish_by is
+  'When the function instance running this run is gone at the latest (its wall clock). A run still running 5 seconds after it is lost (reconcile_stopped_runs).';
 comment on column auto_sync.runs.error is 'Why the run did not succeed, for humans. Never holds a credential.';
 
 -- Every webhook-id that passed signature verification, so a captured request

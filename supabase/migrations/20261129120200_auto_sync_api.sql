@@ -5,7 +5,7 @@
 --     auto_sync.enable(user, every), auto_sync.disable(user)
 --     auto_sync.accept_request(request_id, run_id, user)   -- cron-auto-sync, after HMAC
 --     auto_sync.request_manual_run(user)                   -- import-emails "sync now", once a minute
---     auto_sync.start_run(run_id), auto_sync.finish_run(run_id, status, error, details)
+--     auto_sync.start_run(run_id, must_finish_by), auto_sync.finish_run(run_id, status, error, details)
 --       (finish_run records the schedule side through auto_sync.record_outcomes,
 --        in ..._auto_sync_run_outcomes.sql)
 --   a signed-in user, for their own schedule only (public, callable over the Data API):
@@ -136,14 +136,23 @@ $$;
 comment on function auto_sync.request_manual_run(uuid, interval) is
   'For import-emails: records a signed-in user''s "sync now" as an accepted run, at most one per p_min_gap; otherwise returns how many seconds to wait.';
 
-create function auto_sync.start_run(p_run_id uuid) returns boolean
+-- p_must_finish_by: when the importer's function instance is gone at the latest
+-- (functions-shared/isolate_budget.ts), so reconcile_stopped_runs() can call the run lost
+-- soon after instead of after settings.in_flight_timeout. Null: nothing recorded.
+create function auto_sync.start_run(p_run_id uuid, p_must_finish_by timestamptz default null)
+returns boolean
 language sql volatile security definer set search_path = ''
 as $$
-  update auto_sync.runs set status = 'running', started_at = now()
+  update auto_sync.runs
+     set status = 'running', started_at = now(),
+         -- bounded to an hour ahead; null (nothing recorded) stays null
+         must_finish_by = case when p_must_finish_by is not null
+                               then least(p_must_finish_by, now() + interval '1 hour') end
    where id = p_run_id and status = 'accepted'
   returning true
 $$;
-comment on function auto_sync.start_run(uuid) is 'For the importer: accepted -> running. Returns null when the run was not accepted.';
+comment on function auto_sync.start_run(uuid, timestamptz) is
+  'For the importer: accepted -> running, recording when its function instance is gone at the latest (at most an hour ahead). Returns null when the run was not accepted.';
 
 create function auto_sync.finish_run(
   p_run_id uuid,
@@ -183,13 +192,13 @@ revoke execute on function auto_sync.enable(uuid, interval) from public, anon, a
 revoke execute on function auto_sync.disable(uuid) from public, anon, authenticated;
 revoke execute on function auto_sync.accept_request(text, uuid, uuid) from public, anon, authenticated;
 revoke execute on function auto_sync.request_manual_run(uuid, interval) from public, anon, authenticated;
-revoke execute on function auto_sync.start_run(uuid) from public, anon, authenticated;
+revoke execute on function auto_sync.start_run(uuid, timestamptz) from public, anon, authenticated;
 revoke execute on function auto_sync.finish_run(uuid, text, text, jsonb) from public, anon, authenticated;
 grant execute on function auto_sync.enable(uuid, interval) to service_role;
 grant execute on function auto_sync.disable(uuid) to service_role;
 grant execute on function auto_sync.accept_request(text, uuid, uuid) to service_role;
 grant execute on function auto_sync.request_manual_run(uuid, interval) to service_role;
-grant execute on function auto_sync.start_run(uuid) to service_role;
+grant execute on function auto_sync.start_run(uuid, timestamptz) to service_role;
 grant execute on function auto_sync.finish_run(uuid, text, text, jsonb) to service_role;
 
 -------------------------------------------------------------------------------

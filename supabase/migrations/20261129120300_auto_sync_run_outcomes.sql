@@ -13,7 +13,10 @@
 --       run (called by reconcile_runs() and auto_sync.finish_run()): last outcome /
 --       success / error, the failure counter, backoff, pause.
 --   auto_sync.describe_interval(interval)   an interval in words, for run errors.
+--   auto_sync.reconcile_stopped_runs()   postgres only; runs still `running` 5 s past
+--       runs.must_finish_by (their function instance is gone) -> lost, leases released.
 --   pg_cron job auto-sync-maintenance   every 10 minutes: reconcile, then purge.
+--   pg_cron job auto-sync-stopped-runs  every minute: reconcile_stopped_runs().
 --
 -- The settings these read (ack_deadline, max_consecutive_failures, *_retention) and
 -- the schedule columns they write are defined with their tables in ..._auto_sync_tables.sql.
@@ -294,7 +297,8 @@ begin
   begin
     delete from cron.job_run_details d
      where d.jobid in (select j.jobid from cron.job j
-                        where j.jobname in ('auto-sync-dispatch', 'auto-sync-maintenance'))
+                        where j.jobname in ('auto-sync-dispatch', 'auto-sync-maintenance',
+                                            'auto-sync-stopped-runs'))
        and coalesce(d.end_time, d.start_time) < now() - v_settings.cron_history_retention;
     get diagnostics v_cron = row_count;
   exception when insufficient_privilege then
@@ -315,8 +319,60 @@ revoke execute on function auto_sync.reconcile_runs() from public, anon, authent
 revoke execute on function auto_sync.purge_history() from public, anon, authenticated, service_role;
 
 -------------------------------------------------------------------------------
+-- Runs whose function instance a runtime limit ended (edge runtime: the wall clock,
+-- 150 s free / 400 s paid, at the latest; supabase/edge-runtime
+-- crates/base/src/worker/supervisor/strategy_per_worker.rs): lost within a minute,
+-- not after in_flight_timeout. The importer records the instance's end in
+-- runs.must_finish_by when it starts a run (start_run).
+-------------------------------------------------------------------------------
+create function auto_sync.reconcile_stopped_runs() returns integer
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  v_ids uuid[];
+begin
+  with updated as (
+    update auto_sync.runs r
+       set status = 'lost', finished_at = now(),
+           error = 'The function instance ended (a runtime limit) before the run finished; the next run continues'
+     where r.status = 'running'
+       and r.must_finish_by < now() - interval '5 seconds'
+    returning r.id
+  )
+  select coalesce(array_agg(u.id), '{}'::uuid[]) into v_ids from updated u;
+
+  -- Their mailbox leases died with them: the next run may start at once.
+  update public.mailboxes m
+     set import_run_id = null, import_lease_until = null
+   where m.import_run_id = any (v_ids);
+
+  if cardinality(v_ids) > 0 then
+    begin
+      perform auto_sync.record_outcomes(v_ids);
+    exception when data_exception or integrity_constraint_violation then
+      -- As in reconcile_runs(): one schedule's values broke the bookkeeping; run by run.
+      for i in 1 .. cardinality(v_ids) loop
+        begin
+          perform auto_sync.record_outcomes(array[v_ids[i]]);
+        exception when data_exception or integrity_constraint_violation then
+          raise warning 'auto_sync.reconcile_stopped_runs: skipped the schedule bookkeeping of run %: %', v_ids[i], sqlerrm;
+        end;
+      end loop;
+    end;
+  end if;
+
+  return cardinality(v_ids);
+end
+$$;
+comment on function auto_sync.reconcile_stopped_runs() is
+  'Run every minute by the pg_cron job auto-sync-stopped-runs: runs still running 5 seconds past must_finish_by (their function instance is gone) -> lost, their mailbox leases released, with the schedule bookkeeping (record_outcomes). Returns the runs called lost.';
+revoke execute on function auto_sync.reconcile_stopped_runs() from public, anon, authenticated, service_role;
+
+-------------------------------------------------------------------------------
 -- The maintenance job, installed idempotently. Its command holds no secret.
 -------------------------------------------------------------------------------
 select cron.unschedule(jobid) from cron.job where jobname = 'auto-sync-maintenance';
 select cron.schedule('auto-sync-maintenance', '*/10 * * * *',
                      'select auto_sync.reconcile_runs(); select auto_sync.purge_history();');
+select cron.unschedule(jobid) from cron.job where jobname = 'auto-sync-stopped-runs';
+select cron.schedule('auto-sync-stopped-runs', '* * * * *', 'select auto_sync.reconcile_stopped_runs()');
