@@ -4,7 +4,7 @@
  * `jsonb::text` prints) -> Standard Webhooks headers (signRequest, through
  * standard_webhooks.ts `sign`). Used by ops (probe, doctor), the tests and the
  * benchmarks; SQL's builder is auto_sync.request_claims + auto_sync.sign. Both are
- * held to the same bytes by wire_vectors.json.
+ * held to the same bytes by tests/fixtures/wire_vectors.json.
  */
 import { AUDIENCE, type Claims, SCOPE } from "./claims.ts";
 import { sign, type SigningKey } from "./standard_webhooks.ts";

@@ -3,7 +3,7 @@ import { Webhook } from "standardwebhooks";
 import { checkClaims } from "./claims.ts";
 import { buildClaims, jsonbText, signClaims, signRequest } from "./signed_request.ts";
 import { parseKeyring, parseSecret, verify } from "./standard_webhooks.ts";
-import vectors from "./wire_vectors.json" with { type: "json" };
+import vectors from "../tests/fixtures/wire_vectors.json" with { type: "json" };
 import {
   MAX_SIGNING_KEYS,
   REQUEST_LIFETIME_SECONDS,

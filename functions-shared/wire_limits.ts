@@ -1,7 +1,7 @@
 /**
  * The limits of the signed-request wire format, TypeScript's one home for them.
  * SQL's is `auto_sync.wire_limit(name)` (supabase/migrations/..._auto_sync_tables.sql);
- * both are asserted equal to `wire_vectors.json` (signed_request_test.ts, pgTAP
+ * both are asserted equal to `tests/fixtures/wire_vectors.json` (signed_request_test.ts, pgTAP
  * wire_vectors_test.sql), so a key Vault signs with is a key the function accepts.
  */
 

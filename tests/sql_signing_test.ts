@@ -2,14 +2,14 @@
  * The SQL signer (auto_sync.sign, pgcrypto) and the TypeScript verifier agree byte
  * for byte, including non-ASCII text, and both agree with npm `standardwebhooks`,
  * an implementation we did not write. Both hold to the shared vector file
- * (functions-shared/wire_vectors.json), and accept exactly the same signing keys.
+ * (tests/fixtures/wire_vectors.json), and accept exactly the same signing keys.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { Webhook } from "standardwebhooks";
 import { jsonbText, signRequest } from "../functions-shared/signed_request.ts";
 import { generateSecret, parseSecret, verify } from "../functions-shared/standard_webhooks.ts";
-import vectors from "../functions-shared/wire_vectors.json" with { type: "json" };
+import vectors from "./fixtures/wire_vectors.json" with { type: "json" };
 import { connect } from "./support/local_stack.ts";
 
 const sql = connect();

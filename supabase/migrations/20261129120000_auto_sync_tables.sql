@@ -47,7 +47,7 @@ grant usage on schema auto_sync_user_api to authenticated, service_role;
 alter default privileges in schema auto_sync_user_api revoke execute on functions from public;
 
 -- The limits of the wire format, SQL's one home for them (functions-shared/wire_limits.ts
--- is TypeScript's; both are checked against functions-shared/wire_vectors.json):
+-- is TypeScript's; both are checked against tests/fixtures/wire_vectors.json):
 --   signing_key_min_bytes / signing_key_max_bytes   decoded length of a whsec_ key
 --   max_signing_keys                                 keys signed with at once (a rotation)
 --   request_lifetime_seconds                         exp - iat at most, and the verifier's

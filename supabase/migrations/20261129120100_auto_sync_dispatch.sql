@@ -93,7 +93,7 @@ comment on function auto_sync.signing_keys() is
 -- The claims body of one signed request: the one SQL builder (dispatch() and the tests'
 -- SQL use it; functions-shared/signed_request.ts buildClaims is TypeScript's). pg_net
 -- sends its jsonb::text, byte for byte what the vectors in
--- functions-shared/wire_vectors.json say.
+-- tests/fixtures/wire_vectors.json say.
 create function auto_sync.request_claims(p_user_id uuid, p_run_id uuid, p_iat bigint, p_lifetime_seconds bigint)
 returns jsonb
 language sql immutable strict set search_path = ''

@@ -1,5 +1,5 @@
 -- pgTAP: the SQL side of the wire format against the shared vector file
--- (functions-shared/wire_vectors.json), which the TypeScript tests assert too:
+-- (tests/fixtures/wire_vectors.json), which the TypeScript tests assert too:
 --   limits      auto_sync.wire_limit(name) equals each limit of the file
 --   signatures  claims -> auto_sync.request_claims(...)::text -> the exact body bytes;
 --               auto_sync.sign(id, timestamp, body, keys) -> the exact header value
@@ -13,7 +13,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = extensions, public;
 
-\set vectors `cat functions-shared/wire_vectors.json 2>/dev/null || cat ../../functions-shared/wire_vectors.json 2>/dev/null || echo null`
+\set vectors `cat tests/fixtures/wire_vectors.json 2>/dev/null || cat ../../tests/fixtures/wire_vectors.json 2>/dev/null || echo null`
 create temp table t_vectors on commit drop as select (:'vectors')::jsonb as doc;
 select (select jsonb_typeof(doc) = 'object' from t_vectors) as have_vectors \gset
 
