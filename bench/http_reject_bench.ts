@@ -26,6 +26,11 @@
 import { dbUrl } from "../local-stack/urls.ts";
 import { generateSecret, parseSecret } from "../functions-shared/standard_webhooks.ts";
 import {
+  FUNCTION_PERMISSIONS,
+  repositoryFunction,
+  resolutionFlags,
+} from "../local-stack/function_import_map.ts";
+import {
   type ChildServer,
   mib,
   type ProbedServer,
@@ -64,21 +69,20 @@ const MEMORY_GOAL_BYTES = 100 * 1000 * 1000;
 const WARMUP_REQUESTS = 50;
 
 const repo = new URL("../", import.meta.url).pathname;
-const functionEntry = `${repo}supabase/functions/cron-auto-sync/index.ts`;
 const baselineEntry = `${repo}bench/support/baseline_reject_server.ts`;
-// What the gateway (local-stack/gateway.ts) grants a function.
-const FUNCTION_PERMISSIONS = ["--allow-net", "--allow-env", "--allow-read", "--allow-sys"];
+const cronAutoSync = repositoryFunction("cron-auto-sync"); // as deploy resolves it
 
 function startFunction(): Promise<ChildServer>;
 function startFunction(options: { probe: true }): Promise<ProbedServer>;
 function startFunction(options: { probe?: boolean } = {}): Promise<ChildServer> {
   const serverOptions = {
     env: { AUTO_SYNC_SIGNING_SECRETS: `v1,${generateSecret()}`, SUPABASE_DB_URL: dbUrl },
-    permissions: FUNCTION_PERMISSIONS,
+    // the gateway's permissions, and the function's own import map, not the root deno.json
+    permissions: [...FUNCTION_PERMISSIONS, ...resolutionFlags(cronAutoSync)],
   };
   return options.probe
-    ? startProbedServer("cron-auto-sync", functionEntry, serverOptions)
-    : startServer("cron-auto-sync", functionEntry, serverOptions);
+    ? startProbedServer("cron-auto-sync", cronAutoSync.entrypoint, serverOptions)
+    : startServer("cron-auto-sync", cronAutoSync.entrypoint, serverOptions);
 }
 
 function startBaseline(): Promise<ChildServer>;

@@ -11,6 +11,8 @@
  * never used.
  */
 
+import { parse as parseToml } from "smol-toml";
+
 export type ImportMapSource =
   | "--import-map flag"
   | "config.toml import_map"
@@ -89,4 +91,34 @@ export function resolutionFlags(layout: FunctionLayout): string[] {
     return ["--config", importMap, ...(exists(lock) ? ["--frozen"] : ["--no-lock"])];
   }
   return ["--no-config", "--no-lock", "--import-map", importMap];
+}
+
+/** The permissions the gateway grants every function (what the edge runtime allows). */
+export const FUNCTION_PERMISSIONS = ["--allow-net", "--allow-env", "--allow-read", "--allow-sys"];
+
+/**
+ * `deno serve` on loopback `port` with the function's permissions and its imports
+ * resolved exactly as deploy resolves them; the caller appends the entry. The one way
+ * the gateway, the tests and the benchmarks start a function.
+ */
+export function serveFunctionArgs(port: number, layout: FunctionLayout): string[] {
+  return [
+    "serve",
+    "--quiet",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    ...FUNCTION_PERMISSIONS,
+    ...resolutionFlags(layout),
+  ];
+}
+
+/** A function of this repository as deploy resolves it, its config.toml section included. */
+export function repositoryFunction(name: string): FunctionLayout {
+  const supabaseDir = new URL("../supabase", import.meta.url).pathname;
+  const config = parseToml(Deno.readTextFileSync(`${supabaseDir}/config.toml`)) as {
+    functions?: Record<string, FunctionConfigToml>;
+  };
+  return resolveFunctionLayout(name, { supabaseDir, config: config.functions?.[name] });
 }

@@ -33,8 +33,8 @@ import { createAuthStandIn, verifyProjectToken } from "./auth_stand_in.ts";
 import { readEnvFile } from "./env_file.ts";
 import {
   type FunctionConfigToml,
-  resolutionFlags,
   resolveFunctionLayout,
+  serveFunctionArgs,
 } from "./function_import_map.ts";
 import { isolateLimits, judgeIsolate, LIMIT_FLAGS, threadCpuMs } from "./isolate_limits.ts";
 import { injectedEnv, userSecrets } from "./platform_env.ts";
@@ -159,17 +159,7 @@ function startInstance(name: string, served?: ServedFunction): Instance {
   if (Deno.env.get("DENO_DIR")) env.DENO_DIR = Deno.env.get("DENO_DIR")!;
   const process = new Deno.Command(Deno.execPath(), {
     args: [
-      "serve",
-      "--quiet",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(instancePort),
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      "--allow-sys",
-      ...resolutionFlags(layout),
+      ...serveFunctionArgs(instancePort, layout),
       isolateHost,
       layout.entrypoint,
       JSON.stringify({ memoryMb: limits.memoryMb, beforeunloadPct: limits.beforeunloadPct }),

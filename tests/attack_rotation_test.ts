@@ -21,6 +21,7 @@ import assert from "node:assert/strict";
 import { generateSecret } from "../functions-shared/standard_webhooks.ts";
 import { connect, dbUrl } from "./support/local_stack.ts";
 import { testPorts } from "../local-stack/urls.ts";
+import { repositoryFunction, serveFunctionArgs } from "../local-stack/function_import_map.ts";
 import type { SignedRequest } from "./support/signed_requests.ts";
 import {
   assertNoSecretIn,
@@ -30,7 +31,7 @@ import {
   type Target,
 } from "./support/attack_support.ts";
 
-const entry = new URL("../supabase/functions/cron-auto-sync/index.ts", import.meta.url).pathname;
+const layout = repositoryFunction("cron-auto-sync"); // as deploy resolves it
 const PROXY_PORT = testPorts.rotationProxy;
 const PROXY: Target = { name: "rotation proxy", port: PROXY_PORT, path: "/cron-auto-sync" };
 
@@ -62,19 +63,7 @@ async function startFunction(
   };
   if (Deno.env.get("DENO_DIR")) env.DENO_DIR = Deno.env.get("DENO_DIR")!;
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "serve",
-      "--quiet",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      "--allow-sys",
-      entry,
-    ],
+    args: [...serveFunctionArgs(port, layout), layout.entrypoint],
     env,
     clearEnv: true,
     stdin: "null",

@@ -5,24 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { dbUrl, testPorts } from "../local-stack/urls.ts";
+import { repositoryFunction, serveFunctionArgs } from "../local-stack/function_import_map.ts";
 
-const entry = new URL("../supabase/functions/cron-auto-sync/index.ts", import.meta.url).pathname;
+const layout = repositoryFunction("cron-auto-sync"); // as deploy resolves it
 
 async function startWith(env: Record<string, string>) {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "serve",
-      "--quiet",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(testPorts.failClosedFunction),
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      "--allow-sys",
-      entry,
-    ],
+    args: [...serveFunctionArgs(testPorts.failClosedFunction, layout), layout.entrypoint],
     env: { SUPABASE_DB_URL: dbUrl, ...env },
     clearEnv: true,
     stdout: "piped",
