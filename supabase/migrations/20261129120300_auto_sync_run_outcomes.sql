@@ -12,6 +12,8 @@
 --   auto_sync.record_outcomes(run ids)   postgres only; the schedule side of a finished
 --       run (called by reconcile_runs() and auto_sync.finish_run()): last outcome /
 --       success / error, the failure counter, backoff, pause.
+--   auto_sync.record_outcomes_each(run ids, caller)   the same for the reconcilers: run by
+--       run when one schedule breaks the bookkeeping, skipping and reporting that one.
 --   auto_sync.describe_interval(interval)   an interval in words, for run errors.
 --   auto_sync.reconcile_stopped_runs()   postgres only; runs still `running` 5 s past
 --       runs.must_finish_by (their function instance is gone) -> lost, leases released.
@@ -110,6 +112,31 @@ end
 $$;
 comment on function auto_sync.record_outcomes(uuid[]) is
   'Schedule bookkeeping for runs that just finished: last outcome, last success, last error; failure counter, capped exponential backoff with jitter (base 1 minute, cap every), pause after settings.max_consecutive_failures. Returns schedules updated.';
+
+-- For the reconcilers, which end many users' runs at once: one schedule whose values
+-- break the bookkeeping must not stop the others'. On a data error, run by run; the
+-- bad ones are skipped and reported. Every run keeps its true outcome either way.
+create function auto_sync.record_outcomes_each(p_run_ids uuid[], p_caller text) returns void
+language plpgsql volatile security definer set search_path = ''
+as $$
+begin
+  if cardinality(p_run_ids) = 0 then return; end if;
+  begin
+    perform auto_sync.record_outcomes(p_run_ids);
+  exception when data_exception or integrity_constraint_violation then
+    raise warning '%: recording outcomes failed (%); one run at a time', p_caller, sqlerrm;
+    for i in 1 .. cardinality(p_run_ids) loop
+      begin
+        perform auto_sync.record_outcomes(array[p_run_ids[i]]);
+      exception when data_exception or integrity_constraint_violation then
+        raise warning '%: skipped the schedule bookkeeping of run %: %', p_caller, p_run_ids[i], sqlerrm;
+      end;
+    end loop;
+  end;
+end
+$$;
+comment on function auto_sync.record_outcomes_each(uuid[], text) is
+  'record_outcomes for the reconcilers: on a data error, run by run, skipping and reporting (WARNING, naming p_caller) the runs whose schedule breaks the bookkeeping.';
 
 -------------------------------------------------------------------------------
 -- Truthful outcomes
@@ -210,22 +237,7 @@ begin
   select coalesce(array_agg(u.id), '{}'::uuid[]), count(*) into v_step_ids, v_unfinished from updated u;
   v_ids := v_ids || v_step_ids;
 
-  if cardinality(v_ids) > 0 then
-    begin
-      perform auto_sync.record_outcomes(v_ids);
-    exception when data_exception or integrity_constraint_violation then
-      -- One schedule's values broke the bookkeeping: do it run by run, skip and report
-      -- the bad ones; every run keeps its true outcome either way.
-      raise warning 'auto_sync.reconcile_runs: recording outcomes failed (%); one run at a time', sqlerrm;
-      for i in 1 .. cardinality(v_ids) loop
-        begin
-          perform auto_sync.record_outcomes(array[v_ids[i]]);
-        exception when data_exception or integrity_constraint_violation then
-          raise warning 'auto_sync.reconcile_runs: skipped the schedule bookkeeping of run %: %', v_ids[i], sqlerrm;
-        end;
-      end loop;
-    end;
-  end if;
+  perform auto_sync.record_outcomes_each(v_ids, 'auto_sync.reconcile_runs');
 
   return jsonb_build_object(
     'failed', v_failed,
@@ -315,6 +327,7 @@ comment on function auto_sync.purge_history() is
 revoke execute on function auto_sync.describe_interval(interval) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.response_window(timestamptz, interval) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.record_outcomes(uuid[]) from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.record_outcomes_each(uuid[], text) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.reconcile_runs() from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.purge_history() from public, anon, authenticated, service_role;
 
@@ -346,20 +359,7 @@ begin
      set import_run_id = null, import_lease_until = null
    where m.import_run_id = any (v_ids);
 
-  if cardinality(v_ids) > 0 then
-    begin
-      perform auto_sync.record_outcomes(v_ids);
-    exception when data_exception or integrity_constraint_violation then
-      -- As in reconcile_runs(): one schedule's values broke the bookkeeping; run by run.
-      for i in 1 .. cardinality(v_ids) loop
-        begin
-          perform auto_sync.record_outcomes(array[v_ids[i]]);
-        exception when data_exception or integrity_constraint_violation then
-          raise warning 'auto_sync.reconcile_stopped_runs: skipped the schedule bookkeeping of run %: %', v_ids[i], sqlerrm;
-        end;
-      end loop;
-    end;
-  end if;
+  perform auto_sync.record_outcomes_each(v_ids, 'auto_sync.reconcile_stopped_runs');
 
   return cardinality(v_ids);
 end

@@ -13,7 +13,7 @@ set local search_path = extensions, public;
 set local client_min_messages = error;
 set local timezone = 'UTC';
 
-select plan(108);
+select plan(111);
 
 -------------------------------------------------------------------------------
 -- Fixtures
@@ -287,7 +287,8 @@ reset role;
 select is(has_function_privilege(r, f, 'execute'), false, format('%s cannot execute %s', r, f))
   from unnest(array['anon', 'authenticated', 'service_role']) r
  cross join unnest(array['auto_sync.reconcile_runs()', 'auto_sync.purge_history()',
-                         'auto_sync.record_outcomes(uuid[])', 'auto_sync.describe_interval(interval)']) f;
+                         'auto_sync.record_outcomes(uuid[])', 'auto_sync.record_outcomes_each(uuid[], text)',
+                         'auto_sync.describe_interval(interval)']) f;
 select is(has_function_privilege('service_role', f, 'execute'), true, format('service_role can still execute %s', f))
   from unnest(array['auto_sync.finish_run(uuid, text, text, jsonb)', 'auto_sync.enable(uuid, interval)']) f;
 select is(has_function_privilege('authenticated', 'public.get_auto_sync()', 'execute'), true,
@@ -302,8 +303,8 @@ select is(
   '{}'::text[], 'reconcile_runs, purge_history, record_outcomes, get_auto_sync (behind its public wrapper): security definer, search_path ''''');
 select is(
   array(select f from unnest(array['auto_sync.reconcile_runs()', 'auto_sync.purge_history()',
-                                   'auto_sync.record_outcomes(uuid[])', 'auto_sync.describe_interval(interval)',
-                                   'public.get_auto_sync()']) f
+                                   'auto_sync.record_outcomes(uuid[])', 'auto_sync.record_outcomes_each(uuid[], text)',
+                                   'auto_sync.describe_interval(interval)', 'public.get_auto_sync()']) f
          where obj_description(f::regprocedure, 'pg_proc') is null),
   '{}'::text[], 'every new function has a comment');
 select is(
