@@ -5,6 +5,7 @@
  * (functions-shared/isolate_budget.ts).
  */
 import assert from "node:assert/strict";
+import { holdImportAfterFirstBatch, type ImportHold } from "./support/import_hold.ts";
 import type postgres from "postgres";
 import { testPorts } from "../local-stack/urls.ts";
 import { type GatewayProcess, startGateway } from "./support/gateway_process.ts";
@@ -168,10 +169,9 @@ Deno.test("four users' first imports landing in one instance finish over follow-
 Deno.test("a run cut off by the instance's limit is called lost within a minute, and the next run finishes it", async () => {
   const sql = connect();
   const holder = connect();
-  const suffix = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
-  const lockKey = 0x5108_0000 + Math.floor(Math.random() * 0xffff);
   const total = 60;
   let userId = "";
+  let hold: ImportHold | undefined;
   // beforeunload at 100 %: the kill comes with no warning, as at a CPU or memory limit.
   const gateway = await limitedGateway(
     ["--wall-clock-ms", "8000", "--beforeunload-pct", "100"],
@@ -182,21 +182,8 @@ Deno.test("a run cut off by the instance's limit is called lost within a minute,
     const imapUser = await createImapUser();
     await appendMessages(imapUser, "INBOX", Array.from({ length: total }, () => message()));
     const mailboxId = await addMailbox(sql, userId, imapUser, { tls: "plain" });
-    // A test-only trigger holds the import's second batch on an advisory lock this test
-    // owns (as in load_faults_test.ts): the run is mid-import when its instance ends.
-    await sql.unsafe(`
-      create function public.import_limits_hold_${suffix}() returns trigger language plpgsql as $fn$
-      begin
-        if exists (select 1 from auto_sync.folder_state f where f.mailbox_id = new.mailbox_id and f.last_uid > 0) then
-          perform pg_advisory_xact_lock(${lockKey});
-        end if;
-        return new;
-      end $fn$;
-      create trigger import_limits_hold_${suffix} before insert on public.emails
-        for each row when (new.mailbox_id = '${mailboxId}'::uuid)
-        execute function public.import_limits_hold_${suffix}();`);
-    const reserved = await holder.reserve();
-    await reserved`select pg_advisory_lock(${lockKey})`;
+    // The import's second batch waits: the run is mid-import when its instance ends.
+    hold = await holdImportAfterFirstBatch(sql, holder, mailboxId);
 
     const runId = await sendSignedRun(sql, gateway, userId);
     const [running] = await waitFor(async () => {
@@ -211,8 +198,7 @@ Deno.test("a run cut off by the instance's limit is called lost within a minute,
       { timeoutMs: 20_000 },
     );
     const killedAt = Date.now();
-    await reserved`select pg_advisory_unlock(${lockKey})`;
-    reserved.release();
+    await hold.release();
     assert.ok(
       Math.abs(killedAt - mustFinishBy) < 3_000,
       `the run row knew when its instance would end (${mustFinishBy} vs ${killedAt})`,
@@ -237,8 +223,7 @@ Deno.test("a run cut off by the instance's limit is called lost within a minute,
     const [counts] = await mailCounts(sql, [mailboxId]);
     assert.deepEqual({ emails: counts.emails, uids: counts.uids }, { emails: total, uids: total });
   } finally {
-    await sql.unsafe(`drop trigger if exists import_limits_hold_${suffix} on public.emails;
-                      drop function if exists public.import_limits_hold_${suffix}();`);
+    await hold?.remove();
     await gateway.stop();
     if (userId) await sql`delete from auth.users where id = ${userId}`;
     await holder.end();

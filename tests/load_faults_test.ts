@@ -20,6 +20,7 @@
  * resumed and the gateway left running.
  */
 import assert from "node:assert/strict";
+import { holdImportAfterFirstBatch, type ImportHold } from "./support/import_hold.ts";
 import postgresClient from "postgres";
 import type postgres from "postgres";
 import { addMailbox, appendMessages, createImapUser, message } from "./support/imap.ts";
@@ -598,10 +599,9 @@ Deno.test("the function process killed mid-import: the run ends lost, is retried
   const sql = connect();
   const holder = connect();
   const prefix = tag("kill");
-  const suffix = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
-  const lockKey = 0x5107_0000 + Math.floor(Math.random() * 0xffff);
   const total = 60;
   let killed = false;
+  let hold: ImportHold | undefined;
   try {
     await createUsers(sql, prefix, 1);
     const [{ id: userId }] = await sql`select id from auth.users where email like ${prefix + "%"}`;
@@ -609,21 +609,9 @@ Deno.test("the function process killed mid-import: the run ends lost, is retried
     await appendMessages(imapUser, "INBOX", Array.from({ length: total }, () => message()));
     const mailboxId = await addMailbox(sql, userId, imapUser);
 
-    // A test-only trigger holds the import's second batch on an advisory lock this test
-    // owns: the first batch (and its folder state) is committed, the run is mid-import.
-    await sql.unsafe(`
-      create function public.load_faults_hold_${suffix}() returns trigger language plpgsql as $fn$
-      begin
-        if exists (select 1 from auto_sync.folder_state f where f.mailbox_id = new.mailbox_id and f.last_uid > 0) then
-          perform pg_advisory_xact_lock(${lockKey});
-        end if;
-        return new;
-      end $fn$;
-      create trigger load_faults_hold_${suffix} before insert on public.emails
-        for each row when (new.mailbox_id = '${mailboxId}'::uuid)
-        execute function public.load_faults_hold_${suffix}();`);
-    const reserved = await holder.reserve();
-    await reserved`select pg_advisory_lock(${lockKey})`;
+    // The import's second batch waits: the first batch (and its folder state) is
+    // committed, the run is mid-import.
+    hold = await holdImportAfterFirstBatch(sql, holder, mailboxId);
     await dueSchedules(sql, prefix);
 
     await sql`select auto_sync.dispatch()`;
@@ -642,8 +630,7 @@ Deno.test("the function process killed mid-import: the run ends lost, is retried
     assert.ok(pids.length > 0, "cron-auto-sync process not found");
     for (const pid of pids) Deno.kill(pid, "SIGKILL");
     killed = true;
-    await reserved`select pg_advisory_unlock(${lockKey})`;
-    reserved.release();
+    await hold.release();
     // The killed process's blocked statement may still finish (Postgres notices a dead
     // client only when it next writes to it): batch and folder state commit together or not.
     // Wait for the dead process's backend to go away before counting.
@@ -705,8 +692,7 @@ Deno.test("the function process killed mid-import: the run ends lost, is retried
       await sql`select consecutive_failures, last_outcome from auto_sync.schedules where user_id = ${userId}`;
     assert.deepEqual({ ...schedule }, { consecutive_failures: 0, last_outcome: "succeeded" });
   } finally {
-    await sql.unsafe(`drop trigger if exists load_faults_hold_${suffix} on public.emails;
-                      drop function if exists public.load_faults_hold_${suffix}();`);
+    await hold?.remove();
     await holder.end();
     await cleanupUsers(sql, prefix);
     await sql.end();

@@ -65,18 +65,23 @@ async function post(gateway: GatewayProcess, token: string): Promise<number> {
   return response.status;
 }
 
+/** A gateway of its own emulating `mode`, on the stack's database, keys and project. */
+function modeGateway(mode: ProjectMode) {
+  return startGateway(testPorts.platformGateway, [
+    "--mode",
+    mode,
+    "--db-url",
+    dbUrl,
+    "--env-file",
+    `${stateDir}/functions.env`,
+    "--project",
+    `${stateDir}/project.json`,
+  ]);
+}
+
 for (const mode of MODES) {
   Deno.test(`${mode}: a user's own token is accepted; expired, wrong-audience, anon and other-project tokens are refused`, async () => {
-    const gateway = await startGateway(testPorts.platformGateway, [
-      "--mode",
-      mode,
-      "--db-url",
-      dbUrl,
-      "--env-file",
-      `${stateDir}/functions.env`,
-      "--project",
-      `${stateDir}/project.json`,
-    ]);
+    const gateway = await modeGateway(mode);
     try {
       assert.ok(await functionsUp(gateway), gateway.output());
       const sign = signers[mode];
@@ -108,16 +113,7 @@ for (const mode of MODES) {
 }
 
 Deno.test("hosted-legacy: Auth refuses a well-signed token for a user that does not exist", async () => {
-  const gateway = await startGateway(testPorts.platformGateway, [
-    "--mode",
-    "hosted-legacy",
-    "--db-url",
-    dbUrl,
-    "--env-file",
-    `${stateDir}/functions.env`,
-    "--project",
-    `${stateDir}/project.json`,
-  ]);
+  const gateway = await modeGateway("hosted-legacy");
   try {
     assert.ok(await functionsUp(gateway), gateway.output());
     assert.equal(await post(gateway, await hs256(claims(crypto.randomUUID()))), 401);
