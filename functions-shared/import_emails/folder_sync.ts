@@ -40,8 +40,8 @@ export interface FolderSyncOptions {
   stop?: AbortSignal;
 }
 
-/** What one folder's sync did, counted up to where it stopped. */
-export interface FolderResult {
+/** Messages counted by a sync: one folder's, or a run's summed over its folders. */
+export interface MessageCounts {
   /** UIDs asked for (what the run's message budget counts). */
   requested: number;
   fetched: number;
@@ -49,6 +49,19 @@ export interface FolderResult {
   remapped: number;
   duplicates: number;
   bytes: number;
+}
+
+export const noMessages = (): MessageCounts => ({
+  requested: 0,
+  fetched: 0,
+  inserted: 0,
+  remapped: 0,
+  duplicates: 0,
+  bytes: 0,
+});
+
+/** What one folder's sync did, counted up to where it stopped. */
+export interface FolderResult extends MessageCounts {
   /** The folder's UIDVALIDITY changed and its state was reset. */
   reset: boolean;
   /** UIDs remain for a next run (budget or deadline reached). */
@@ -85,12 +98,7 @@ function inFlight<T>(promise: Promise<T>): Promise<T> {
 /** Syncs one folder. Never throws: a failure is returned with the counts up to it. */
 export async function syncFolder(options: FolderSyncOptions): Promise<FolderResult> {
   const result: FolderResult = {
-    requested: 0,
-    fetched: 0,
-    inserted: 0,
-    remapped: 0,
-    duplicates: 0,
-    bytes: 0,
+    ...noMessages(),
     reset: false,
     hasMore: false,
     unchanged: false,

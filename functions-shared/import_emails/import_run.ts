@@ -16,7 +16,7 @@ import {
 import { errorText, type Logger } from "../log.ts";
 import type { FinalStatus, RunStore } from "../run_store.ts";
 import { safeLine } from "../safe_text.ts";
-import { type FolderResult, syncFolder } from "./folder_sync.ts";
+import { type FolderResult, type MessageCounts, noMessages, syncFolder } from "./folder_sync.ts";
 import { HostNotAllowedError } from "./host_policy.ts";
 import { ImapSessionError } from "./imap_answers.ts";
 import type { ImapSession } from "./imap_session.ts";
@@ -75,13 +75,7 @@ export type ImapConnector = (
 ) => Promise<ImapSession>;
 
 /** The run's running counts, summed over its folders. */
-interface RunTally {
-  requested: number;
-  fetched: number;
-  inserted: number;
-  remapped: number;
-  duplicates: number;
-  bytes: number;
+interface RunTally extends MessageCounts {
   resets: string[];
 }
 
@@ -342,15 +336,7 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
       }
 
       const deadline = window.deadline;
-      const tally: RunTally = {
-        requested: 0,
-        fetched: 0,
-        inserted: 0,
-        remapped: 0,
-        duplicates: 0,
-        bytes: 0,
-        resets: [],
-      };
+      const tally: RunTally = { ...noMessages(), resets: [] };
       const outcomes: MailboxOutcome[] = [];
       for (const mailbox of mailboxes) {
         if (now() >= deadline || deps.shutdown?.aborted) {
