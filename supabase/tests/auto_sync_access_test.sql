@@ -511,8 +511,8 @@ select throws_ok($$insert into auto_sync.used_request_ids (request_id) values ('
 
 select is(
   (select format('%s|%s', s.enabled, s.every)
-     from auto_sync.enable('c0c00000-0000-4000-8000-00000000000c', '2 minutes') s),
-  't|00:02:00', 'service_role can call auto_sync.enable (1-minute minimum, not 5)');
+     from auto_sync.enable('c0c00000-0000-4000-8000-00000000000c', '5 minutes') s),
+  't|00:05:00', 'service_role can call auto_sync.enable (the same 5-minute minimum as a user)');
 select is(auto_sync.disable('c0c00000-0000-4000-8000-00000000000c'), true, 'service_role can call auto_sync.disable');
 select is(auto_sync.accept_request(gen_random_uuid()::text, gen_random_uuid(), 'c0c00000-0000-4000-8000-00000000000c'),
           'unknown_run', 'service_role can call auto_sync.accept_request');
@@ -561,7 +561,7 @@ reset role;
 select is(
   (select format('%s|%s|%s', s.enabled, s.every, s.last_outcome)
      from auto_sync.schedules s where s.user_id = 'c0c00000-0000-4000-8000-00000000000c'),
-  'f|00:02:00|succeeded',
+  'f|00:05:00|succeeded',
   'service_role''s calls took effect (schedule disabled, last outcome succeeded)');
 
 select * from finish();

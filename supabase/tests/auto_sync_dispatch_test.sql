@@ -504,11 +504,11 @@ select is(
   (select format('%s|%s', s.every, s.next_run_at = now() + interval '20 minutes')
      from auto_sync.enable('d0000000-0000-4000-8000-000000000002', '2 hours') s),
   '02:00:00|t', 'enable while enabled with a longer interval never delays the next run');
-select throws_ok($$select auto_sync.enable('d0000000-0000-4000-8000-000000000031', '59 seconds')$$,
-                 '22023', 'Cannot enable auto-sync: interval "00:00:59" is shorter than 1 minute',
-                 'enable: an interval under 1 minute is refused (22023)');
-select is((select s.every from auto_sync.enable('d0000000-0000-4000-8000-000000000031', '1 minute') s),
-          interval '1 minute', 'enable: 1 minute, the minimum, is accepted');
+select throws_ok($$select auto_sync.enable('d0000000-0000-4000-8000-000000000031', '299 seconds')$$,
+                 '22023', 'Cannot enable auto-sync: interval "00:04:59" is shorter than 5 minutes',
+                 'enable: an interval under 5 minutes is refused (22023), for the service role as for a user');
+select is((select s.every from auto_sync.enable('d0000000-0000-4000-8000-000000000031', '5 minutes') s),
+          interval '5 minutes', 'enable: 5 minutes, the minimum, is accepted');
 select throws_ok($$select auto_sync.enable(null, '10 minutes')$$, '22004', 'Cannot enable auto-sync: user id is null',
                  'enable: a null user is refused (22004)');
 select throws_ok($$select auto_sync.enable('d0000000-0000-4000-8000-0000000000ff', '10 minutes')$$, '23503',
@@ -563,7 +563,7 @@ select is(
 delete from auto_sync.schedules
  where user_id in ('d0000000-0000-4000-8000-000000000041', 'd0000000-0000-4000-8000-000000000042');
 alter table auto_sync.schedules add constraint schedules_every_check
-  check (every between interval '1 minute' and interval '30 days');
+  check (auto_sync.interval_problem(every) is null);
 
 -------------------------------------------------------------------------------
 -- batch_limit: 2 of 5 due users, oldest first

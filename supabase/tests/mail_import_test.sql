@@ -1,6 +1,6 @@
 -- pgTAP: the mail import's database side (20261129130000_mail_import_tables.sql,
 -- 20261129130100_mailbox_api.sql, 20261129130200_mail_importer.sql, and the run
--- bookkeeping it relies on in 20261129120200_auto_sync_api.sql).
+-- bookkeeping it relies on in 20261129120020_auto_sync_run_lifecycle.sql).
 --
 --   a signed-in user   adds, changes and removes their own mailboxes; reads their own
 --                      mailboxes and emails (RLS); never another user's; never a credential

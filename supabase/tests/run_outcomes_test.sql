@@ -1,5 +1,5 @@
 -- pgTAP: truthful run outcomes, retries with backoff, pause, retention
--- (20261129120300_auto_sync_run_outcomes.sql), as postgres (what the maintenance job runs).
+-- (20261129120020_auto_sync_run_lifecycle.sql, 20261129120050_auto_sync_maintenance.sql), as postgres (what the maintenance job runs).
 --
 -- One transaction, rolled back: pg_cron, the pg_net worker and the functions
 -- never see these rows. now() is fixed for the whole transaction. The shared database

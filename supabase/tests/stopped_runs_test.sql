@@ -1,5 +1,5 @@
 -- pgTAP: runs whose function instance is gone are called lost within a minute
--- (reconcile_stopped_runs() in 20261129120300_auto_sync_run_outcomes.sql), as postgres (what the pg_cron job runs).
+-- (reconcile_stopped_runs() in 20261129120020_auto_sync_run_lifecycle.sql), as postgres (what the pg_cron job runs).
 -- One transaction, rolled back; now() is fixed inside it.
 begin;
 create extension if not exists pgtap with schema extensions;

@@ -148,8 +148,9 @@ revoke all on auto_sync.due_schedules from public, anon, authenticated, service_
 
 -- Queues one signed request for each due schedule (only p_user_id's when given), up
 -- to settings.batch_limit. Set-based so a tick costs a few statements whatever the
--- batch size; the pg_net insert, the run row and the schedule update commit together
--- or not at all. Returns how many were queued.
+-- batch size; the pg_net insert, the run row and the schedule update
+-- (record_dispatched_runs, in ..._auto_sync_run_lifecycle.sql) commit together or not at
+-- all. Returns how many were queued.
 create function auto_sync.send_requests(
   p_settings auto_sync.settings, p_keys bytea[], p_timestamp bigint, p_user_id uuid
 ) returns integer
@@ -184,20 +185,13 @@ begin
              timeout_milliseconds := p_settings.request_timeout_ms
            ) as net_request_id
       from claimed c
-  ), new_runs as (
-    insert into auto_sync.runs (id, user_id, trigger, status, scheduled_for, dispatched_at, net_request_id)
-    select run_id, user_id, 'schedule', 'dispatched', next_run_at, now(), net_request_id
-      from sent
-    returning id, user_id
   )
-  update auto_sync.schedules s
-     set next_run_at = now() + s.every * (1 + p_settings.jitter_fraction * random()),
-         last_run_id = n.id,
-         updated_at = now()
-    from new_runs n
-   where s.user_id = n.user_id;
-
-  get diagnostics v_count = row_count;
+  -- the run rows and the schedules' next run: the run lifecycle's first step
+  select coalesce(auto_sync.record_dispatched_runs(
+           array_agg(s.run_id), array_agg(s.user_id), array_agg(s.next_run_at), array_agg(s.net_request_id),
+           p_settings.jitter_fraction), 0)
+    into v_count
+    from sent s;
   return v_count;
 end
 $$;
@@ -207,8 +201,8 @@ comment on function auto_sync.send_requests(auto_sync.settings, bytea[], bigint,
 -- The pg_cron job's entry point. A missing or malformed key stops everything (nothing
 -- is sent that no verifier accepts). One schedule whose values break the batch (a data
 -- error such as an overflowing next_run_at) does not: the batch is redone one schedule
--- at a time, the bad ones skipped, pushed an hour ahead and reported (WARNING in the
--- log, last_error on the schedule), the others sent.
+-- at a time, the bad ones skipped, reported (WARNING in the log) and handed to
+-- mark_schedule_broken (last_error, an hour ahead), the others sent.
 create function auto_sync.dispatch() returns integer
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -238,15 +232,8 @@ begin
         v_count := v_count + auto_sync.send_requests(v_settings, v_keys, v_timestamp, v_user_id);
       exception when data_exception then
         raise warning 'auto_sync.dispatch: skipped the schedule of user %: %', v_user_id, sqlerrm;
-        begin
-          update auto_sync.schedules
-             set next_run_at = now() + interval '1 hour',
-                 last_error = 'Skipped by the dispatcher: this schedule''s settings are invalid',
-                 last_error_at = now(), updated_at = now()
-           where user_id = v_user_id;
-        exception when data_exception or integrity_constraint_violation then
-          raise warning 'auto_sync.dispatch: could not mark the schedule of user % as skipped: %', v_user_id, sqlerrm;
-        end;
+        perform auto_sync.mark_schedule_broken(
+          v_user_id, 'Skipped by the dispatcher: this schedule''s settings are invalid');
       end;
     end loop;
   end;
