@@ -1,6 +1,7 @@
 /**
- * The Option 1 clean-up migration (supabase/migrations/20261129140000_remove_option1_service_key.sql)
- * on a database set up the Option 1 way (tests/fixtures/option1_setup.sql): the
+ * The clean-up of the service-role key stored in the database,
+ * auto_sync.remove_stored_service_key() (supabase/migrations/20261129140010_remove_stored_service_key.sql),
+ * on a database set up the Option 1 way (supabase/tests/fixtures/stored_service_key_setup.psql): the
  * service-role key encrypted in public.auto_sync_config, the encryption key and the
  * service key in `ALTER DATABASE ... SET app.settings.*`, pgcrypto helpers, and one
  * pg_cron job per user calling import-emails with the key as a bearer token.
@@ -11,26 +12,27 @@
  *   - the jobs that must survive carry a random suffix, the legacy ones random user
  *     ids, and every job gets a schedule that never fires (February 31st), with a
  *     URL under `.invalid`;
- *   - the Option 1 objects have the names teams used (public.auto_sync_config, ...):
+ *   - the stored key's objects have the names teams used (public.auto_sync_config, ...):
  *     nothing else in this project uses them; they get RLS and no grants to the API
  *     roles, so the access pgTAP tests stay green even if they ran meanwhile;
- *   - the database-level settings are the real names the migration clears; nothing in
+ *   - the database-level settings are the real names the clean-up clears; nothing in
  *     the stack reads app.settings.*. A test refuses to start if one is already set,
  *     and each test removes everything it made in `finally`, failure or not;
- *   - an advisory lock keeps these tests and supabase/tests/option1_cleanup_test.sql
+ *   - an advisory lock keeps these tests and supabase/tests/service_key_cleanup_test.sql
  *     from overlapping.
- * The migration is applied with psql, as a file, exactly as written.
+ * The clean-up is called with psql, as the migration calls it (and as an operator would
+ * again, e.g. as a superuser).
  */
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { connect, dbUrl } from "./support/local_stack.ts";
 
 const repo = new URL("../", import.meta.url).pathname;
-const migration = `${repo}supabase/migrations/20261129140000_remove_option1_service_key.sql`;
-const fixture = `${repo}tests/fixtures/option1_setup.sql`;
-const lockKey = "option1_cleanup_test"; // the pgTAP file takes the same lock
+const cleanup = "select auto_sync.remove_stored_service_key() ->> 'summary' as summary";
+const fixture = `${repo}supabase/tests/fixtures/stored_service_key_setup.psql`;
+const lockKey = "service_key_cleanup_test"; // the pgTAP file takes the same lock
 const neverSchedule = "0 0 31 2 *";
-const projectUrl = "https://option1-fixture.invalid";
+const projectUrl = "https://stored-key-fixture.invalid";
 const dbSettingNames = [
   "app.settings.encryption_key",
   "app.settings.service_role_key",
@@ -54,7 +56,7 @@ function fakeKey(role: string): string {
   const payload = base64url(
     JSON.stringify({
       iss: "supabase",
-      ref: "option1fixture",
+      ref: "storedkeyfixture",
       role,
       iat: 1700000000,
       exp: 2000000000,
@@ -74,7 +76,7 @@ interface Scenario {
   secretKey: string;
   jwtSecret: string;
   settingsRole: string;
-  /** strings that must never show up in the migration's output */
+  /** strings that must never show up in the clean-up's output */
   secrets: string[];
   /** cron.job_run_details rows the test wrote */
   historyRuns: number[];
@@ -102,7 +104,7 @@ function newScenario(): Scenario {
     anonKey,
     secretKey,
     jwtSecret,
-    settingsRole: `option1_app_${tag}`,
+    settingsRole: `stored_key_app_${tag}`,
     secrets: [
       serviceKey,
       serviceKey.split(".")[1],
@@ -128,12 +130,12 @@ async function psql(args: string[]): Promise<{ code: number; output: string }> {
   };
 }
 
-/** Applies the migration file; `asRole` switches role first (SET ROLE), as a non-superuser would run it. */
-function runMigration(asRole?: string) {
-  return psql([...(asRole ? ["-c", `set role "${asRole}"`] : []), "-f", migration]);
+/** Runs the clean-up; `asRole` switches role first (SET ROLE), as a non-superuser would run it. */
+function runCleanup(asRole?: string) {
+  return psql([...(asRole ? ["-c", `set role "${asRole}"`] : []), "-c", cleanup]);
 }
 
-async function setUpOption1(s: Scenario, options: { ownerRole?: string } = {}) {
+async function setUpStoredKey(s: Scenario, options: { ownerRole?: string } = {}) {
   const vars: Record<string, string> = {
     user1: s.users[0],
     user2: s.users[1],
@@ -181,7 +183,7 @@ async function jobNames(sql: postgres.Sql, names: string[]): Promise<string[]> {
   return rows.map((r) => r.jobname);
 }
 
-async function option1Objects(sql: postgres.Sql): Promise<string[]> {
+async function storedKeyObjects(sql: postgres.Sql): Promise<string[]> {
   const rows = await sql`
     select 'relation public.' || c.relname as what from pg_class c
      where c.relname in ('auto_sync_config', 'auto_sync_config_overview') and c.relnamespace = 'public'::regnamespace
@@ -211,7 +213,7 @@ function assertNoSecret(output: string, s: Scenario) {
 
 /**
  * Runs `body` with the stack's database prepared for one scenario, then removes
- * everything the scenario (or a failed migration) left, as the superuser.
+ * everything the scenario (or a failed clean-up) left, as the superuser.
  */
 async function withScenario(
   body: (sql: postgres.Sql, s: Scenario) => Promise<void>,
@@ -228,9 +230,9 @@ async function withScenario(
       "app.settings.* already set on the stack's database; not touching them",
     );
     assert.deepEqual(
-      await option1Objects(sql),
+      await storedKeyObjects(sql),
       [],
-      "Option 1 objects already in public; not touching them",
+      "the stored key's objects already in public; not touching them",
     );
     const [{ db }] = await sql`select current_database() as db`;
     try {
@@ -267,14 +269,14 @@ async function withScenario(
   }
 }
 
-Deno.test("option 1 clean-up as the superuser: removes the key, its helpers and the legacy jobs, keeps the rest", async (t) => {
+Deno.test("service-key clean-up as the superuser: removes the key, its helpers and the legacy jobs, keeps the rest", async (t) => {
   await withScenario(async (sql, s) => {
     const dispatchBefore = await dispatchJob(sql);
     assert.ok(dispatchBefore, "the stack has the auto-sync-dispatch job");
-    await setUpOption1(s);
+    await setUpStoredKey(s);
 
     await t.step(
-      "the fixture is Option 1: key decryptable from the table, jobs scheduled, settings set",
+      "the fixture stores the key (Option 1): decryptable from the table, jobs scheduled, settings set",
       async () => {
         const [row] = await sql.begin(async (tx) => {
           await tx`select set_config('app.settings.encryption_key', ${s.encryptionKey}, true)`;
@@ -319,9 +321,9 @@ Deno.test("option 1 clean-up as the superuser: removes the key, its helpers and 
       }`)[0].n;
     const dispatchRunsBefore = await dispatchRuns();
 
-    const first = await runMigration();
+    const first = await runCleanup();
 
-    await t.step("the migration succeeds and reports by name, never with key material", () => {
+    await t.step("the clean-up succeeds and reports by name, never with key material", () => {
       assert.equal(first.code, 0, first.output);
       for (const job of s.legacyJobs) {
         assert.match(first.output, new RegExp(`unscheduled pg_cron job "${job}"`));
@@ -336,13 +338,13 @@ Deno.test("option 1 clean-up as the superuser: removes the key, its helpers and 
       assert.match(first.output, /cleared setting app\.settings\.encryption_key/);
       assert.match(
         first.output,
-        /WARNING: {2}option-1 clean-up: this database held the service-role key: rotate it/,
+        /WARNING: {2}service-key clean-up: this database held the service-role key: rotate it/,
       );
       assertNoSecret(first.output, s);
     });
 
     await t.step("table, view and helpers are gone", async () => {
-      assert.deepEqual(await option1Objects(sql), []);
+      assert.deepEqual(await storedKeyObjects(sql), []);
     });
 
     await t.step(
@@ -414,9 +416,9 @@ Deno.test("option 1 clean-up as the superuser: removes the key, its helpers and 
     await t.step("a second run succeeds and removes nothing", async () => {
       const jobsBefore = await sql`select jobid, jobname, command from cron.job order by jobid`;
       const settingsBefore = await dbSettings(sql);
-      const second = await runMigration();
+      const second = await runCleanup();
       assert.equal(second.code, 0, second.output);
-      assert.match(second.output, /nothing of Option 1 found/);
+      assert.match(second.output, /no stored service key found/);
       assert.doesNotMatch(second.output, /unscheduled|dropped|cleared|WARNING/);
       assert.deepEqual(
         await sql`select jobid, jobname, command from cron.job order by jobid`,
@@ -440,18 +442,18 @@ async function runDoctor(): Promise<{ code: number; output: string }> {
   };
 }
 
-Deno.test("doctor reports Option 1 leftovers through the clean-up's own dry run, changing nothing", async () => {
+Deno.test("doctor reports a stored service key through the clean-up's own dry run, changing nothing", async () => {
   await withScenario(async (sql, s) => {
-    await setUpOption1(s);
-    const before = await option1Objects(sql);
+    await setUpStoredKey(s);
+    const before = await storedKeyObjects(sql);
     const { code, output } = await runDoctor();
     assert.equal(code, 1, output);
     assert.match(
       output,
-      /^FAIL\s+no Option-1 leftovers\s+the clean-up migration would unschedule 3 pg_cron job\(s\), delete \d+ cron\.job_run_details row\(s\), drop 4 object\(s\), clear \d+ setting\(s\)/m,
+      /^FAIL\s+no stored service-role key\s+the clean-up would unschedule 3 pg_cron job\(s\), delete \d+ cron\.job_run_details row\(s\), drop 4 object\(s\), clear \d+ setting\(s\)/m,
     );
     assertNoSecret(output, s);
-    assert.deepEqual(await option1Objects(sql), before, "the dry run dropped nothing");
+    assert.deepEqual(await storedKeyObjects(sql), before, "the dry run dropped nothing");
     assert.deepEqual(await jobNames(sql, s.legacyJobs), [...s.legacyJobs].sort());
     assert.ok(
       "app.settings.service_role_key" in await dbSettings(sql),
@@ -460,7 +462,7 @@ Deno.test("doctor reports Option 1 leftovers through the clean-up's own dry run,
   });
 });
 
-Deno.test("option 1 clean-up on a database without Option 1: a no-op", async () => {
+Deno.test("service-key clean-up on a database that never stored the key: a no-op", async () => {
   const sql = connect();
   const lock = await sql.reserve();
   try {
@@ -476,9 +478,9 @@ Deno.test("option 1 clean-up on a database without Option 1: a no-op", async () 
         await sql`select count(*)::int as n from pg_proc where pronamespace in ('public'::regnamespace, 'auto_sync'::regnamespace)`,
     });
     const before = await snapshot();
-    const { code, output } = await runMigration();
+    const { code, output } = await runCleanup();
     assert.equal(code, 0, output);
-    assert.match(output, /nothing of Option 1 found/);
+    assert.match(output, /no stored service key found/);
     assert.doesNotMatch(output, /unscheduled|dropped|cleared|WARNING|ERROR/);
     assert.deepEqual(await snapshot(), before);
   } finally {
@@ -488,34 +490,36 @@ Deno.test("option 1 clean-up on a database without Option 1: a no-op", async () 
   }
 });
 
-Deno.test("option 1 clean-up as a role that may not ALTER DATABASE: succeeds, and warns about the settings it leaves", async (t) => {
+Deno.test("service-key clean-up as a role that may not ALTER DATABASE: succeeds, and warns about the settings it leaves", async (t) => {
   // The hosted situation: migrations run as `postgres`, which owns what it created
   // (the table, the helpers, its pg_cron jobs) but is no superuser, so resetting a
-  // custom setting is refused. This role owns the Option 1 objects and jobs; the
+  // custom setting is refused. This role owns the stored key's objects and jobs; the
   // settings were made by a superuser, as they had to be.
-  const migrator = `option1_migrator_${crypto.randomUUID().slice(0, 8)}`;
+  const migrator = `stored_key_migrator_${crypto.randomUUID().slice(0, 8)}`;
   await withScenario(async (sql, s) => {
     await sql.unsafe(`
       create role "${migrator}" nologin nosuperuser;
       grant usage, create on schema public to "${migrator}";
-      grant usage on schema extensions, cron to "${migrator}";`);
+      grant usage on schema extensions, cron to "${migrator}";
+      grant usage on schema auto_sync to "${migrator}";
+      grant execute on function auto_sync.remove_stored_service_key(boolean) to "${migrator}";`);
     const [{ super: isSuper, owner }] = await sql`
       select rolsuper as super, (select datdba from pg_database where datname = current_database()) = r.oid as owner
         from pg_roles r where rolname = ${migrator}`;
     assert.equal(isSuper, false);
     assert.equal(owner, false);
-    await setUpOption1(s, { ownerRole: migrator });
+    await setUpStoredKey(s, { ownerRole: migrator });
     const [{ n }] = await sql`select count(*)::int as n from cron.job where username = ${migrator}`;
     assert.equal(n, 6, "the migrator owns the legacy jobs and the jobs that must survive");
 
-    const run = await runMigration(migrator);
+    const run = await runCleanup(migrator);
 
-    await t.step("the migration succeeds", () => {
+    await t.step("the clean-up succeeds", () => {
       assert.equal(run.code, 0, run.output);
     });
 
     await t.step("it removed what the role owns: table, helpers, legacy jobs", async () => {
-      assert.deepEqual(await option1Objects(sql), []);
+      assert.deepEqual(await storedKeyObjects(sql), []);
       assert.deepEqual(await jobNames(sql, s.legacyJobs), []);
       assert.deepEqual(await jobNames(sql, s.keptJobs), [...s.keptJobs].sort());
       for (const job of s.legacyJobs) {
@@ -536,7 +540,7 @@ Deno.test("option 1 clean-up as a role that may not ALTER DATABASE: succeeds, an
           assert.match(
             run.output,
             new RegExp(
-              `WARNING: {2}option-1 clean-up: could not clear setting ${
+              `WARNING: {2}service-key clean-up: could not clear setting ${
                 name.replaceAll(".", "\\.")
               } `,
             ),
@@ -574,7 +578,7 @@ Deno.test("option 1 clean-up as a role that may not ALTER DATABASE: succeeds, an
     await t.step(
       "run again by a superuser (what support would do), the settings are cleared",
       async () => {
-        const again = await runMigration();
+        const again = await runCleanup();
         assert.equal(again.code, 0, again.output);
         assert.match(
           again.output,
@@ -592,11 +596,11 @@ Deno.test("option 1 clean-up as a role that may not ALTER DATABASE: succeeds, an
   }, { extraRoles: [migrator] });
 });
 
-Deno.test("option 1 clean-up refuses, changing nothing, when CASCADE would drop more than the key's own objects", async () => {
-  const schema = `option1_test_${crypto.randomUUID().slice(0, 8)}`;
+Deno.test("service-key clean-up refuses, changing nothing, when CASCADE would drop more than the key's own objects", async () => {
+  const schema = `stored_key_test_${crypto.randomUUID().slice(0, 8)}`;
   await withScenario(async (sql, s) => {
-    await setUpOption1(s);
-    // A team's table whose restrictive policy consults the Option 1 table: CASCADE
+    await setUpStoredKey(s);
+    // A team's table whose restrictive policy consults the stored key's table: CASCADE
     // would silently drop the policy, and with it a restriction on who reads what.
     await sql.unsafe(`
       create schema "${schema}";
@@ -607,11 +611,11 @@ Deno.test("option 1 clean-up refuses, changing nothing, when CASCADE would drop 
     const jobsBefore = await sql`select jobid, jobname, command from cron.job order by jobid`;
     const settingsBefore = await dbSettings(sql);
 
-    const run = await runMigration();
-    assert.notEqual(run.code, 0, "the migration fails");
+    const run = await runCleanup();
+    assert.notEqual(run.code, 0, "the clean-up fails");
     assert.match(
       run.output,
-      /ERROR: {2}option-1 clean-up: cannot drop public\.auto_sync_config.* without also dropping: policy only once configured on table/,
+      /ERROR: {2}service-key clean-up: cannot drop public\.auto_sync_config.* without also dropping: policy only once configured on table/,
     );
     assert.match(run.output, /Nothing was changed/);
     assert.doesNotMatch(
@@ -620,7 +624,7 @@ Deno.test("option 1 clean-up refuses, changing nothing, when CASCADE would drop 
       "it reports no removal before the check",
     );
     assertNoSecret(run.output, s);
-    assert.equal((await option1Objects(sql)).length, 5, "table, view and helpers still there");
+    assert.equal((await storedKeyObjects(sql)).length, 5, "table, view and helpers still there");
     assert.deepEqual(
       await sql`select jobid, jobname, command from cron.job order by jobid`,
       jobsBefore,
@@ -631,10 +635,10 @@ Deno.test("option 1 clean-up refuses, changing nothing, when CASCADE would drop 
   }, { extraSchemas: [schema] });
 });
 
-Deno.test("option 1 clean-up keeps the encryption key when other data may still need it; a foreign key loses only its constraint", async () => {
-  const schema = `option1_test_${crypto.randomUUID().slice(0, 8)}`;
+Deno.test("service-key clean-up keeps the encryption key when other data may still need it; a foreign key loses only its constraint", async () => {
+  const schema = `stored_key_test_${crypto.randomUUID().slice(0, 8)}`;
   await withScenario(async (sql, s) => {
-    await setUpOption1(s);
+    await setUpStoredKey(s);
     // The same helpers also encrypted the team's IMAP passwords.
     await sql.unsafe(`
       create schema "${schema}";
@@ -646,12 +650,12 @@ Deno.test("option 1 clean-up keeps the encryption key when other data may still 
       create function "${schema}".imap_password(p_id int) returns text language sql
         as $$ select public.decrypt_secret(a.password_encrypted) from "${schema}".accounts a where a.id = p_id $$;`);
 
-    const run = await runMigration();
+    const run = await runCleanup();
     assert.equal(run.code, 0, run.output);
     assertNoSecret(run.output, s);
     assert.match(
       run.output,
-      /WARNING: {2}option-1 clean-up: kept the encryption-key settings and public\.encrypt_secret\(text\), public\.decrypt_secret\(bytea\) because other objects may still need them: /,
+      /WARNING: {2}service-key clean-up: kept the encryption-key settings and public\.encrypt_secret\(text\), public\.decrypt_secret\(bytea\) because other objects may still need them: /,
     );
     assert.match(run.output, new RegExp(`column ${schema}\\.accounts\\.password_encrypted`));
     assert.match(run.output, new RegExp(`function ${schema}\\.imap_password\\(integer\\)`));
@@ -660,7 +664,7 @@ Deno.test("option 1 clean-up keeps the encryption key when other data may still 
       new RegExp(`dropping constraint accounts_config_id_fkey on table ${schema}\\.accounts along`),
     );
 
-    assert.deepEqual(await option1Objects(sql), [
+    assert.deepEqual(await storedKeyObjects(sql), [
       "function public.decrypt_secret(p_encrypted bytea)",
       "function public.encrypt_secret(p_secret text)",
     ]);

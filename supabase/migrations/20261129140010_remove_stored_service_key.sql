@@ -1,6 +1,14 @@
--- Clean-up of "Option 1", the design signed auto-sync replaces: the service-role key
--- stored encrypted in a table, the encryption key beside it in the database, and one
--- pg_cron job per user calling the Edge Function with that key as a bearer token.
+-- Removes the service-role key stored in the database: the design signed auto-sync
+-- replaces ("Option 1" in SECURITY.md) kept it encrypted in a table, the encryption key
+-- beside it in the database, and one pg_cron job per user calling the Edge Function with
+-- that key as a bearer token.
+--
+--   auto_sync.remove_stored_service_key(p_dry_run default false) returns jsonb
+--       finds and removes it; this migration calls it once. With p_dry_run it only finds
+--       and reports: `deno task doctor` calls it so, so the leftover check and the
+--       clean-up can never disagree on what the stored key's state is. SECURITY INVOKER:
+--       it acts with its caller's rights (run it as a superuser for what `postgres` may
+--       not do, see below).
 --
 -- What it removes, and only when present (on a clean database it changes nothing):
 --   1. pg_cron jobs that call an Edge Function (`/functions/v1/`) over HTTP (pg_net's
@@ -12,8 +20,8 @@
 --      `auto-sync-dispatch`. Their run history goes with them: every row of
 --      `cron.job_run_details` repeats the command, key included.
 --   2. Tables named `auto_sync_config`, and the helper functions named in
---      `c_key_helpers` and `c_crypto_helpers` (any signature) whose body refers to
---      Option 1 state (the table, a key setting, or another helper): a function that
+--      `c_key_helpers` and `c_crypto_helpers` (any signature) whose body refers to the
+--      stored key's state (the table, a key setting, or another helper): a function that
 --      only shares a helper's name is kept. In any schema except PostgreSQL's and
 --      those the Supabase platform manages (auth, storage, vault, ...), and not part
 --      of an extension.
@@ -29,7 +37,7 @@
 --     that row type, ...) stops the migration with the list: CASCADE would silently
 --     drop it, and a dropped policy can widen access. Move it, then apply again.
 --   * `encrypt_secret` / `decrypt_secret` are generic names: dropped only when their
---     body refers to Option 1 state. When anything else may still use them or the
+--     body refers to the stored key's state. When anything else may still use them or the
 --     encryption key (another function, a remaining cron job, a column named like
 --     `*encrypt*` / `*cipher*`), they and the encryption-key settings are KEPT, with a
 --     warning: clearing the key could leave data nobody can decrypt.
@@ -46,27 +54,29 @@
 -- nothing. When it finds a stored service key it says to rotate it: the key sat in
 -- the database and crossed the wire on every sync.
 --
--- Dry run: with `set option1_cleanup.dry_run = on` first, the block finds and reports
--- exactly as below but changes nothing; its last NOTICE says what it would remove, or
--- "nothing of Option 1 found". `deno task doctor` runs it so, in a transaction it rolls
--- back, so the leftover check and the clean-up can never disagree on what Option 1 is.
---
--- search_path is '' inside the block, catalogs are read as pg_catalog.*: neither the
+-- The report (jsonb): jobs, history_rows, objects, settings (removed, or with p_dry_run
+-- what would be), settings_left (for a superuser), found_key, clean (nothing found),
+-- dry_run, summary (the last NOTICE's text). Its last NOTICE says the same, or "no stored
+-- service key found".
+
+-- search_path is '' inside the function, catalogs are read as pg_catalog.*: neither the
 -- caller's search_path nor a same-named temporary object changes what is matched or
 -- dropped, and object names in messages and DROP statements come out fully qualified.
 
-do $cleanup$
+create function auto_sync.remove_stored_service_key(p_dry_run boolean default false) returns jsonb
+language plpgsql volatile set search_path = ''
+as $cleanup$
 declare
-  -- The table Option 1 kept the encrypted key in, in whatever schema it was created.
+  -- The table the encrypted key was kept in, in whatever schema it was created.
   c_table constant text := 'auto_sync_config';
   -- Helpers whose name says what they do with the service key: dropped when their body
-  -- refers to Option 1 state (see A2).
+  -- refers to the stored key's state (see A2).
   c_key_helpers constant text[] := array[
     'get_service_role_key', 'get_service_key', 'get_decrypted_service_key',
     'get_decrypted_service_role_key', 'decrypt_service_key', 'decrypt_service_role_key',
     'encrypt_service_key', 'encrypt_service_role_key', 'set_service_role_key',
     'store_service_role_key'];
-  -- The generic pgcrypto wrappers Option 1 used (pgp_sym_encrypt / pgp_sym_decrypt with
+  -- The generic pgcrypto wrappers that design used (pgp_sym_encrypt / pgp_sym_decrypt with
   -- the passphrase from app.settings.encryption_key).
   c_crypto_helpers constant text[] := array['encrypt_secret', 'decrypt_secret'];
   -- Settings that held the service key: always cleared.
@@ -88,7 +98,6 @@ declare
     'realtime|_realtime|_analytics|vault|pgsodium|pgsodium_masks|graphql|graphql_public|supabase_functions|'
     'supabase_migrations|net|cron|pgbouncer)$';
 
-  v_search_path text := pg_catalog.current_setting('search_path');
   -- pg_cron is installed in one database of the cluster (cron.database_name), and a
   -- role without USAGE on its schema has no jobs to find.
   v_have_cron boolean := case when pg_catalog.to_regclass('cron.job') is null then false
@@ -104,7 +113,7 @@ declare
   v_crypto_call_re text;     -- a call of encrypt_secret / decrypt_secret
   v_service_name_re text;    -- a service-key setting's last part, e.g. service_role_key
   v_encryption_name_re text; -- an encryption-key setting's last part, e.g. encryption_key
-  v_option1_state_re text;   -- the table or any key setting
+  v_key_state_re text;      -- the table or any key setting
   -- What was found.
   v_jobs bigint[] := '{}';
   v_unscheduled bigint[] := '{}';
@@ -127,11 +136,14 @@ declare
   v_cleared_settings integer := 0;
   v_left_settings text[] := '{}';
   v_found_key boolean := false;
-  v_dry_run boolean := coalesce(pg_catalog.current_setting('option1_cleanup.dry_run', true), '') in ('on', 'true');
+  v_dry_run boolean := coalesce(p_dry_run, false);
+  v_summary text;
+  -- This function: its own body names the key's table and settings, so every search of
+  -- function bodies leaves it out.
+  v_self oid := 'auto_sync.remove_stored_service_key(boolean)'::pg_catalog.regprocedure;
 begin
-  perform pg_catalog.set_config('search_path', '', true);
   if v_dry_run then
-    raise notice 'option-1 clean-up: dry run (option1_cleanup.dry_run = on): nothing below is changed';
+    raise notice 'service-key clean-up: dry run: nothing below is changed';
   end if;
 
   v_helper_call_re := '\m(' || pg_catalog.array_to_string(c_key_helpers || c_crypto_helpers, '|') || ')\s*\(';
@@ -142,7 +154,7 @@ begin
        where s <> 'app.settings.service_role'), '|') || ')\M';
   v_encryption_name_re := '\m(' || pg_catalog.array_to_string(array(
       select pg_catalog.substr(s, 14) from pg_catalog.unnest(c_encryption_key_settings) s), '|') || ')\M';
-  v_option1_state_re := '\m' || c_table || '\M|' || v_service_name_re || '|' || v_encryption_name_re;
+  v_key_state_re := '\m' || c_table || '\M|' || v_service_name_re || '|' || v_encryption_name_re;
   select d.oid into strict v_db_oid from pg_catalog.pg_database d where d.datname = pg_catalog.current_database();
 
   ---------------------------------------------------------------------------------
@@ -155,7 +167,7 @@ begin
     for v_record in
       select j.jobid, coalesce(j.jobname, 'jobid ' || j.jobid) as label,
              j.command ~* v_helper_call_re
-               or j.command ~* v_option1_state_re
+               or j.command ~* v_key_state_re
                or j.command ~ 'sb_secret_[A-Za-z0-9_-]{8,}'
                or exists (
                     -- a JWT literal whose payload says role service_role, or that cannot
@@ -184,7 +196,7 @@ begin
         v_job_labels := v_job_labels || v_record.label;
         v_jobs_keyed := v_jobs_keyed or v_record.carries_service_key;
       elsif v_record.sends_credential then
-        raise notice 'option-1 clean-up: kept pg_cron job "%": it sends an Edge Function a credential that is not a service key',
+        raise notice 'service-key clean-up: kept pg_cron job "%": it sends an Edge Function a credential that is not a service key',
           v_record.label;
       end if;
     end loop;
@@ -208,8 +220,8 @@ begin
       join pg_catalog.pg_namespace n on n.oid = p.pronamespace
      where (p.proname = any (c_key_helpers)
             -- a key helper reads the table or a key setting, or calls another helper
-            and (p.prosrc ~* v_option1_state_re or p.prosrc ~* v_helper_call_re)
-            or (p.proname = any (c_crypto_helpers) and p.prosrc ~* v_option1_state_re))
+            and (p.prosrc ~* v_key_state_re or p.prosrc ~* v_helper_call_re)
+            or (p.proname = any (c_crypto_helpers) and p.prosrc ~* v_key_state_re))
        and n.nspname !~ c_system_schema_re
        and not exists (select 1 from pg_catalog.pg_depend d
                         where d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
@@ -226,7 +238,7 @@ begin
       select pg_catalog.format('function %s', p.oid::pg_catalog.regprocedure)
         from pg_catalog.pg_proc p
         join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-       where p.oid <> all (v_functions)
+       where p.oid <> all (v_functions) and p.oid <> v_self
          and (p.prosrc ~* v_crypto_call_re or p.prosrc ~* v_encryption_name_re)
          and n.nspname !~ c_system_schema_re
          and not exists (select 1 from pg_catalog.pg_depend d
@@ -260,7 +272,7 @@ begin
                                join pg_catalog.pg_proc p on p.oid = f
                               where p.proname = any (c_crypto_helpers));
       v_functions := array(select f from pg_catalog.unnest(v_functions) f where f <> all (v_kept_crypto));
-      raise warning 'option-1 clean-up: kept the encryption-key settings% because other objects may still need them: %',
+      raise warning 'service-key clean-up: kept the encryption-key settings% because other objects may still need them: %',
         coalesce(' and ' || nullif(pg_catalog.array_to_string(array(
                    select f::pg_catalog.regprocedure::text from pg_catalog.unnest(v_kept_crypto) f), ', '), ''), ''),
         pg_catalog.array_to_string(v_in_use, ', ')
@@ -374,14 +386,14 @@ begin
       from judged j;
 
     if pg_catalog.cardinality(v_blockers) > 0 then
-      raise exception 'option-1 clean-up: cannot drop % without also dropping: %',
+      raise exception 'service-key clean-up: cannot drop % without also dropping: %',
         pg_catalog.array_to_string(
           array(select t::pg_catalog.regclass::text from pg_catalog.unnest(v_tables) t)
           || array(select f::pg_catalog.regprocedure::text from pg_catalog.unnest(v_functions) f), ', '),
         pg_catalog.array_to_string(v_blockers, '; ')
         using errcode = 'dependent_objects_still_exist',
-              hint = 'Nothing was changed. Drop those objects, or make them independent of the Option 1 '
-                     'table and helpers, then apply this migration again.';
+              hint = 'Nothing was changed. Drop those objects, or make them independent of the stored key''s '
+                     'table and helpers, then run the clean-up again.';
     end if;
   end if;
 
@@ -390,7 +402,7 @@ begin
   ---------------------------------------------------------------------------------
 
   -- B1. The jobs, then their history (one pass over cron.job_run_details, which can
-  -- be large: Option 1 had a job per user).
+  -- be large: a job per user).
   for i in 1 .. pg_catalog.cardinality(v_jobs) loop
     begin
       if not v_dry_run then
@@ -398,9 +410,9 @@ begin
       end if;
       v_unscheduled := v_unscheduled || v_jobs[i];
       v_removed_jobs := v_removed_jobs + 1;
-      raise notice 'option-1 clean-up: unscheduled pg_cron job "%"', v_job_labels[i];
+      raise notice 'service-key clean-up: unscheduled pg_cron job "%"', v_job_labels[i];
     exception when insufficient_privilege then
-      raise warning 'option-1 clean-up: could not unschedule pg_cron job "%": %', v_job_labels[i], sqlerrm
+      raise warning 'service-key clean-up: could not unschedule pg_cron job "%": %', v_job_labels[i], sqlerrm
         using hint = 'Its owner, or a superuser, must unschedule it.';
     end;
   end loop;
@@ -415,7 +427,7 @@ begin
           or (not exists (select 1 from cron.job j where j.jobid = d.jobid)
               and d.command ~* '\mhttp(_post|_get)?\s*\('
               and d.command ~* '/functions/v1/'
-              and (d.command ~* v_helper_call_re or d.command ~* v_option1_state_re
+              and (d.command ~* v_helper_call_re or d.command ~* v_key_state_re
                    or d.command ~ 'sb_secret_[A-Za-z0-9_-]{8,}' or d.command ~ 'eyJ[A-Za-z0-9_-]*\.eyJ'
                    or (d.command ~* '/functions/v1/import-emails\M' and d.command ~* '\m(bearer|apikey)\M')))
       ), deleted as (
@@ -423,17 +435,17 @@ begin
       )
       select count(*) into v_removed_history from doomed;
       if v_removed_history > 0 then
-        raise notice 'option-1 clean-up: deleted % cron.job_run_details row(s) of legacy jobs (their command held the key)',
+        raise notice 'service-key clean-up: deleted % cron.job_run_details row(s) of legacy jobs (their command held the key)',
           v_removed_history;
       end if;
     exception when insufficient_privilege then
-      raise warning 'option-1 clean-up: could not delete the legacy jobs'' cron.job_run_details rows: %', sqlerrm;
+      raise warning 'service-key clean-up: could not delete the legacy jobs'' cron.job_run_details rows: %', sqlerrm;
     end;
   end if;
 
   -- B2. The helpers, then the tables (a view over both goes with its helper).
   foreach v_statement in array v_cascaded loop
-    raise notice 'option-1 clean-up: dropping % along', v_statement;
+    raise notice 'service-key clean-up: dropping % along', v_statement;
   end loop;
   for v_record in
     select x.kind, x.name
@@ -450,10 +462,10 @@ begin
       end if;
       v_removed_objects := v_removed_objects + 1;
       v_found_key := v_found_key or v_record.kind = 'table';
-      raise notice 'option-1 clean-up: dropped % %', v_record.kind, v_record.name;
+      raise notice 'service-key clean-up: dropped % %', v_record.kind, v_record.name;
     exception when insufficient_privilege then
       v_found_key := v_found_key or v_record.kind = 'table';
-      raise warning 'option-1 clean-up: could not drop % %: %', v_record.kind, v_record.name, sqlerrm
+      raise warning 'service-key clean-up: could not drop % %: %', v_record.kind, v_record.name, sqlerrm
         using hint = 'Its owner, or a superuser, must drop it.';
     end;
   end loop;
@@ -505,10 +517,10 @@ begin
         execute v_statement;
       end if;
       v_cleared_settings := v_cleared_settings + 1;
-      raise notice 'option-1 clean-up: cleared setting % (%)', v_record.name, v_statement;
+      raise notice 'service-key clean-up: cleared setting % (%)', v_record.name, v_statement;
     exception when insufficient_privilege then
       v_left_settings := v_left_settings || v_statement;
-      raise warning 'option-1 clean-up: could not clear setting % (%); every new session still receives it',
+      raise warning 'service-key clean-up: could not clear setting % (%); every new session still receives it',
         v_record.name, sqlerrm
         using hint = pg_catalog.format(
           'Only a superuser may reset a custom setting. Have one run (on hosted Supabase, ask '
@@ -529,7 +541,7 @@ begin
     select pg_catalog.format('function %s', p.oid::pg_catalog.regprocedure)
       from pg_catalog.pg_proc p
       join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-     where p.oid <> all (v_kept_crypto)
+     where p.oid <> all (v_kept_crypto) and p.oid <> v_self
        and (not v_dry_run or p.oid <> all (v_functions))
        and (p.prosrc ~* v_removed_call_re or p.prosrc ~* ('\m' || c_table || '\M')
             or p.prosrc ~* v_service_name_re)
@@ -549,28 +561,42 @@ begin
        order by 1);
   end if;
   if pg_catalog.cardinality(v_names) > 0 then
-    raise warning 'option-1 clean-up: these still refer to the service key or to removed Option 1 objects: %',
+    raise warning 'service-key clean-up: these still refer to the service key or to its removed objects: %',
       pg_catalog.array_to_string(v_names, ', ')
       using hint = 'Review them: they now fail, or still fetch or carry the service-role key.';
   end if;
 
   if v_removed_jobs + v_removed_objects + v_cleared_settings + v_removed_history = 0
      and not v_found_key then
-    raise notice 'option-1 clean-up: nothing of Option 1 found';
+    v_summary := 'service-key clean-up: no stored service key found';
   elsif v_dry_run then
-    raise notice 'option-1 clean-up: dry run: would unschedule % pg_cron job(s), delete % cron.job_run_details row(s), drop % object(s), clear % setting(s)',
-      v_removed_jobs, v_removed_history, v_removed_objects, v_cleared_settings;
+    v_summary := pg_catalog.format(
+      'service-key clean-up: dry run: would unschedule %s pg_cron job(s), delete %s cron.job_run_details row(s), drop %s object(s), clear %s setting(s)',
+      v_removed_jobs, v_removed_history, v_removed_objects, v_cleared_settings);
   else
-    raise notice 'option-1 clean-up: % pg_cron job(s) unscheduled, % object(s) dropped, % setting(s) cleared, % setting(s) left for a superuser',
-      v_removed_jobs, v_removed_objects, v_cleared_settings, pg_catalog.cardinality(v_left_settings);
+    v_summary := pg_catalog.format(
+      'service-key clean-up: %s pg_cron job(s) unscheduled, %s object(s) dropped, %s setting(s) cleared, %s setting(s) left for a superuser',
+      v_removed_jobs, v_removed_objects, v_cleared_settings, pg_catalog.cardinality(v_left_settings));
   end if;
+  raise notice '%', v_summary;
   if v_found_key then
-    raise warning 'option-1 clean-up: this database held the service-role key: rotate it'
+    raise warning 'service-key clean-up: this database held the service-role key: rotate it'
       using hint = 'Dashboard > Project Settings > API Keys: replace the key that was stored (legacy '
                    'service_role JWT or sb_secret_) and revoke the old one. Whoever could read the table, '
                    'the settings, cron.job or pg_net''s request queue had it.';
   end if;
 
-  perform pg_catalog.set_config('search_path', v_search_path, true);
+
+  return pg_catalog.jsonb_build_object(
+    'jobs', v_removed_jobs, 'history_rows', v_removed_history, 'objects', v_removed_objects,
+    'settings', v_cleared_settings, 'settings_left', pg_catalog.cardinality(v_left_settings),
+    'found_key', v_found_key,
+    'clean', v_removed_jobs + v_removed_objects + v_cleared_settings + v_removed_history = 0 and not v_found_key,
+    'dry_run', v_dry_run, 'summary', v_summary);
 end
 $cleanup$;
+comment on function auto_sync.remove_stored_service_key(boolean) is
+  'Removes the service-role key stored in the database (Option 1: the auto_sync_config table, its helpers, the per-user pg_cron jobs and their history, the app.settings.* key settings), with the caller''s rights; p_dry_run: finds and reports only (deno task doctor). Returns {jobs, history_rows, objects, settings, settings_left, found_key, clean, dry_run, summary}.';
+revoke execute on function auto_sync.remove_stored_service_key(boolean) from public, anon, authenticated, service_role;
+
+select auto_sync.remove_stored_service_key();
