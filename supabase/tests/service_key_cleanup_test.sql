@@ -9,8 +9,7 @@
 -- see any of it (new sessions read only committed settings). The fixture is included
 -- relative to this file, so `supabase test db` runs every check too.
 begin;
-create extension if not exists pgtap with schema extensions;
-set local search_path = extensions, public;
+\ir support/test_helpers.psql
 -- The clean-up reports with NOTICEs and WARNINGs; tests/service_key_cleanup_test.ts checks them.
 set local client_min_messages = error;
 -- Not at the same time as tests/service_key_cleanup_test.ts (same objects, same settings).

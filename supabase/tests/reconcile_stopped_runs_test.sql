@@ -2,14 +2,12 @@
 -- (reconcile_stopped_runs() in 20261129120020_auto_sync_run_lifecycle.sql), as postgres (what the pg_cron job runs).
 -- One transaction, rolled back; now() is fixed inside it.
 begin;
-create extension if not exists pgtap with schema extensions;
-set local search_path = extensions, public;
+\ir support/test_helpers.psql
 set local client_min_messages = error;
 
 select plan(19);
 
-insert into auth.users (id, email)
-select ('f5000000-0000-4000-8000-00000000000' || n)::uuid, 'pgtap-stopped-' || n || '@example.test'
+select tests.create_supabase_user('stopped-' || n, ('f5000000-0000-4000-8000-00000000000' || n)::uuid)
   from generate_series(1, 4) n;
 insert into auto_sync.schedules (user_id, every, next_run_at)
 select ('f5000000-0000-4000-8000-00000000000' || n)::uuid, '30 minutes', now() + interval '30 minutes'

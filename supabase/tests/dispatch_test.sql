@@ -1,4 +1,6 @@
--- pgTAP: auto_sync.dispatch() and the run lifecycle, as postgres (what pg_cron runs).
+-- pgTAP: auto_sync.dispatch() and the runs it creates (accepted, started, finished), as
+-- postgres (what pg_cron runs). "Sync now": request_manual_run_test.sql; enable / disable:
+-- schedule_enable_test.sql.
 --
 -- Everything happens in one transaction that is rolled back: pg_cron's own
 -- dispatch() and the pg_net worker never see these rows, and the requests
@@ -12,21 +14,19 @@
 -- users get next_run_at values decades in the past and the later ticks run with a
 -- small settings.batch_limit: dispatch() takes the oldest due schedules first.
 begin;
-create extension if not exists pgtap with schema extensions;
-set local search_path = extensions, public;
+\ir support/test_helpers.psql
 -- dispatch() raises a WARNING when endpoint_url is unset; that case is tested.
 set local client_min_messages = error;
 set local timezone = 'UTC';
 
-select plan(123);
+select plan(93);
 
 -------------------------------------------------------------------------------
 -- Fixtures
 -------------------------------------------------------------------------------
-insert into auth.users (id, email)
-select ('d0000000-0000-4000-8000-0000000000' || n)::uuid, 'pgtap-dispatch-' || n || '@example.test'
+select tests.create_supabase_user('dispatch-' || n, ('d0000000-0000-4000-8000-0000000000' || n)::uuid)
   from unnest(array['01', '02', '03', '04', '05', '06', '07', '08', '09',
-                    '11', '12', '13', '14', '15', '21', '31']) n;
+                    '11', '12', '13', '14', '15', '21', '41', '42']) n;
 
 -- The settings under test (the committed row is untouched after the rollback).
 update auto_sync.settings
@@ -356,74 +356,6 @@ select is(
   'failed|IMAP login failed|failed', 'finish_run: failed run keeps its error; the schedule''s last_outcome is failed');
 
 -------------------------------------------------------------------------------
--- request_manual_run: "sync now", at most once a minute per user
--------------------------------------------------------------------------------
-create temp table t_manual on commit drop as
-select m.run_id as id, m.retry_after_seconds from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000002') m;
-select is(
-  (select format('%s|%s', m.id is not null, m.retry_after_seconds) from t_manual m),
-  't|', 'request_manual_run: the first request gets a run id and no retry_after_seconds');
-select is(
-  (select array_agg(format('%s|%s|%s|%s', r.id = m.id, r.trigger, r.status, r.accepted_at = now()))
-     from auto_sync.runs r, t_manual m
-    where r.user_id = 'd0000000-0000-4000-8000-000000000002'),
-  array['t|manual|accepted|t'], 'request_manual_run: records one accepted manual run and returns its id');
-select ok(
-  exists (select 1 from pg_locks l,
-                 (select hashtextextended('auto_sync.manual:d0000000-0000-4000-8000-000000000002', 0) as k) h
-           where l.pid = pg_backend_pid() and l.locktype = 'advisory' and l.granted and l.mode = 'ExclusiveLock'
-             and l.classid::bigint = (h.k >> 32) & 4294967295 and l.objid::bigint = h.k & 4294967295
-             and l.objsubid = 1),
-  'request_manual_run: takes the user''s advisory lock and holds it to the end of the transaction (serialises concurrent requests)');
-
-create temp table t_manual_again on commit drop as
-select m.run_id, m.retry_after_seconds from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000002') m;
-select is(
-  (select format('%s|%s', m.run_id is null, m.retry_after_seconds between 1 and 60) from t_manual_again m),
-  't|t', 'request_manual_run: a second request within the minute gets no run and a retry_after_seconds in [1, 60]');
-select is((select m.retry_after_seconds from t_manual_again m), 60,
-          'request_manual_run: at the same instant as the first, the wait is the whole minute');
-select is(
-  (select count(*) from auto_sync.runs r where r.user_id = 'd0000000-0000-4000-8000-000000000002' and r.trigger = 'manual'),
-  1::bigint, 'request_manual_run: a refused request creates no run');
-
--- A manual run 45 s ago: 15 s to wait; 61 s ago: allowed again (user ...03, whose schedule is disabled).
-insert into auto_sync.runs (user_id, trigger, status, accepted_at, created_at)
-values ('d0000000-0000-4000-8000-000000000003', 'manual', 'succeeded', now() - interval '45 seconds',
-        now() - interval '45 seconds');
-select is(
-  (select format('%s|%s', m.run_id is null, m.retry_after_seconds)
-     from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000003') m),
-  't|15', 'request_manual_run: 45 s after the last manual run, retry after 15 s (whatever that run''s status)');
-select is(
-  (select format('%s|%s', m.run_id is null, m.retry_after_seconds)
-     from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000003', '10 minutes') m),
-  't|555', 'request_manual_run: p_min_gap sets the gap (10 minutes - 45 s = 555 s)');
-update auto_sync.runs set created_at = now() - interval '61 seconds'
- where user_id = 'd0000000-0000-4000-8000-000000000003' and trigger = 'manual';
-select is(
-  (select format('%s|%s', m.run_id is not null, m.retry_after_seconds)
-     from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000003') m),
-  't|', 'request_manual_run: 61 s after the last manual run, a new run is accepted');
-select is(
-  (select format('%s|%s', m.run_id is null, m.retry_after_seconds)
-     from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000003') m),
-  't|60', 'request_manual_run: and the one after it is refused again');
-
--- Scheduled runs do not count against "sync now" (user ...07 has a running scheduled run from 1 minute ago).
-select isnt((select m.run_id from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000007') m), null,
-            'request_manual_run: a recent scheduled run does not rate-limit a manual one');
-select is(
-  (select m.retry_after_seconds from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000006') m),
-  null::integer, 'request_manual_run: one user''s limit does not touch another user');
-select is(
-  auto_sync.finish_run((select id from t_manual), 'partial'),
-  true, 'finish_run: a manual run can be finished');
-select is(
-  (select s.last_outcome from auto_sync.schedules s where s.user_id = 'd0000000-0000-4000-8000-000000000002'),
-  'partial', 'finish_run: a manual run also sets the schedule''s last_outcome');
-
--------------------------------------------------------------------------------
 -- Key rotation: a second Vault key -> two signatures, newest first (user ...09)
 -------------------------------------------------------------------------------
 create temp table t_keys_before on commit drop as select auto_sync.signing_keys() as keys;
@@ -477,63 +409,10 @@ select is(
   0::bigint, 'rotation: neither key appears in the request');
 
 -------------------------------------------------------------------------------
--- enable / disable (service-role API)
+-- One bad schedule never stops the tick
 -------------------------------------------------------------------------------
-select is(
-  (select format('%s|%s|%s', s.enabled, s.every, s.next_run_at = now())
-     from auto_sync.enable('d0000000-0000-4000-8000-000000000031', '15 minutes') s),
-  't|00:15:00|t', 'enable: a new schedule is enabled and due at once (next_run_at = now())');
-select ok((select s.next_run_at <= now() from auto_sync.schedules s where s.user_id = 'd0000000-0000-4000-8000-000000000031'),
-          'enable: the new schedule is due (next_run_at <= now())');
-select is(
-  (select s.next_run_at from auto_sync.schedules s where s.user_id = 'd0000000-0000-4000-8000-000000000009'),
-  now() + interval '20 minutes', 'user ...09 is scheduled 20 minutes ahead after its run');
-select is(auto_sync.disable('d0000000-0000-4000-8000-000000000009'), true, 'disable: returns true');
-select is(
-  (select format('%s|%s', s.enabled, s.next_run_at = now() + interval '20 minutes') from auto_sync.schedules s
-    where s.user_id = 'd0000000-0000-4000-8000-000000000009'),
-  'f|t', 'disable: the schedule is disabled, next_run_at untouched');
-select is(
-  (select format('%s|%s|%s', s.enabled, s.every, s.next_run_at = now() + interval '20 minutes')
-     from auto_sync.enable('d0000000-0000-4000-8000-000000000009', '20 minutes') s),
-  't|00:20:00|t', 'disable then enable right after a run: due one interval after that run, not sooner');
-select is(
-  (select s.next_run_at from auto_sync.enable('d0000000-0000-4000-8000-000000000002', '20 minutes') s),
-  now() + interval '20 minutes', 'enable while enabled with a shorter interval brings next_run_at forward');
-select is(
-  (select format('%s|%s', s.every, s.next_run_at = now() + interval '20 minutes')
-     from auto_sync.enable('d0000000-0000-4000-8000-000000000002', '2 hours') s),
-  '02:00:00|t', 'enable while enabled with a longer interval never delays the next run');
-select throws_ok($$select auto_sync.enable('d0000000-0000-4000-8000-000000000031', '299 seconds')$$,
-                 '22023', 'Cannot enable auto-sync: interval "00:04:59" is shorter than 5 minutes',
-                 'enable: an interval under 5 minutes is refused (22023), for the service role as for a user');
-select is((select s.every from auto_sync.enable('d0000000-0000-4000-8000-000000000031', '5 minutes') s),
-          interval '5 minutes', 'enable: 5 minutes, the minimum, is accepted');
-select throws_ok($$select auto_sync.enable(null, '10 minutes')$$, '22004', 'Cannot enable auto-sync: user id is null',
-                 'enable: a null user is refused (22004)');
-select throws_ok($$select auto_sync.enable('d0000000-0000-4000-8000-0000000000ff', '10 minutes')$$, '23503',
-                 'Cannot enable auto-sync: user "d0000000-0000-4000-8000-0000000000ff" does not exist',
-                 'enable: an unknown user is refused (23503)');
-select isnt(auto_sync.disable('d0000000-0000-4000-8000-0000000000ff'), true,
-            'disable: a user without a schedule does not return true');
-
--------------------------------------------------------------------------------
--- Bounds: every has an upper bound; one bad schedule never stops the tick
--------------------------------------------------------------------------------
-select throws_ok($$select auto_sync.enable('d0000000-0000-4000-8000-000000000031', '31 days')$$,
-                 '22023', 'Cannot enable auto-sync: interval "31 days" is longer than 30 days',
-                 'enable: an interval over 30 days is refused (22023)');
-select is((select s.every from auto_sync.enable('d0000000-0000-4000-8000-000000000031', '30 days') s),
-          interval '30 days', 'enable: 30 days, the maximum, is accepted');
-select throws_ok($$update auto_sync.schedules set every = '300000 years'
-                    where user_id = 'd0000000-0000-4000-8000-000000000031'$$, '23514', null,
-                 'a CHECK bounds every even when it is written directly');
-
 -- A row past the bounds (the CHECK is dropped here, inside this rolled-back
 -- transaction): its next_run_at overflows, which used to fail the whole tick.
-insert into auth.users (id, email) values
-  ('d0000000-0000-4000-8000-000000000041', 'pgtap-dispatch-41@example.test'),
-  ('d0000000-0000-4000-8000-000000000042', 'pgtap-dispatch-42@example.test');
 alter table auto_sync.schedules drop constraint schedules_every_check;
 insert into auto_sync.schedules (user_id, every, enabled, next_run_at) values
   ('d0000000-0000-4000-8000-000000000041', '300000 years', true, '1998-01-01'),
