@@ -7,13 +7,13 @@
  * in one transaction. The import then runs in the background, in-process.
  */
 import { Hono } from "hono";
-import type { Background } from "../background.ts";
-import { checkClaims } from "../claims.ts";
-import { errorResponse, isJsonContentType, readBodyWithLimit } from "../http.ts";
+import type { Background } from "../platform/background.ts";
+import { checkClaims } from "../wire/claims.ts";
+import { errorResponse, isJsonContentType, readBodyWithLimit } from "../platform/http.ts";
 import type { ImportRunner } from "../import_emails/import_run.ts";
-import { errorText, type Logger } from "../log.ts";
-import type { AcceptOutcome, RunStore } from "../run_store.ts";
-import { type SigningKey, verify } from "../standard_webhooks.ts";
+import { errorText, type Logger } from "../platform/log.ts";
+import type { AcceptOutcome, RunStore } from "../runs/run_store.ts";
+import { type SigningKey, verify } from "../wire/standard_webhooks.ts";
 import { createRejectionLog } from "./rejection_log.ts";
 
 export const MAX_BODY_BYTES = 16 * 1024;

@@ -1,9 +1,14 @@
 import assert from "node:assert/strict";
 import type { ImportJob } from "../import_emails/import_run.ts";
-import { createMemoryLogger } from "../log.ts";
-import type { AcceptOutcome, FinalStatus, RunStore } from "../run_store.ts";
-import { buildClaims, jsonbText, signClaims, webhookHeaders } from "../signed_request.ts";
-import { generateSecret, parseKeyring } from "../standard_webhooks.ts";
+import { createMemoryLogger } from "../platform/log.ts";
+import type { AcceptOutcome, FinalStatus, RunStore } from "../runs/run_store.ts";
+import {
+  buildClaims,
+  jsonbText,
+  signClaims,
+  webhookHeaders,
+} from "../wire/client/signed_request.ts";
+import { generateSecret, parseKeyring } from "../wire/standard_webhooks.ts";
 import { createCronAutoSyncApp, MAX_BODY_BYTES } from "./app.ts";
 
 const NOW = 1_800_000_000; // unix seconds of the injected clock

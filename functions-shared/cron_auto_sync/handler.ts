@@ -2,12 +2,12 @@
  * Wires `cron-auto-sync` from its environment. A missing or invalid keyring throws
  * here, so the function fails closed at start-up instead of accepting anything.
  */
-import { createBackground } from "../background.ts";
-import { connectDatabase } from "../database.ts";
+import { createBackground } from "../platform/background.ts";
+import { connectDatabase } from "../platform/database.ts";
 import { importRunnerFromEnv } from "../import_emails/runner_from_env.ts";
-import { createLogger } from "../log.ts";
-import { createRunStore } from "../run_store.ts";
-import { parseKeyring } from "../standard_webhooks.ts";
+import { createLogger } from "../platform/log.ts";
+import { createRunStore } from "../runs/run_store.ts";
+import { parseKeyring } from "../wire/standard_webhooks.ts";
 import { createCronAutoSyncApp } from "./app.ts";
 
 export function createCronAutoSyncHandler(env: Record<string, string | undefined>) {

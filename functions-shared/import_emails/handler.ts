@@ -1,9 +1,9 @@
 /** Wires `import-emails` from its environment. Config errors throw here, at start-up. */
-import { createBackground } from "../background.ts";
-import { connectDatabase } from "../database.ts";
-import { createLogger } from "../log.ts";
-import { createRunStore } from "../run_store.ts";
-import { createUserAuthenticator } from "../user_auth.ts";
+import { createBackground } from "../platform/background.ts";
+import { connectDatabase } from "../platform/database.ts";
+import { createLogger } from "../platform/log.ts";
+import { createRunStore } from "../runs/run_store.ts";
+import { createUserAuthenticator } from "./user_auth.ts";
 import { createImportEmailsApp } from "./app.ts";
 import { importRunnerFromEnv } from "./runner_from_env.ts";
 

@@ -12,10 +12,10 @@ import {
   type IsolateBudget,
   type RunWindow,
   runWindow,
-} from "../isolate_budget.ts";
-import { errorText, type Logger } from "../log.ts";
-import type { FinalStatus, RunStore } from "../run_store.ts";
-import { safeLine } from "../safe_text.ts";
+} from "./isolate_budget.ts";
+import { errorText, type Logger } from "../platform/log.ts";
+import type { FinalStatus, RunStore } from "../runs/run_store.ts";
+import { safeLine } from "./safe_text.ts";
 import { type FolderResult, type MessageCounts, noMessages, syncFolder } from "./folder_sync.ts";
 import { HostNotAllowedError } from "./host_policy.ts";
 import { ImapSessionError } from "./imap_answers.ts";

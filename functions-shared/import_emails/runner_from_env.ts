@@ -11,11 +11,11 @@
  *   FUNCTION_WALL_CLOCK_SECONDS, IMPORT_MAX_CONCURRENT_RUNS, IMPORT_MAX_MESSAGES_PER_INSTANCE
  *                         the instance's shared budget (isolate_budget.ts)
  */
-import type { Sql } from "../database.ts";
-import { isolateBudgetFromEnv } from "../isolate_budget.ts";
-import { isolateShutdownSignal } from "../isolate_shutdown.ts";
-import type { Logger } from "../log.ts";
-import type { RunStore } from "../run_store.ts";
+import type { Sql } from "../platform/database.ts";
+import { isolateBudgetFromEnv } from "./isolate_budget.ts";
+import { isolateShutdownSignal } from "./isolate_shutdown.ts";
+import type { Logger } from "../platform/log.ts";
+import type { RunStore } from "../runs/run_store.ts";
 import { openImapSession } from "./imap_session.ts";
 import { createImportRunner, DEFAULT_LIMITS, type ImportRunner } from "./import_run.ts";
 import { createMailStore } from "./mail_store.ts";

@@ -14,7 +14,7 @@
 import { createClient, type JWK } from "@supabase/supabase-js";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { z } from "zod";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../platform/log.ts";
 
 export type UserAuthenticator = (
   authorization: string | null,

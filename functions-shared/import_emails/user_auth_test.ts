@@ -7,7 +7,7 @@ import {
   jwtVerify,
   SignJWT,
 } from "jose";
-import { createMemoryLogger } from "./log.ts";
+import { createMemoryLogger } from "../platform/log.ts";
 import { createUserAuthenticator, type UserAuthEnv } from "./user_auth.ts";
 
 const NOW = 1_800_000_000; // unix seconds of the injected clock
