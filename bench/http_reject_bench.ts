@@ -24,7 +24,7 @@
  * (--allow-all because Deno grants reads of /proc/<pid>/ only with it)
  */
 import { dbUrl } from "../local-stack/urls.ts";
-import { generateSecret, parseSecret } from "../functions-shared/standard_webhooks.ts";
+import { generateSecret, parseSecret } from "../functions-shared/wire/standard_webhooks.ts";
 import {
   FUNCTION_PERMISSIONS,
   repositoryFunction,

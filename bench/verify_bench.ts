@@ -1,7 +1,7 @@
 /**
  * Benchmark 1: in-process verification of valid signed requests.
  *
- * Ours:   verify() from functions-shared/standard_webhooks.ts (node:crypto HMAC).
+ * Ours:   verify() from functions-shared/wire/standard_webhooks.ts (node:crypto HMAC).
  * Theirs: npm `standardwebhooks` — `new Webhook(secret).verify(payload, headers)`,
  *         the reference implementation of the spec (pure-JS SHA-256).
  *
@@ -25,7 +25,7 @@ import {
   parseSecret,
   type SigningKey,
   verify,
-} from "../functions-shared/standard_webhooks.ts";
+} from "../functions-shared/wire/standard_webhooks.ts";
 import {
   fmt,
   goalNote,

@@ -10,7 +10,7 @@
  */
 import postgres from "postgres";
 import { parseArgs } from "node:util";
-import { jsonbText } from "../functions-shared/signed_request.ts";
+import { jsonbText } from "../functions-shared/wire/client/signed_request.ts";
 import { probeClaims, sendProbe, sendUnsignedProbe } from "./probe.ts";
 import * as localStack from "../local-stack/urls.ts";
 

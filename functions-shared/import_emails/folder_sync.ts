@@ -9,7 +9,7 @@
  * and every message source is cut at a byte bound, so a huge message can never
  * exhaust memory.
  */
-import { safeLine } from "../safe_text.ts";
+import { safeLine } from "./safe_text.ts";
 import { attachmentsFrom } from "./bodystructure.ts";
 import { type FetchedMessage, ImapSessionError } from "./imap_answers.ts";
 import type { ImapSession } from "./imap_session.ts";

@@ -12,16 +12,17 @@ import {
   type IsolateBudget,
   type RunWindow,
   runWindow,
-} from "../isolate_budget.ts";
-import { errorText, type Logger } from "../log.ts";
-import type { FinalStatus, RunStore } from "../run_store.ts";
-import { safeLine } from "../safe_text.ts";
+} from "./isolate_budget.ts";
+import { errorText, type Logger } from "../platform/log.ts";
+import type { FinalStatus, RunStore } from "../runs/run_store.ts";
+import { safeLine } from "./safe_text.ts";
 import { type FolderResult, type MessageCounts, noMessages, syncFolder } from "./folder_sync.ts";
 import { HostNotAllowedError } from "./host_policy.ts";
 import { ImapSessionError } from "./imap_answers.ts";
 import type { ImapSession } from "./imap_session.ts";
 import type { Mailbox, MailStore } from "./mail_store.ts";
 import { DEFAULT_MAX_BODY_CHARS } from "./message_parser.ts";
+import { DEFAULT_IMPORTER_CONFIG } from "../platform/config.ts";
 
 export interface ImportJob {
   runId: string;
@@ -59,8 +60,7 @@ export interface ImportLimits {
 }
 
 export const DEFAULT_LIMITS: ImportLimits = {
-  maxMessages: 500,
-  maxSeconds: 100,
+  ...DEFAULT_IMPORTER_CONFIG.limits, // maxMessages, maxSeconds: set by the environment
   stopGraceSeconds: 20,
   maxMessageBytes: 1024 * 1024,
   maxBodyChars: DEFAULT_MAX_BODY_CHARS,
@@ -93,7 +93,7 @@ export interface ImportRunnerDeps {
   store: RunStore;
   mail: MailStore;
   log: Logger;
-  /** Opens the IMAP session (runner_from_env.ts: imapflow with the configured CA). */
+  /** Opens the IMAP session (runner_from_config.ts: imapflow with the configured CA). */
   connect: ImapConnector;
   limits?: Partial<ImportLimits>;
   now?: () => number;

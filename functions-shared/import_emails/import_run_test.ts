@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { createIsolateBudget, type IsolateBudget } from "../isolate_budget.ts";
-import { createMemoryLogger } from "../log.ts";
-import type { AcceptOutcome, FinalStatus, RunStore } from "../run_store.ts";
+import { createIsolateBudget, type IsolateBudget } from "./isolate_budget.ts";
+import { createMemoryLogger } from "../platform/log.ts";
+import type { AcceptOutcome, FinalStatus, RunStore } from "../runs/run_store.ts";
 import { HostNotAllowedError } from "./host_policy.ts";
 import { ImapSessionError } from "./imap_answers.ts";
 import {
@@ -19,7 +19,7 @@ import {
   mail,
   mailbox,
   USER_ID,
-} from "./test_support.ts";
+} from "../../tests/support/import_fakes.ts";
 
 const RUN_ID = "0b7d3c1e-5f2a-4c9b-8e61-3a2f9d4c7b10";
 const MAILBOX_1 = "11111111-1111-4111-8111-111111111111";

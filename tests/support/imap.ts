@@ -11,8 +11,8 @@ import {
 } from "../../functions-shared/import_emails/import_run.ts";
 import { openImapSession } from "../../functions-shared/import_emails/imap_session.ts";
 import { createMailStore } from "../../functions-shared/import_emails/mail_store.ts";
-import { createMemoryLogger } from "../../functions-shared/log.ts";
-import { createRunStore } from "../../functions-shared/run_store.ts";
+import { createMemoryLogger } from "../../functions-shared/platform/log.ts";
+import { createRunStore } from "../../functions-shared/runs/run_store.ts";
 import { imapPort, imapsPort, stateDir } from "../../local-stack/urls.ts";
 
 const repo = new URL("../../", import.meta.url).pathname;

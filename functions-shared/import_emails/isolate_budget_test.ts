@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createIsolateBudget, isolateBudgetFromEnv, runWindow } from "./isolate_budget.ts";
+import { createIsolateBudget, runWindow } from "./isolate_budget.ts";
 
 const run = { maxSeconds: 100, stopGraceSeconds: 20 };
 
@@ -66,15 +66,4 @@ Deno.test("messages are shared over the instance's life; spending can be given b
   assert.equal(budget.messagesLeft(), 5);
   budget.spend(50);
   assert.equal(budget.messagesLeft(), 0);
-});
-
-Deno.test("the budget's settings come from the environment; nonsense throws at start-up", () => {
-  const budget = isolateBudgetFromEnv({ FUNCTION_WALL_CLOCK_SECONDS: "400" });
-  assert.equal(budget.wallClockMs, 400_000);
-  assert.equal(budget.messagesLeft(), 1000);
-  assert.equal(isolateBudgetFromEnv({}).wallClockMs, 150_000);
-  assert.throws(
-    () => isolateBudgetFromEnv({ IMPORT_MAX_CONCURRENT_RUNS: "0" }),
-    /Invalid IMPORT_MAX_CONCURRENT_RUNS: "0"/,
-  );
 });

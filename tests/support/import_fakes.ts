@@ -3,7 +3,7 @@
  * logic tests of folder_sync.ts and import_run.ts. The real ones are tested against
  * the real Dovecot and Postgres in tests/.
  */
-import type { ImapSession } from "./imap_session.ts";
+import type { ImapSession } from "../../functions-shared/import_emails/imap_session.ts";
 import type {
   BatchResult,
   EmailRecord,
@@ -11,7 +11,7 @@ import type {
   FolderState,
   Mailbox,
   MailStore,
-} from "./mail_store.ts";
+} from "../../functions-shared/import_emails/mail_store.ts";
 
 export const USER_ID = "6a1f2e3d-4c5b-4a69-8b7c-1d2e3f4a5b6c";
 /** A credential distinctive enough that finding it anywhere is a leak. */

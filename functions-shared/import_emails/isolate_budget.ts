@@ -13,11 +13,11 @@
  *     the next run, in a fresh instance, continues;
  *   - each run's time window ends before the instance's wall clock does (runWindow).
  *
- * Configured from the environment (user secrets):
- *   FUNCTION_WALL_CLOCK_SECONDS   the plan's wall clock (default 150; 400 on paid plans)
- *   IMPORT_MAX_CONCURRENT_RUNS    imports one instance runs at once (default 2)
- *   IMPORT_MAX_MESSAGES_PER_INSTANCE  messages one instance imports in its life (default 1000)
+ * Configured from the environment (user secrets FUNCTION_WALL_CLOCK_SECONDS,
+ * IMPORT_MAX_CONCURRENT_RUNS, IMPORT_MAX_MESSAGES_PER_INSTANCE; defaults and bounds in
+ * platform/config.ts).
  */
+import { DEFAULT_IMPORTER_CONFIG } from "../platform/config.ts";
 
 export interface IsolateBudgetOptions {
   wallClockSeconds: number;
@@ -28,11 +28,7 @@ export interface IsolateBudgetOptions {
   now?: () => number;
 }
 
-export const DEFAULT_ISOLATE_BUDGET = {
-  wallClockSeconds: 150,
-  maxConcurrentRuns: 2,
-  maxMessages: 1000,
-};
+export const DEFAULT_ISOLATE_BUDGET = DEFAULT_IMPORTER_CONFIG.isolate;
 
 /** The module's load time: as early in the isolate's life as this code can see. */
 const LOADED_AT = Date.now();
@@ -122,33 +118,4 @@ export function createIsolateBudget(options: IsolateBudgetOptions): IsolateBudge
       spent += messages;
     },
   };
-}
-
-function positiveInteger(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined || value === "") return fallback;
-  if (!/^[1-9][0-9]{0,6}$/.test(value)) {
-    throw new Error(`Invalid ${name}: "${value}" is not a positive integer`);
-  }
-  return Number(value);
-}
-
-/** The instance's budget from the function's environment; invalid values throw at start-up. */
-export function isolateBudgetFromEnv(env: Record<string, string | undefined>): IsolateBudget {
-  return createIsolateBudget({
-    wallClockSeconds: positiveInteger(
-      env.FUNCTION_WALL_CLOCK_SECONDS,
-      "FUNCTION_WALL_CLOCK_SECONDS",
-      DEFAULT_ISOLATE_BUDGET.wallClockSeconds,
-    ),
-    maxConcurrentRuns: positiveInteger(
-      env.IMPORT_MAX_CONCURRENT_RUNS,
-      "IMPORT_MAX_CONCURRENT_RUNS",
-      DEFAULT_ISOLATE_BUDGET.maxConcurrentRuns,
-    ),
-    maxMessages: positiveInteger(
-      env.IMPORT_MAX_MESSAGES_PER_INSTANCE,
-      "IMPORT_MAX_MESSAGES_PER_INSTANCE",
-      DEFAULT_ISOLATE_BUDGET.maxMessages,
-    ),
-  });
 }

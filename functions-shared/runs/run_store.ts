@@ -1,5 +1,5 @@
 /** Run bookkeeping in auto_sync.runs, through the functions the migration grants. */
-import type { Sql } from "./database.ts";
+import type { Sql } from "../platform/database.ts";
 
 export type AcceptOutcome =
   | "accepted"

@@ -1,4 +1,8 @@
 /**
+ * CLIENT SIDE: no function imports this module (the functions only verify; see
+ * ../standard_webhooks.ts and ../claims.ts). It is the sender's half, for ops, tests and
+ * benchmarks.
+ *
  * A signed auto-sync request as it goes on the wire, TypeScript's one builder of it:
  * claims (buildClaims) -> the exact body bytes Postgres sends (jsonbText, what
  * `jsonb::text` prints) -> Standard Webhooks headers (signRequest, through
@@ -6,9 +10,9 @@
  * benchmarks; SQL's builder is auto_sync.request_claims + auto_sync.sign. Both are
  * held to the same bytes by tests/fixtures/wire_vectors.json.
  */
-import { AUDIENCE, type Claims, SCOPE } from "./claims.ts";
-import { sign, type SigningKey } from "./standard_webhooks.ts";
-import { REQUEST_LIFETIME_SECONDS } from "./wire_limits.ts";
+import { AUDIENCE, type Claims, SCOPE } from "../claims.ts";
+import { sign, type SigningKey } from "../standard_webhooks.ts";
+import { REQUEST_LIFETIME_SECONDS } from "../wire_limits.ts";
 
 export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 

@@ -8,8 +8,8 @@ import postgres from "postgres";
 
 export type Sql = postgres.Sql;
 
-export function connectDatabase(dbUrl: string | undefined, applicationName: string): Sql {
-  if (!dbUrl) throw new Error("Missing SUPABASE_DB_URL: the functions need a database URL");
+/** `dbUrl` is SUPABASE_DB_URL, checked by config.ts. */
+export function connectDatabase(dbUrl: string, applicationName: string): Sql {
   return postgres(dbUrl, {
     max: 4,
     idle_timeout: 20,

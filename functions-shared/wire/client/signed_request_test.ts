@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import { Webhook } from "standardwebhooks";
-import { checkClaims } from "./claims.ts";
+import { checkClaims } from "../claims.ts";
 import { buildClaims, jsonbText, signClaims, signRequest } from "./signed_request.ts";
-import { parseKeyring, parseSecret, verify } from "./standard_webhooks.ts";
-import vectors from "../tests/fixtures/wire_vectors.json" with { type: "json" };
+import { parseKeyring, parseSecret, verify } from "../standard_webhooks.ts";
+import vectors from "../../../tests/fixtures/wire_vectors.json" with { type: "json" };
 import {
   MAX_SIGNING_KEYS,
   REQUEST_LIFETIME_SECONDS,
   SIGNING_KEY_MAX_BYTES,
   SIGNING_KEY_MIN_BYTES,
-} from "./wire_limits.ts";
+} from "../wire_limits.ts";
 
 const decoder = new TextDecoder();
 
@@ -114,4 +114,23 @@ Deno.test("buildClaims defaults to now and the request lifetime", () => {
   );
   assert.ok(claims.iat >= before && claims.iat <= before + 1);
   assert.equal(claims.exp - claims.iat, REQUEST_LIFETIME_SECONDS);
+});
+
+Deno.test("no function module imports the client side (functions only verify)", () => {
+  const root = new URL("../../", import.meta.url);
+  const importers: string[] = [];
+  const walk = (dir: URL, path: string) => {
+    for (const entry of Deno.readDirSync(dir)) {
+      const name = `${path}${entry.name}`;
+      if (entry.isDirectory) walk(new URL(`${entry.name}/`, dir), `${name}/`);
+      else if (
+        name.endsWith(".ts") && !name.endsWith("_test.ts") && !name.startsWith("wire/client/")
+      ) {
+        const text = Deno.readTextFileSync(new URL(entry.name, dir));
+        if (/from\s+["'][^"']*\/client\//.test(text)) importers.push(name);
+      }
+    }
+  };
+  walk(root, "");
+  assert.deepEqual(importers, []);
 });

@@ -2,8 +2,7 @@
  * Verifies a signed-in user's access token (the `Authorization: Bearer` JWT) with
  * Supabase's own client, `supabase.auth.getClaims()`:
  *   - a token signed with the project's asymmetric key (ES256/RS256) is verified
- *     here, against SUPABASE_JWKS (hosted projects inject it as a bare array of
- *     keys; a {"keys": [...]} set works too). A key id missing from it sends the
+ *     here, against SUPABASE_JWKS (read by platform/config.ts). A key id missing from it sends the
  *     library to $SUPABASE_URL/auth/v1/.well-known/jwks.json (key rotation).
  *   - a token signed with the legacy HS256 secret (hosted projects not migrated to
  *     signing keys, self-hosted Supabase) is checked by Supabase Auth itself
@@ -14,18 +13,12 @@
 import { createClient, type JWK } from "@supabase/supabase-js";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { z } from "zod";
-import type { Logger } from "./log.ts";
+import type { UserAuthConfig } from "../platform/config.ts";
+import type { Logger } from "../platform/log.ts";
 
 export type UserAuthenticator = (
   authorization: string | null,
 ) => Promise<{ userId: string } | null>;
-
-export interface UserAuthEnv {
-  SUPABASE_URL?: string;
-  SUPABASE_JWKS?: string;
-  SUPABASE_PUBLISHABLE_KEYS?: string;
-  SUPABASE_ANON_KEY?: string;
-}
 
 /** The algorithms Supabase Auth signs user tokens with. */
 const USER_TOKEN_ALGORITHMS = new Set(["ES256", "RS256", "HS256"]);
@@ -42,13 +35,11 @@ const userClaims = z.object({
 });
 
 export function createUserAuthenticator(
-  env: UserAuthEnv,
+  config: UserAuthConfig,
   options: { now?: () => Date; fetch?: typeof fetch; log?: Logger } = {},
 ): UserAuthenticator {
-  if (!env.SUPABASE_URL) throw new Error("Missing SUPABASE_URL: cannot verify user tokens");
-  const apiKey = projectApiKey(env);
-  const jwks = { keys: parseJwks(env.SUPABASE_JWKS) };
-  const supabase = createClient(env.SUPABASE_URL, apiKey, {
+  const jwks = { keys: config.jwks as JWK[] };
+  const supabase = createClient(config.supabaseUrl, config.apiKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     ...(options.fetch ? { global: { fetch: options.fetch } } : {}),
   });
@@ -83,55 +74,4 @@ export function createUserAuthenticator(
       return null;
     }
   };
-}
-
-/**
- * The key the Auth API expects in `apikey`: the `default` publishable key (hosted injects
- * every publishable key by name), else another one, else the legacy anon key.
- */
-function projectApiKey(env: UserAuthEnv): string {
-  let publishable: string | undefined;
-  if (env.SUPABASE_PUBLISHABLE_KEYS) {
-    let keys: unknown;
-    try {
-      keys = JSON.parse(env.SUPABASE_PUBLISHABLE_KEYS);
-    } catch { /* reported below */ }
-    const values = keys && typeof keys === "object" && !Array.isArray(keys)
-      ? Object.entries(keys as Record<string, unknown>)
-      : null;
-    if (!values || !values.every(([, key]) => typeof key === "string")) {
-      throw new Error(
-        'Invalid SUPABASE_PUBLISHABLE_KEYS: expected a JSON object of keys ({"default": "sb_publishable_..."})',
-      );
-    }
-    const usable = values.filter(([, key]) => key) as [string, string][];
-    publishable = (usable.find(([name]) => name === "default") ?? usable[0])?.[1];
-  }
-  const key = publishable ?? env.SUPABASE_ANON_KEY;
-  if (!key) {
-    throw new Error(
-      "Missing SUPABASE_PUBLISHABLE_KEYS or SUPABASE_ANON_KEY: cannot reach Supabase Auth",
-    );
-  }
-  return key;
-}
-
-/**
- * SUPABASE_JWKS as hosted projects inject it (a bare array of public keys; empty on
- * projects still on the legacy secret) or as a key set ({"keys": [...]}). Absent
- * (self-hosted) means no local keys.
- */
-function parseJwks(value: string | undefined): JWK[] {
-  if (!value) return [];
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value);
-  } catch { /* reported below */ }
-  const keys = Array.isArray(parsed) ? parsed : (parsed as { keys?: unknown } | null)?.keys;
-  if (!Array.isArray(keys) || !keys.every((key) => typeof key === "object" && key !== null)) {
-    throw new Error(
-      'Invalid SUPABASE_JWKS: expected keys as a JSON array ([...]) or a key set ({"keys": [...]})',
-    );
-  }
-  return keys as JWK[];
 }
