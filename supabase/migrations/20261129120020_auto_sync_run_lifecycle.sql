@@ -15,9 +15,10 @@
 --                                                        (pg_cron job auto-sync-stopped-runs)
 --
 -- and the schedule's side of a run that ended: auto_sync.record_outcomes (last outcome,
--- failure counter, backoff, pause, follow-up), auto_sync.record_outcomes_each (the same for
--- the reconcilers, run by run when one schedule breaks it), auto_sync.mark_schedule_broken
--- (such a schedule: reported and pushed an hour ahead). The next run's time always comes
+-- failure counter, backoff, pause, follow-up), auto_sync.record_outcomes_each (what every
+-- caller uses: run by run when one schedule breaks it), auto_sync.mark_schedule_broken
+-- (such a schedule: reported and pushed an hour ahead); auto_sync.runs_in_flight (the one
+-- definition of a run in flight). The next run's time always comes
 -- from auto_sync.next_run_at() (..._auto_sync_next_run.sql).
 --
 -- The settings these read (ack_deadline, in_flight_timeout, max_consecutive_failures,
@@ -51,6 +52,30 @@ language sql immutable strict parallel safe set search_path = ''
 as $$ select tstzrange(p_dispatched_at, p_dispatched_at + p_ack_deadline + interval '1 minute', '[]') $$;
 comment on function auto_sync.response_window(timestamptz, interval) is
   'The time range in which pg_net''s response to a request dispatched at p_dispatched_at may be created (to ack_deadline + 1 minute). With the id, what ties a net._http_response row to a run.';
+
+-- The one definition of "a run in flight": dispatched, accepted or running, and younger
+-- than settings.in_flight_timeout (an older one is left to reconcile_runs). dispatch()
+-- sends nothing to a user with one (due_schedules), and "sync now" is refused meanwhile
+-- (request_manual_run). A plain view: the planner flattens it into both queries.
+create view auto_sync.runs_in_flight as
+  select r.id, r.user_id, r.trigger, r.status, r.created_at
+    from auto_sync.runs r
+   where r.status in ('dispatched', 'accepted', 'running')
+     and r.created_at > now() - (select t.in_flight_timeout from auto_sync.settings t);
+comment on view auto_sync.runs_in_flight is
+  'Runs in flight: dispatched, accepted or running, younger than settings.in_flight_timeout. Blocks the next dispatch and "sync now" for their user.';
+revoke all on auto_sync.runs_in_flight from public, anon, authenticated, service_role;
+
+-- A message count the importer reported in a run's details (see finish_run): 0 when absent
+-- or not a non-negative number, so odd details never break the bookkeeping.
+create function auto_sync.detail_count(p_details jsonb, p_key text) returns numeric
+language sql immutable parallel safe set search_path = ''
+as $$
+  select case when jsonb_typeof(p_details -> p_key) = 'number' and (p_details ->> p_key)::numeric >= 0
+              then (p_details ->> p_key)::numeric else 0 end
+$$;
+comment on function auto_sync.detail_count(jsonb, text) is
+  'A count from a run''s details (requested, fetched, inserted, ...): 0 when absent or not a non-negative number.';
 
 -------------------------------------------------------------------------------
 -- dispatched
@@ -133,12 +158,17 @@ $$;
 comment on function auto_sync.accept_request(text, uuid, uuid) is
   'For cron-auto-sync after signature checks: records the request id (replays return ''replayed'') and moves the run dispatched -> accepted. Returns accepted | replayed | unknown_run | wrong_user | not_dispatched | schedule_disabled.';
 
+-- "Sync now": refused (with how many seconds to wait) while the user has a run in flight,
+-- scheduled or manual, and within p_min_gap of their last manual run. A run in flight
+-- usually ends within seconds, so that wait is one dispatch tick (10 s) unless the gap asks
+-- for more.
 create function auto_sync.request_manual_run(p_user_id uuid, p_min_gap interval default '1 minute')
 returns table (run_id uuid, retry_after_seconds integer)
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
   v_last timestamptz;
+  v_wait numeric;
 begin
   -- Serialise one user's concurrent requests so two cannot both pass the check.
   perform pg_advisory_xact_lock(hashtextextended('auto_sync.manual:' || p_user_id::text, 0));
@@ -146,7 +176,13 @@ begin
     from auto_sync.runs r
    where r.user_id = p_user_id and r.trigger = 'manual';
   if v_last is not null and v_last > now() - p_min_gap then
-    return query select null::uuid, greatest(1, ceil(extract(epoch from v_last + p_min_gap - now())))::integer;
+    v_wait := ceil(extract(epoch from v_last + p_min_gap - now()));
+  end if;
+  if exists (select 1 from auto_sync.runs_in_flight f where f.user_id = p_user_id) then
+    v_wait := greatest(v_wait, 10);
+  end if;
+  if v_wait is not null then
+    return query select null::uuid, greatest(1, v_wait)::integer;
     return;
   end if;
   return query
@@ -156,7 +192,7 @@ begin
 end
 $$;
 comment on function auto_sync.request_manual_run(uuid, interval) is
-  'For import-emails: records a signed-in user''s "sync now" as an accepted run, at most one per p_min_gap; otherwise returns how many seconds to wait.';
+  'For import-emails: records a signed-in user''s "sync now" as an accepted run, unless the user has a run in flight (runs_in_flight) or made one within p_min_gap; then returns how many seconds to wait instead.';
 
 -- p_must_finish_by: when the importer's function instance is gone at the latest
 -- (functions-shared/isolate_budget.ts), so reconcile_stopped_runs() can call the run lost
@@ -176,6 +212,18 @@ $$;
 comment on function auto_sync.start_run(uuid, timestamptz) is
   'For the importer: accepted -> running, recording when its function instance is gone at the latest (at most an hour ahead). Returns null when the run was not accepted.';
 
+-- The importer's side of a run's end. p_details is the importer's report; the schedule's
+-- bookkeeping (record_outcomes) reads these keys, each a non-negative number unless said:
+--   requested  message UIDs the run asked the mail server for (FETCH), all folders
+--   fetched    messages the server actually sent
+--   inserted   new messages stored (not duplicates, not re-mapped after a reset)
+--   has_more   boolean: more is waiting on the server than this run imported
+-- Rules that follow from them (one home: record_outcomes):
+--   requested > 0 and fetched = 0 (succeeded or partial)   a failure for backoff and pause:
+--       a server that announces mail and sends none is not making progress
+--   partial, has_more, inserted > 0, scheduled run          the next run is brought forward
+--       (next_run_at 'follow_up'); a manual run never shortens the interval
+-- A missing key counts as 0 (false for has_more).
 create function auto_sync.finish_run(
   p_run_id uuid,
   p_status text,
@@ -197,12 +245,12 @@ begin
   if not found then
     return false;
   end if;
-  perform auto_sync.record_outcomes(array[v_run.id]);
+  perform auto_sync.record_outcomes_each(array[v_run.id], 'auto_sync.finish_run');
   return true;
 end
 $$;
 comment on function auto_sync.finish_run(uuid, text, text, jsonb) is
-  'For the importer: records a run''s final status (succeeded | partial | skipped | failed), error and details, and the schedule''s outcome (record_outcomes: failure counter, backoff, pause, follow-up).';
+  'For the importer: records a run''s final status (succeeded | partial | skipped | failed), error and details ({requested, fetched, inserted, has_more}: see the migration), and the schedule''s outcome (record_outcomes: failure counter, backoff, pause, follow-up; a schedule that breaks it is marked broken).';
 
 revoke execute on function auto_sync.accept_request(text, uuid, uuid) from public, anon, authenticated;
 revoke execute on function auto_sync.request_manual_run(uuid, interval) from public, anon, authenticated;
@@ -218,14 +266,19 @@ grant execute on function auto_sync.finish_run(uuid, text, text, jsonb) to servi
 -------------------------------------------------------------------------------
 -- The schedule side of runs that just finished (any final status). Per user, the
 -- newest of the given runs decides:
---   succeeded | partial | skipped  -> consecutive_failures = 0 (a pause stays until enable())
---   failed | rejected | lost, scheduled run, schedule enabled
+--   a failure: failed | rejected | lost, or a run that asked for messages and received
+--              none (succeeded | partial with details.requested > 0 and fetched = 0)
+--   succeeded | partial | skipped, not a failure
+--                                  -> consecutive_failures = 0 (a pause stays until enable())
+--   a failure of a scheduled run, schedule enabled
 --                                  -> consecutive_failures += scheduled failures given;
+--                                     next_run_at 'failed' (backoff);
 --                                     at settings.max_consecutive_failures: paused
---   partial with details.has_more   -> next_run_at brought forward (follow_up)
---   a failed manual run ("sync now") only records the error.
--- next_run_at comes from auto_sync.next_run_at(): 'failed' (backoff), 'follow_up' or
--- none (unchanged).
+--   a scheduled run, partial, not a failure, details.has_more and details.inserted > 0
+--                                  -> next_run_at 'follow_up' (within a minute)
+--   a manual run ("sync now")      -> records the outcome and error only: it never counts
+--                                     toward the pause nor moves next_run_at
+-- next_run_at comes from auto_sync.next_run_at(). The details keys: finish_run.
 create function auto_sync.record_outcomes(p_run_ids uuid[]) returns integer
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -236,15 +289,27 @@ begin
   select * into strict v_settings from auto_sync.settings;
 
   with finished as (
-    select r.id, r.user_id, r.trigger, r.status, r.error, r.created_at, r.details,
-           r.status in ('failed', 'rejected', 'lost') as is_failure
+    select r.id, r.user_id, r.trigger, r.status, r.created_at, r.details,
+           r.status in ('failed', 'rejected', 'lost') or x.starved as is_failure,
+           r.status in ('succeeded', 'partial') and not x.starved as is_success,
+           case when x.starved
+                then format('The mail server sent none of the %s message(s) asked for', x.requested)
+                else r.error end as error
       from auto_sync.runs r
+     cross join lateral (
+       select auto_sync.detail_count(r.details, 'requested') as requested,
+              r.status in ('succeeded', 'partial')
+                and auto_sync.detail_count(r.details, 'requested') > 0
+                and auto_sync.detail_count(r.details, 'fetched') = 0 as starved
+     ) x
      where r.id = any (p_run_ids)
        and r.status in ('succeeded', 'partial', 'skipped', 'failed', 'rejected', 'lost')
   ), newest as (
     select distinct on (f.user_id)
-           f.user_id, f.trigger, f.status, f.is_failure,
-           f.status = 'partial' and coalesce((f.details ->> 'has_more')::boolean, false) as has_more,
+           f.user_id, f.trigger, f.status, f.is_failure, f.is_success,
+           f.trigger = 'schedule' and f.status = 'partial' and not f.is_failure
+             and coalesce(f.details -> 'has_more' = 'true'::jsonb, false)
+             and auto_sync.detail_count(f.details, 'inserted') > 0 as follow_up,
            left(coalesce(nullif(f.error, ''), 'Run ended ' || f.status), 500) as error,
            count(*) filter (where f.is_failure and f.trigger = 'schedule')
              over (partition by f.user_id) as scheduled_failures
@@ -262,7 +327,7 @@ begin
   update auto_sync.schedules s
      set last_outcome = c.status,
          last_outcome_at = now(),
-         last_success_at = case when c.status in ('succeeded', 'partial') then now() else s.last_success_at end,
+         last_success_at = case when c.is_success then now() else s.last_success_at end,
          last_error = case when c.is_failure then c.error else s.last_error end,
          last_error_at = case when c.is_failure then now() else s.last_error_at end,
          consecutive_failures = c.failures,
@@ -272,7 +337,7 @@ begin
                               then format('Paused after %s failed runs in a row: %s', c.failures, c.error)
                               else s.paused_reason end,
          next_run_at = auto_sync.next_run_at(
-                         case when c.counts then 'failed' when c.has_more then 'follow_up' end,
+                         case when c.counts then 'failed' when c.follow_up then 'follow_up' end,
                          s.every, s.next_run_at, v_settings.jitter_fraction, c.failures),
          updated_at = now()
     from computed c
@@ -283,11 +348,13 @@ begin
 end
 $$;
 comment on function auto_sync.record_outcomes(uuid[]) is
-  'Schedule bookkeeping for runs that just finished: last outcome, last success, last error; failure counter, capped exponential backoff with jitter (base 1 minute, cap every), pause after settings.max_consecutive_failures, a partial run with more to import brought forward (next_run_at). Returns schedules updated.';
+  'Schedule bookkeeping for runs that just finished: last outcome, last success, last error; failure counter (a run that asked for messages and received none counts), capped exponential backoff with jitter (base 1 minute, cap every), pause after settings.max_consecutive_failures; a scheduled partial run that stored new mail and has more brought forward (next_run_at). Manual runs never count nor move the schedule. Returns schedules updated.';
 
--- For the reconcilers, which end many users' runs at once: one schedule whose values
--- break the bookkeeping must not stop the others'. On a data error, run by run; the
--- bad ones are skipped and reported. Every run keeps its true outcome either way.
+-- For every caller (finish_run, and the reconcilers, which end many users' runs at once):
+-- one schedule whose values break the bookkeeping must not stop the others', nor the run's
+-- own end. On a data error, run by run; a schedule that still breaks it is skipped,
+-- reported (WARNING naming p_caller, its last_error) and pushed an hour ahead
+-- (mark_schedule_broken), as dispatch() does. Every run keeps its true outcome either way.
 create function auto_sync.record_outcomes_each(p_run_ids uuid[], p_caller text) returns void
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -302,13 +369,16 @@ begin
         perform auto_sync.record_outcomes(array[p_run_ids[i]]);
       exception when data_exception or integrity_constraint_violation then
         raise warning '%: skipped the schedule bookkeeping of run %: %', p_caller, p_run_ids[i], sqlerrm;
+        perform auto_sync.mark_schedule_broken(
+          (select r.user_id from auto_sync.runs r where r.id = p_run_ids[i]),
+          'Skipped by the run bookkeeping: this schedule''s values are invalid');
       end;
     end loop;
   end;
 end
 $$;
 comment on function auto_sync.record_outcomes_each(uuid[], text) is
-  'record_outcomes for the reconcilers: on a data error, run by run, skipping and reporting (WARNING, naming p_caller) the runs whose schedule breaks the bookkeeping.';
+  'record_outcomes for finish_run and the reconcilers: on a data error, run by run; a schedule that breaks the bookkeeping is skipped, reported (WARNING naming p_caller, last_error) and pushed an hour ahead (mark_schedule_broken).';
 
 -- A schedule whose values break dispatch() or the run bookkeeping (a data error such as an
 -- overflowing next_run_at or failure counter): reported on itself (last_error) and pushed
@@ -468,6 +538,7 @@ revoke execute on function auto_sync.reconcile_stopped_runs() from public, anon,
 
 revoke execute on function auto_sync.describe_interval(interval) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.response_window(timestamptz, interval) from public, anon, authenticated, service_role;
+revoke execute on function auto_sync.detail_count(jsonb, text) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.record_dispatched_runs(uuid[], uuid[], timestamptz[], bigint[], numeric) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.record_outcomes(uuid[]) from public, anon, authenticated, service_role;
 revoke execute on function auto_sync.mark_schedule_broken(uuid, text) from public, anon, authenticated, service_role;

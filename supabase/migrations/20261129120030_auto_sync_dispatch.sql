@@ -127,7 +127,7 @@ comment on function auto_sync.sign(text, bigint, text, bytea[]) is
   'Standard Webhooks v1 signature header for id.timestamp.payload, one v1,<base64> per key.';
 
 -- The one definition of "due": enabled, next_run_at reached, and no run of the user
--- still in flight (dispatched, accepted or running, younger than in_flight_timeout).
+-- in flight (auto_sync.runs_in_flight, ..._auto_sync_run_lifecycle.sql).
 -- dispatch() takes settings.batch_limit of these, oldest first, with
 -- `for update of d skip locked`; the scale benchmark EXPLAINs the same query. No ORDER
 -- BY here: a plain view is flattened into dispatch()'s query, so LIMIT and the row
@@ -137,11 +137,7 @@ create view auto_sync.due_schedules as
     from auto_sync.schedules s
    where s.enabled
      and s.next_run_at <= now()
-     and not exists (
-           select 1 from auto_sync.runs r
-            where r.user_id = s.user_id
-              and r.status in ('dispatched', 'accepted', 'running')
-              and r.created_at > now() - (select t.in_flight_timeout from auto_sync.settings t));
+     and not exists (select 1 from auto_sync.runs_in_flight f where f.user_id = s.user_id);
 comment on view auto_sync.due_schedules is
   'Schedules due now: enabled, next_run_at reached, no run of the user in flight (younger than settings.in_flight_timeout). dispatch() locks up to settings.batch_limit of them.';
 revoke all on auto_sync.due_schedules from public, anon, authenticated, service_role;

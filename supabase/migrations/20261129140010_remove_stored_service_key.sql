@@ -115,17 +115,17 @@ declare
   v_encryption_name_re text; -- an encryption-key setting's last part, e.g. encryption_key
   v_key_state_re text;      -- the table or any key setting
   -- What was found.
-  v_jobs bigint[] := '{}';
-  v_unscheduled bigint[] := '{}';
-  v_job_labels text[] := '{}';
+  v_jobs bigint[] := '{}'::bigint[];
+  v_unscheduled bigint[] := '{}'::bigint[];
+  v_job_labels text[] := '{}'::text[];
   v_jobs_keyed boolean := false;
   v_tables oid[];
   v_functions oid[];
-  v_kept_crypto oid[] := '{}';
+  v_kept_crypto oid[] := '{}'::oid[];
   v_keep_encryption_key boolean := false;
   v_in_use text[];
   v_blockers text[];
-  v_cascaded text[] := '{}';
+  v_cascaded text[] := '{}'::text[];
   -- Scratch and counters.
   v_record record;
   v_names text[];
@@ -134,7 +134,7 @@ declare
   v_removed_history bigint := 0;
   v_removed_objects integer := 0;
   v_cleared_settings integer := 0;
-  v_left_settings text[] := '{}';
+  v_left_settings text[] := '{}'::text[];
   v_found_key boolean := false;
   v_dry_run boolean := coalesce(p_dry_run, false);
   v_summary text;

@@ -1,26 +1,31 @@
 -- pgTAP: auto_sync.request_manual_run(), a signed-in user's "sync now" as import-emails
--- records it: an accepted manual run, at most one per p_min_gap per user.
+-- records it: an accepted manual run, at most one per p_min_gap per user, none while a run
+-- of the user is in flight.
 --
 -- One transaction, rolled back; now() is fixed inside it.
 begin;
 \ir support/test_helpers.psql
 set local client_min_messages = error;
 
-select plan(14);
+select plan(19);
 
 select tests.create_supabase_user('manual-' || n, ('d0000000-0000-4000-8000-0000000000' || n)::uuid)
-  from unnest(array['02', '03', '06', '07']) n;
+  from unnest(array['02', '03', '05', '06', '07', '08']) n;
 update auto_sync.settings set in_flight_timeout = '20 minutes';
 insert into auto_sync.schedules (user_id, every, enabled, next_run_at) values
   ('d0000000-0000-4000-8000-000000000002', '30 minutes', true,  now() + interval '1 hour'),
   ('d0000000-0000-4000-8000-000000000003', '30 minutes', false, '2000-01-01'),  -- disabled
   ('d0000000-0000-4000-8000-000000000006', '30 minutes', true,  '2000-01-03'),
-  ('d0000000-0000-4000-8000-000000000007', '30 minutes', true,  '2000-01-04');
+  ('d0000000-0000-4000-8000-000000000007', '30 minutes', true,  '2000-01-04'),
+  ('d0000000-0000-4000-8000-000000000005', '30 minutes', true,  '2000-01-05'),
+  ('d0000000-0000-4000-8000-000000000008', '30 minutes', true,  '2000-01-06');
 insert into auto_sync.runs (id, user_id, trigger, status, created_at) values
   ('e0000000-0000-4000-8000-000000000006', 'd0000000-0000-4000-8000-000000000006', 'manual', 'accepted',
    now() - interval '19 minutes'),
   ('e0000000-0000-4000-8000-000000000007', 'd0000000-0000-4000-8000-000000000007', 'schedule', 'running',
-   now() - interval '1 minute');
+   now() - interval '1 minute'),
+  ('e0000000-0000-4000-8000-000000000005', 'd0000000-0000-4000-8000-000000000005', 'schedule', 'running',
+   now() - interval '21 minutes');
 
 create temp table t_manual on commit drop as
 select m.run_id as id, m.retry_after_seconds from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000002') m;
@@ -74,12 +79,37 @@ select is(
      from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000003') m),
   't|60', 'request_manual_run: and the one after it is refused again');
 
--- Scheduled runs do not count against "sync now" (user ...07 has a running scheduled run from 1 minute ago).
-select isnt((select m.run_id from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000007') m), null,
-            'request_manual_run: a recent scheduled run does not rate-limit a manual one');
+-- No "sync now" while a run of the user is in flight (runs_in_flight), scheduled or manual:
+-- user ...07 has a scheduled run running since 1 minute, user ...06 a manual one accepted
+-- 19 minutes ago (in_flight_timeout is 20 minutes here), user ...05 one from 21 minutes ago.
 select is(
-  (select m.retry_after_seconds from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000006') m),
+  (select format('%s|%s', m.run_id is null, m.retry_after_seconds)
+     from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000007') m),
+  't|10', 'request_manual_run: refused while a scheduled run is in flight, retry after one tick (10 s)');
+select is(
+  (select format('%s|%s', m.run_id is null, m.retry_after_seconds)
+     from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000006') m),
+  't|10', 'request_manual_run: refused while a manual run is in flight, however long ago its gap ended');
+select is((select count(*)::integer from auto_sync.runs r
+            where r.user_id in ('d0000000-0000-4000-8000-000000000006', 'd0000000-0000-4000-8000-000000000007')
+              and r.trigger = 'manual' and r.created_at = now()),
+          0, 'request_manual_run: the refused requests created no run');
+select isnt((select m.run_id from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000005') m), null,
+            'request_manual_run: a run older than in_flight_timeout no longer blocks (reconcile_runs calls it lost)');
+select is(
+  (select m.retry_after_seconds from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000008') m),
   null::integer, 'request_manual_run: one user''s limit does not touch another user');
+-- Two "sync now" of one user never overlap: past the gap, a manual run still in flight refuses the next.
+update auto_sync.runs set created_at = now() - interval '2 minutes'
+ where user_id = 'd0000000-0000-4000-8000-000000000008' and trigger = 'manual';
+select is(
+  (select format('%s|%s', m.run_id is null, m.retry_after_seconds)
+     from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000008') m),
+  't|10', 'request_manual_run: past the minute, refused while the previous manual run is still in flight');
+update auto_sync.runs set status = 'succeeded', finished_at = now()
+ where user_id = 'd0000000-0000-4000-8000-000000000008' and trigger = 'manual';
+select isnt((select m.run_id from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000008') m), null,
+            'request_manual_run: accepted once that run has ended');
 select is(
   auto_sync.finish_run((select id from t_manual), 'partial'),
   true, 'finish_run: a manual run can be finished');

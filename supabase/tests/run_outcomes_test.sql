@@ -15,14 +15,14 @@ begin;
 set local client_min_messages = error;
 set local timezone = 'UTC';
 
-select plan(71);
+select plan(77);
 
 -------------------------------------------------------------------------------
 -- Fixtures
 -------------------------------------------------------------------------------
 select tests.create_supabase_user('outcomes-' || n, ('f1000000-0000-4000-8000-0000000000' || n)::uuid)
   from unnest(array['01', '02', '03', '04', '05', '06', '07', '08', '09', '10', '11',
-                    '12', '13', '14', '15', '16', '17', '18', '19', '30', '31', '99']) n;
+                    '12', '13', '14', '15', '16', '17', '18', '19', '30', '31', '32', '99']) n;
 
 update auto_sync.settings
    set request_ttl = '5 minutes', ack_deadline = '5 minutes', in_flight_timeout = '15 minutes',
@@ -221,11 +221,12 @@ select is((select format('%s|%s|%s', r.status, r.details, r.finished_at = now())
 select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000016', 'skipped'), true, 'finish_run(skipped)');
 select is((select format('%s|%s|%s', s.consecutive_failures, s.last_outcome, s.last_success_at) from pg_temp.sched('16') s),
           '0|skipped|', 'skipped resets the counter (not a success time)');
-select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000017', 'partial', null, '{"has_more": true}'), true,
-          'finish_run(partial, has_more)');
+select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000017', 'partial', null,
+                               '{"has_more": true, "requested": 500, "fetched": 500, "inserted": 500}'), true,
+          'finish_run(partial, new mail stored, has_more)');
 select is((select format('%s|%s|%s', s.consecutive_failures, s.last_outcome, s.next_run_at <= now() + interval '1 minute')
              from pg_temp.sched('17') s),
-          '0|partial|t', 'partial with more to import: counter reset, next run within a minute (unchanged behaviour)');
+          '0|partial|t', 'partial with new mail and more to import: counter reset, next run within a minute');
 
 select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000001', 'succeeded'), false,
           'finish_run on a run reconcile already failed returns false');
@@ -293,7 +294,8 @@ select is((select r.status from auto_sync.runs r where r.id = 'f2000000-0000-400
           'a response created before the run was dispatched is not taken for its answer');
 
 -------------------------------------------------------------------------------
--- One schedule that breaks the bookkeeping does not stop the others' outcomes
+-- One schedule that breaks the bookkeeping (a failure counter at its maximum, +1
+-- overflows) does not stop the others' outcomes, and is set aside
 -------------------------------------------------------------------------------
 insert into auto_sync.schedules (user_id, every, enabled, next_run_at, consecutive_failures) values
   ('f1000000-0000-4000-8000-000000000030', '30 minutes', true, '2100-01-01', 2147483647),  -- +1 overflows
@@ -311,6 +313,32 @@ select is((select array_agg(r.status order by r.id) from auto_sync.runs r
 select is((select array_agg(s.consecutive_failures order by s.user_id) from auto_sync.schedules s
             where s.user_id in ('f1000000-0000-4000-8000-000000000030', 'f1000000-0000-4000-8000-000000000031')),
           array[2147483647, 1], 'the other schedule''s bookkeeping is done; the broken one is skipped');
+-- The broken one is reported and set aside, as SECURITY.md says: not dispatched every tick.
+select is((select format('%s|%s|%s', s.last_error, s.last_error_at = now(), s.next_run_at = now() + interval '1 hour')
+             from auto_sync.schedules s where s.user_id = 'f1000000-0000-4000-8000-000000000030'),
+          'Skipped by the run bookkeeping: this schedule''s values are invalid|t|t',
+          'the schedule that broke reconcile_runs() is reported (last_error) and pushed an hour ahead');
+select is((select s.next_run_at > now() + interval '59 minutes' from auto_sync.schedules s
+            where s.user_id = 'f1000000-0000-4000-8000-000000000030'),
+          true, '... so it is not due at the next ticks');
+select is((select count(*)::integer from auto_sync.due_schedules d
+            where d.user_id = 'f1000000-0000-4000-8000-000000000030'),
+          0, '... and not in due_schedules');
+
+-- The same through finish_run: the run still ends with its true status.
+insert into auto_sync.schedules (user_id, every, enabled, next_run_at, consecutive_failures)
+values ('f1000000-0000-4000-8000-000000000032', '30 minutes', true, '2100-01-01', 2147483647);
+insert into auto_sync.runs (id, user_id, trigger, status, created_at, accepted_at)
+values ('f2000000-0000-4000-8000-000000000032', 'f1000000-0000-4000-8000-000000000032', 'schedule', 'running',
+        now() - interval '1 minute', now() - interval '1 minute');
+select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000032', 'failed', 'IMAP login failed'), true,
+          'finish_run on a schedule that breaks the bookkeeping still returns true');
+select is((select format('%s|%s', r.status, r.error) from pg_temp.run('32') r), 'failed|IMAP login failed',
+          '... the run keeps its true outcome');
+select is((select format('%s|%s|%s', s.consecutive_failures, s.last_error, s.next_run_at = now() + interval '1 hour')
+             from pg_temp.sched('32') s),
+          '2147483647|Skipped by the run bookkeeping: this schedule''s values are invalid|t',
+          '... and the schedule is reported and pushed an hour ahead');
 
 select * from finish();
 rollback;
