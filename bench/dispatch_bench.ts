@@ -36,9 +36,9 @@ import {
   spread,
   summary,
 } from "./support/report.ts";
+import { sizes } from "./support/sizes.ts";
 
-const SCHEDULES = 10_000;
-const ROUNDS = 6;
+const { schedules: SCHEDULES, rounds: ROUNDS } = sizes.dispatch;
 
 type Db = postgres.ReservedSql;
 
@@ -139,7 +139,7 @@ function report(measurements: Measurement[]): void {
   const dispatchRatio = median(perRound);
   const perSchedule = (ms: number) => fmt((ms * 1000) / SCHEDULES, 1);
   printTable([
-    ["statement (10,000 rows)", "median ms/tick", "rounds min–max ms", "µs/schedule"],
+    [`statement (${fmt(SCHEDULES)} rows)`, "median ms/tick", "rounds min–max ms", "µs/schedule"],
     ...measurements.map((
       m,
     ) => [m.name, fmt(median(m.times)), spread(m.times), perSchedule(median(m.times))]),

@@ -50,23 +50,29 @@ import {
   spread,
   summary,
 } from "./support/report.ts";
+import { sizes } from "./support/sizes.ts";
 import { buildRequests, webhookHeaders } from "./support/webhook_requests.ts";
 
 const CONCURRENCY = 32;
-const ROUNDS = 6; // alternating: baseline first in even rounds, ours first in odd ones
-const ROUND_MS = 3_000;
-const WARMUP_MS = 1_500;
-const REQUEST_POOL = 512;
+// Rounds alternate: baseline first in even rounds, ours first in odd ones.
+const {
+  rounds: ROUNDS,
+  roundMs: ROUND_MS,
+  warmupMs: WARMUP_MS,
+  requestPool: REQUEST_POOL,
+  bigWithLength: BIG_WITH_LENGTH,
+  bigStreamed: BIG_STREAMED,
+  warmupRequests: WARMUP_REQUESTS,
+  floodFirst: FLOOD_FIRST,
+  floodTotal: FLOOD_TOTAL,
+} = sizes.httpReject;
 const CPU_GOAL = 2; // server CPU per refused request, ours over the bare handler's
 
 const BIG_BODY_BYTES = 10 * 1024 * 1024;
-const BIG_WITH_LENGTH = 100;
 const BIG_WITH_LENGTH_IN_FLIGHT = 8;
-const BIG_STREAMED = 20;
 const BIG_STREAMED_IN_FLIGHT = 4;
 const STREAM_CHUNK_BYTES = 64 * 1024;
 const MEMORY_GOAL_BYTES = 100 * 1000 * 1000;
-const WARMUP_REQUESTS = 50;
 
 const repo = new URL("../", import.meta.url).pathname;
 const baselineEntry = `${repo}bench/support/baseline_reject_server.ts`;
@@ -221,9 +227,6 @@ async function measureThroughput(ours: ChildServer, baseline: ChildServer): Prom
       "2 cores and costs the same for both, which pulls the req/s ratio towards 1×)",
   );
   const unexpected = [...series.ours.statuses.keys()].filter((status) => status !== 401);
-  if (unexpected.length > 0) {
-    console.log(`NOTE: ours answered something other than 401: ${unexpected.join(", ")}`);
-  }
   summary(
     `http reject: ours ${fmt(median(series.ours.requestsPerSecond))} req/s, ` +
       `baseline ${fmt(median(series.baseline.requestsPerSecond))} req/s, ratio ${
@@ -235,6 +238,11 @@ async function measureThroughput(ours: ChildServer, baseline: ChildServer): Prom
         ratio(cpuRatio)
       } (goal <= ${ratio(CPU_GOAL)}, ${goalNote(cpuMet)})`,
   );
+  if (unexpected.length > 0) {
+    throw new Error(
+      `A bad signature was answered other than 401: ${describeStatuses(series.ours.statuses)}`,
+    );
+  }
 }
 
 /** A 10 MiB body sent in chunks, so the request carries no Content-Length. */
@@ -357,6 +365,7 @@ async function measureMemory(): Promise<void> {
         `${BIG_WITH_LENGTH + BIG_STREAMED} × 10 MiB bodies (goal < 100 MB, ${goalNote(met)}); ` +
         `all 413: ${all413 ? "yes" : "NO"}`,
     );
+    if (!all413) throw new Error("A 10 MiB body was not answered 413");
   } finally {
     await server.stop();
   }
@@ -384,8 +393,6 @@ function reportMemoryAfterLoad(ours: ChildServer, baseline: ChildServer): void {
 
 // --- memory under a refusal flood, as the edge runtime counts it ---------------------------
 
-const FLOOD_FIRST = 1_000;
-const FLOOD_TOTAL = 200_000;
 const FLOOD_GOAL = 1.2; // heap + external after FLOOD_TOTAL over after FLOOD_FIRST
 const FLOOD_SAMPLE_MS = 250;
 

@@ -37,21 +37,29 @@ import {
   spread,
   summary,
 } from "./support/report.ts";
+import { sizes } from "./support/sizes.ts";
 
-const { values: args } = parseArgs({ args: Deno.args, options: { only: { type: "string" } } });
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: { only: { type: "string" }, smoke: { type: "boolean" } }, // --smoke: sizes.ts
+});
 const runs = (part: string) => !args.only || args.only === part;
 
-const SIZES = [1_000, 10_000, 100_000];
+const {
+  sizes: SIZES,
+  rounds: ROUNDS,
+  perUserJobs: PER_USER_JOBS,
+  deliveryRequests: DELIVERY_REQUESTS,
+} = sizes.scale;
 const DUE_FRACTION = 0.1;
-const ROUNDS = 3;
-const PER_USER_JOBS = 1_000;
-const DELIVERY_REQUESTS = 2_000;
 const DELIVERY_DEADLINE_MS = 60_000;
 
 type Db = postgres.ReservedSql;
 type Sql = postgres.Sql;
 
 const ms = (start: number) => performance.now() - start;
+/** "100k" (or "400" in a smoke run). */
+const sizeLabel = (r: { size: number }) => r.size >= 1000 ? `${fmt(r.size / 1000)}k` : fmt(r.size);
 
 /** A query that outlives `limitMs` fails instead of hanging (e.g. the shared stack restarted under us). */
 async function within<T>(promise: Promise<T>, limitMs: number, what: string): Promise<T> {
@@ -243,9 +251,11 @@ async function benchDispatch(db: Db): Promise<SizeResult[]> {
   const flat = cost(large, 10_000) / cost(small, 10_000);
   const flat500 = cost(large, 500) / cost(results[1], 500);
   console.log(
-    `per-dispatched-schedule cost 100k/1k (batch_limit 10,000): ${ratio(flat)} (goal <= 1.50×: ${
-      flat <= 1.5 ? "within" : "NOT within"
-    }); batch_limit 500, 100k/10k (both send 500): ${ratio(flat500)}`,
+    `per-dispatched-schedule cost ${sizeLabel(large)}/${sizeLabel(small)} (batch_limit 10,000): ${
+      ratio(flat)
+    } (goal <= 1.50×: ${flat <= 1.5 ? "within" : "NOT within"}); batch_limit 500, ${
+      sizeLabel(large)
+    }/${sizeLabel(results[1])} (both send 500): ${ratio(flat500)}`,
   );
   const idle = large.idleTimes!;
   console.log(
@@ -258,13 +268,13 @@ async function benchDispatch(db: Db): Promise<SizeResult[]> {
   summary(
     `scale: dispatch per tick ${
       results.map((r) =>
-        `${fmt(r.size / 1000)}k→${fmt(r.ticks.get(10_000)!.sent)} sent ${
+        `${sizeLabel(r)}→${fmt(r.ticks.get(10_000)!.sent)} sent ${
           fmt(median(r.ticks.get(10_000)!.times))
         } ms (${fmt(cost(r, 10_000), 1)} µs each)`
       ).join(", ")
-    }; 100k/1k per schedule ${ratio(flat)} (goal <= 1.50×, ${
+    }; ${sizeLabel(large)}/${sizeLabel(small)} per schedule ${ratio(flat)} (goal <= 1.50×, ${
       goalNote(flat <= 1.5)
-    }); idle tick at 100k ${fmt(median(idle), 1)} ms`,
+    }); idle tick at ${sizeLabel(large)} ${fmt(median(idle), 1)} ms`,
   );
   return results;
 }
@@ -614,7 +624,8 @@ async function main(): Promise<void> {
       }
     }
     if (runs("delivery")) rate = await benchDelivery(sql);
-    if (runs("peruser")) await benchPerUser(sql);
+    if (runs("peruser") && PER_USER_JOBS > 0) await benchPerUser(sql);
+    else if (runs("peruser")) section("2. one pg_cron job per user: skipped (smoke run)");
     if (results && rate) usersPerTick(results, rate, await ticksPerMinute(sql));
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);

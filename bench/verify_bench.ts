@@ -36,12 +36,10 @@ import {
   spread,
   summary,
 } from "./support/report.ts";
+import { sizes } from "./support/sizes.ts";
 import { type BenchRequest, buildRequests, nowSeconds } from "./support/webhook_requests.ts";
 
-const POOL_SIZE = 1024;
-const ROUNDS = 7;
-const SLICE_MS = 300;
-const WARMUP_MS = 400;
+const { pool: POOL_SIZE, rounds: ROUNDS, sliceMs: SLICE_MS, warmupMs: WARMUP_MS } = sizes.verify;
 const BATCH = 256; // operations between two clock reads
 
 interface Case {
