@@ -11,7 +11,8 @@
  */
 import { safeLine } from "./safe_text.ts";
 import { attachmentsFrom } from "./bodystructure.ts";
-import { type FetchedMessage, ImapSessionError } from "./imap_answers.ts";
+import type { FetchedMessage } from "./imap_answers.ts";
+import { ImapSessionError } from "./session_errors.ts";
 import type { ImapSession } from "./imap_session.ts";
 import type { EmailRecord, FolderState, Mailbox, MailStore } from "./mail_store.ts";
 import { parseMessage } from "./message_parser.ts";

@@ -218,3 +218,8 @@ export function mail(uid: number): FakeMessage {
     ].join("\r\n"),
   };
 }
+
+/** A refused login as imapflow reports it. */
+export function authError(message: string) {
+  return Object.assign(new Error(message), { authenticationFailed: true, responseText: message });
+}
