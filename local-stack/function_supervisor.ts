@@ -140,6 +140,10 @@ export function startFunctions(config: GatewayConfig, names: string[]): Function
       beforeunloadSent: false,
     };
     liveInstances.add(instance);
+    // Up as soon as it listens, requested or not: an idle instance that its wall clock
+    // then ends is replaced on the next request (as the runtime creates a new worker),
+    // not reported as a boot that failed.
+    void waitUntilListening(instance);
     const supervisor = setInterval(() => supervise(name, instance), SUPERVISOR_TICK_MS);
     process.status.then((status) => {
       instance.exited = true;
@@ -184,6 +188,20 @@ export function startFunctions(config: GatewayConfig, names: string[]): Function
     }
   }
 
+  /** Waits until the instance listens (true: it is up) or exits (false). */
+  async function waitUntilListening(instance: Instance, timeoutMs = 30_000): Promise<boolean> {
+    const started = Date.now();
+    while (!instance.exited && Date.now() - started < timeoutMs) {
+      if (instance.up) return true;
+      if (await listens(instance.port)) {
+        instance.up = true;
+        return true;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return instance.up;
+  }
+
   const functions = new Map<string, ServedFunction>();
   for (const name of names) {
     const served = { name, bootFailed: false } as ServedFunction;
@@ -202,17 +220,7 @@ export function startFunctions(config: GatewayConfig, names: string[]): Function
   return {
     functions,
     instanceFor,
-    async booted(instance, timeoutMs = 30_000) {
-      const started = Date.now();
-      while (!instance.exited && Date.now() - started < timeoutMs) {
-        if (await listens(instance.port)) {
-          instance.up = true;
-          return true;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      return false;
-    },
+    booted: waitUntilListening,
     async isUp(served) {
       if (served.bootFailed) return false;
       const instance = instanceFor(served);
