@@ -50,7 +50,12 @@ export function createRouter(options: RouterOptions): Router {
       });
     } catch {
       // The platform answers a worker that ended mid-request with 546 WORKER_LIMIT
-      // when a limit ended it; a plain 502 otherwise.
+      // when a limit ended it; a plain 502 otherwise. The connection can drop a moment
+      // before the process's end is reported (a loaded machine): wait for it briefly.
+      await Promise.race([
+        instance.process.status,
+        new Promise((resolve) => setTimeout(resolve, 2_000)),
+      ]);
       return instance.exited
         ? json(546, { code: "WORKER_LIMIT", message: "Function instance ended (resource limit)" })
         : json(502, { code: "BAD_GATEWAY", message: "Function did not answer" });
