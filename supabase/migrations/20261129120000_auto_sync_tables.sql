@@ -50,7 +50,7 @@ revoke all on schema auto_sync_user_api from public, anon, authenticated, servic
 grant usage on schema auto_sync_user_api to authenticated, service_role;
 alter default privileges in schema auto_sync_user_api revoke execute on functions from public;
 
--- The limits of the wire format, SQL's one home for them (functions-shared/wire_limits.ts
+-- The limits of the wire format, SQL's one home for them (functions-shared/wire/wire_limits.ts
 -- is TypeScript's; both are checked against tests/fixtures/wire_vectors.json):
 --   signing_key_min_bytes / signing_key_max_bytes   decoded length of a whsec_ key
 --   max_signing_keys                                 keys signed with at once (a rotation)
@@ -67,7 +67,7 @@ as $$
          end
 $$;
 comment on function auto_sync.wire_limit(text) is
-  'The wire format''s limits by name (signing_key_min_bytes, signing_key_max_bytes, max_signing_keys, request_lifetime_seconds); null for an unknown name. Mirrors functions-shared/wire_limits.ts.';
+  'The wire format''s limits by name (signing_key_min_bytes, signing_key_max_bytes, max_signing_keys, request_lifetime_seconds); null for an unknown name. Mirrors functions-shared/wire/wire_limits.ts.';
 revoke execute on function auto_sync.wire_limit(text) from public, anon, authenticated;
 grant execute on function auto_sync.wire_limit(text) to service_role;
 

@@ -195,7 +195,7 @@ comment on function auto_sync.request_manual_run(uuid, interval) is
   'For import-emails: records a signed-in user''s "sync now" as an accepted run, unless the user has a run in flight (runs_in_flight) or made one within p_min_gap; then returns how many seconds to wait instead.';
 
 -- p_must_finish_by: when the importer's function instance is gone at the latest
--- (functions-shared/isolate_budget.ts), so reconcile_stopped_runs() can call the run lost
+-- (functions-shared/import_emails/isolate_budget.ts), so reconcile_stopped_runs() can call the run lost
 -- soon after instead of after settings.in_flight_timeout. Null: nothing recorded.
 create function auto_sync.start_run(p_run_id uuid, p_must_finish_by timestamptz default null)
 returns boolean

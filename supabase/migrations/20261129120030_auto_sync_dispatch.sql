@@ -22,7 +22,7 @@
 -- 'whsec_<base64>'); only signatures leave the database.
 
 -- A whsec_ secret's HMAC key bytes, or null when the function's verifier would refuse
--- it (functions-shared/standard_webhooks.ts parseSecret, the same rule): 'whsec_' then
+-- it (functions-shared/wire/standard_webhooks.ts parseSecret, the same rule): 'whsec_' then
 -- canonical base64 (what encoding the bytes again gives back) of
 -- wire_limit('signing_key_min_bytes') to wire_limit('signing_key_max_bytes') bytes.
 create function auto_sync.signing_key_bytes(p_secret text) returns bytea
@@ -91,7 +91,7 @@ comment on function auto_sync.signing_keys() is
   'Decoded HMAC keys from Vault secrets named auto_sync_signing_key:<label>, newest first. Raises when none or malformed.';
 
 -- The claims body of one signed request: the one SQL builder (dispatch() and the tests'
--- SQL use it; functions-shared/signed_request.ts buildClaims is TypeScript's). pg_net
+-- SQL use it; functions-shared/wire/client/signed_request.ts buildClaims is TypeScript's). pg_net
 -- sends its jsonb::text, byte for byte what the vectors in
 -- tests/fixtures/wire_vectors.json say.
 create function auto_sync.request_claims(p_user_id uuid, p_run_id uuid, p_iat bigint, p_lifetime_seconds bigint)
