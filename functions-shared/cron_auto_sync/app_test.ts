@@ -4,8 +4,8 @@ import { createMemoryLogger } from "../platform/log.ts";
 import type { AcceptOutcome, FinalStatus, RunStore } from "../runs/run_store.ts";
 import { generateSecret, parseKeyring } from "../wire/standard_webhooks.ts";
 import {
+  assertGenericRefusal,
   assertNoSecret,
-  ERROR_CODES,
   NOW,
   OTHER_SECRET,
   SECRET,
@@ -72,15 +72,10 @@ type Setup = ReturnType<typeof setup>;
 
 /** Sends the request and checks a refusal: status, generic body, no database work, no secret. */
 async function assertRefused(ctx: Setup, request: Request, status: number, storeCalled = false) {
-  const response = await ctx.app.fetch(request);
-  const text = await response.text();
-  assert.equal(response.status, status, text);
-  assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
-  assert.deepEqual(JSON.parse(text), { error: ERROR_CODES[status] });
+  const response = await assertGenericRefusal(await ctx.app.fetch(request), status);
   assert.equal(ctx.store.calls.length, storeCalled ? 1 : 0, "store calls");
   assert.deepEqual(ctx.jobs, [], "no import started");
   assert.equal(ctx.backgrounded.length, 0, "no background task");
-  assertNoSecret(text, "response body");
   assertNoSecret(ctx.log.lines.join("\n"), "log");
   return response;
 }

@@ -3,8 +3,8 @@ import { Hono } from "hono";
 import { createMemoryLogger } from "../platform/log.ts";
 import { parseKeyring } from "../wire/standard_webhooks.ts";
 import {
+  assertGenericRefusal,
   assertNoSecret,
-  ERROR_CODES,
   NOW,
   OTHER_SECRET,
   type RequestOptions,
@@ -43,13 +43,8 @@ type Setup = ReturnType<typeof setup>;
 
 /** Sends the request and checks a refusal: status, generic body, the route not reached, no secret. */
 async function assertRefused(ctx: Setup, request: Request, status: number) {
-  const response = await ctx.app.fetch(request);
-  const text = await response.text();
-  assert.equal(response.status, status, text);
-  assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
-  assert.deepEqual(JSON.parse(text), { error: ERROR_CODES[status] });
+  const response = await assertGenericRefusal(await ctx.app.fetch(request), status);
   assert.deepEqual(ctx.reached, [], "the route (the only database work) is not reached");
-  assertNoSecret(text, "response body");
   assertNoSecret(ctx.log.lines.join("\n"), "log");
   return response;
 }

@@ -98,3 +98,16 @@ export function assertNoSecret(text: string, label: string) {
   }
   assert.ok(!text.includes("whsec_"), `${label} mentions whsec_`);
 }
+
+/**
+ * Checks a refusal as a caller reads it: the status, a JSON body that names only the
+ * kind of error, no secret; returns the response. What the app did not do is the caller's.
+ */
+export async function assertGenericRefusal(response: Response, status: number) {
+  const text = await response.text();
+  assert.equal(response.status, status, text);
+  assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
+  assert.deepEqual(JSON.parse(text), { error: ERROR_CODES[status] });
+  assertNoSecret(text, "response body");
+  return response;
+}
