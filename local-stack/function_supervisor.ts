@@ -110,6 +110,7 @@ export function startFunctions(config: GatewayConfig, names: string[]): Function
         supabaseUrl: `http://127.0.0.1:${port}`,
         dbUrl: config.dbUrl,
         functionName: name,
+        verifyJwt: config.selfHostedVerifyJwt,
       }),
     };
     const layout = resolveFunctionLayout(name, {

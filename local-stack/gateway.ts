@@ -7,12 +7,11 @@
  * (what the platform injects in the project mode, platform_env.ts, plus the secrets
  * from --env-file minus reserved SUPABASE_ names), as separate edge workers would, and
  * resolves its imports with the map `supabase functions deploy` would pick
- * (function_import_map.ts), never the root deno.json. The gateway honours
- * `verify_jwt` from supabase/config.toml (self-hosted: one VERIFY_JWT for all): when
- * true, a request needs `Authorization: Bearer <JWT>` signed by the project (any
- * role), otherwise it is refused with 401 before the function sees it (CORS
- * preflights excepted, as on Supabase). It also answers Auth's JWKS and /user
- * routes at $SUPABASE_URL/auth/v1 (auth_stand_in.ts).
+ * (function_import_map.ts), never the root deno.json. The gateway runs the platform's
+ * JWT check (platform_jwt_check.ts) where the mode runs one: hosted, `verify_jwt` from
+ * supabase/config.toml, the legacy check that refuses asymmetric user tokens;
+ * self-hosted, the `main` router's one VERIFY_JWT for all (--verify-jwt). It also
+ * answers Auth's JWKS and /user routes at $SUPABASE_URL/auth/v1 (auth_stand_in.ts).
  *
  * Each function process is one edge-runtime isolate and lives within its limits
  * (isolate_limits.ts, sources there): it takes requests until half its wall clock or
@@ -23,6 +22,7 @@
  *   deno run --allow-all gateway.ts \
  *     --port <STACK_GATEWAY_PORT> --db-url <postgres url> --env-file <state>/functions.env \
  *     [--project <state>/project.json] [--mode hosted-asymmetric|hosted-legacy|self-hosted]
+ *     [--verify-jwt true|false]   (self-hosted: the main router's VERIFY_JWT; default false)
  *     [--wall-clock-ms N] [--cpu-soft-ms N] [--cpu-hard-ms N] [--memory-mb N] [--beforeunload-pct N]
  * (--allow-all: Deno lets nothing less read the functions' CPU time in /proc/<pid>.)
  *
@@ -31,9 +31,10 @@
  * answers); this file wires them to the database and the ports.
  */
 import postgres from "postgres";
-import { createAuthStandIn, verifyProjectToken } from "./auth_stand_in.ts";
+import { createAuthStandIn } from "./auth_stand_in.ts";
 import { startFunctions } from "./function_supervisor.ts";
 import { functionNames, readGatewayConfig, verifiesJwt } from "./gateway_flags.ts";
+import { hostedJwtCheck, mainRouterJwtCheck } from "./platform_jwt_check.ts";
 import { createRouter } from "./router.ts";
 import { functionPort } from "./urls.ts";
 
@@ -45,10 +46,13 @@ const supervisor = startFunctions(config, names);
 const router = createRouter({
   supervisor,
   authRoutes: createAuthStandIn({ project, mode, sql }),
-  verifiesJwt: (name) => verifiesJwt(config, name),
-  async hasProjectJwt(request) {
-    const token = request.headers.get("authorization")?.match(/^Bearer (\S+)$/)?.[1];
-    return token ? (await verifyProjectToken(token, { project, mode })) !== null : false;
+  platformCheck(name, request) {
+    if (!verifiesJwt(config, name)) return Promise.resolve(null);
+    return mode === "self-hosted"
+      // The router reads the container's environment: JWT_SECRET, and SUPABASE_JWKS,
+      // which the compose file does not set (so asymmetric tokens are refused there).
+      ? mainRouterJwtCheck(request, { jwtSecret: project.jwtSecret })
+      : hostedJwtCheck(request, { legacySecret: project.jwtSecret });
   },
 });
 

@@ -27,6 +27,8 @@ export interface GatewayConfig {
   /** The functions' secrets from --env-file, reserved SUPABASE_ names dropped. */
   secrets: Record<string, string>;
   limits: IsolateLimits;
+  /** Self-hosted only: the `main` router's one VERIFY_JWT for every function. */
+  selfHostedVerifyJwt: boolean;
 }
 
 export function readGatewayConfig(
@@ -49,12 +51,17 @@ export function readGatewayConfig(
       },
       project: { type: "string" },
       mode: { type: "string", default: env.STACK_PROJECT_MODE ?? "hosted-asymmetric" },
+      "verify-jwt": { type: "string", default: env.STACK_SELF_HOSTED_VERIFY_JWT ?? "false" },
       ...LIMIT_FLAGS,
     },
   });
   // In this order, so that a bad limit or mode is the error reported first.
-  const limits = isolateLimits(values, env);
   const mode = parseProjectMode(values.mode!);
+  const limits = isolateLimits(values, env, mode);
+  const verifyJwt = values["verify-jwt"];
+  if (verifyJwt !== "true" && verifyJwt !== "false") {
+    throw new Error(`Invalid --verify-jwt "${verifyJwt}": expected "true" or "false"`);
+  }
   const configPath = values.config!;
   const envFile = values["env-file"];
   const envFileDir = envFile?.slice(0, envFile.lastIndexOf("/") + 1) ?? "";
@@ -73,15 +80,19 @@ export function readGatewayConfig(
     project,
     secrets,
     limits,
+    selfHostedVerifyJwt: verifyJwt === "true",
   };
 }
 
 /**
  * Same rule as Supabase: verify_jwt defaults to true unless config.toml says false.
- * Self-hosted has one VERIFY_JWT for every function behind the `main` router (off).
+ * Self-hosted ignores config.toml: one VERIFY_JWT for every function behind the `main`
+ * router (--verify-jwt / STACK_SELF_HOSTED_VERIFY_JWT, off by default as README sets it).
  */
 export function verifiesJwt(config: GatewayConfig, name: string): boolean {
-  return config.mode === "self-hosted" ? false : config.functions[name]?.verify_jwt ?? true;
+  return config.mode === "self-hosted"
+    ? config.selfHostedVerifyJwt
+    : config.functions[name]?.verify_jwt ?? true;
 }
 
 /** The functions to serve: every folder of functionsDir not starting with `_` or `.`. */

@@ -1,10 +1,10 @@
 /**
  * The gateway's routes: `/functions/v1/<name>[/...]` to the function's instance that
- * takes new requests (function_supervisor.ts), after the platform's `verify_jwt` check
- * (a request needs `Authorization: Bearer <JWT>` signed by the project, any role, or it
- * is refused 401 before the function sees it; CORS preflights excepted, as on
- * Supabase); Auth's JWKS and /user at `/auth/v1` (auth_stand_in.ts); `/health`. The
- * platform's own answers: 404 NOT_FOUND, 503 BOOT_ERROR, 546 WORKER_LIMIT.
+ * takes new requests (function_supervisor.ts), after the platform's JWT check where the
+ * project mode runs one (platform_jwt_check.ts: hosted `verify_jwt`, or the self-hosted
+ * `main` router's VERIFY_JWT), which answers 401 before the function sees the request;
+ * Auth's JWKS and /user at `/auth/v1` (auth_stand_in.ts); `/health`. The platform's own
+ * answers: 404 NOT_FOUND, 503 BOOT_ERROR, 546 WORKER_LIMIT.
  */
 import type { FunctionSupervisor, ServedFunction } from "./function_supervisor.ts";
 
@@ -12,9 +12,8 @@ export interface RouterOptions {
   supervisor: FunctionSupervisor;
   /** Auth stand-in's answer, or null when the request is not one of its routes. */
   authRoutes: (request: Request) => Promise<Response> | Response | null;
-  verifiesJwt: (name: string) => boolean;
-  /** The request carries a bearer token the project signed. */
-  hasProjectJwt: (request: Request) => Promise<boolean>;
+  /** The platform's JWT check for the function: null lets the request through. */
+  platformCheck: (name: string, request: Request) => Promise<Response | null>;
 }
 
 export interface Router {
@@ -77,13 +76,8 @@ export function createRouter(options: RouterOptions): Router {
         return json(404, { code: "NOT_FOUND", message: "Requested function was not found" });
       }
       if (served.bootFailed) return bootError();
-      // CORS preflights carry no Authorization header; the function answers them itself.
-      const preflight = request.method === "OPTIONS";
-      if (
-        options.verifiesJwt(served.name) && !preflight && !(await options.hasProjectJwt(request))
-      ) {
-        return json(401, { code: 401, message: "Invalid JWT" });
-      }
+      const refused = await options.platformCheck(served.name, request);
+      if (refused) return refused;
       return await forward(served, request, `/${served.name}${match[2] ?? ""}${url.search}`);
     },
     direct(served) {

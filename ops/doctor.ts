@@ -8,7 +8,7 @@
  * keys, exactly as dispatch() signs), for a run that does not exist: a healthy
  * function answers 404 and imports nothing. An unsigned probe must get 401.
  */
-import postgres from "postgres";
+import { connectOps } from "./database.ts";
 import { parseArgs } from "node:util";
 import { jsonbText } from "../functions-shared/wire/client/signed_request.ts";
 import { probeClaims, sendProbe, sendUnsignedProbe } from "./probe.ts";
@@ -47,7 +47,7 @@ async function check(name: string, test: () => Promise<[boolean, string]>) {
   }
 }
 
-const sql = postgres(dbUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+const sql = connectOps(dbUrl);
 
 await check("database reachable", async () => {
   const [row] = await sql`select current_database() as db, version() as version`;

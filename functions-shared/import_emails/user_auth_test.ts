@@ -266,8 +266,8 @@ Deno.test("an ES256 token is refused on a project still on the legacy secret", a
     fetch: server.fetch,
   });
   assert.equal(await auth(bearer(await es256Token())), null);
-  // The library looked for the key id at the JWKS endpoint, then asked Auth.
-  assert.deepEqual(server.requests, ["/auth/v1/.well-known/jwks.json", "/auth/v1/user"]);
+  // The project publishes no such key id: refused without asking the JWKS endpoint or Auth.
+  assert.deepEqual(server.requests, []);
 });
 
 Deno.test("a project with signing keys still accepts legacy tokens Auth accepts", async () => {
@@ -388,4 +388,145 @@ Deno.test("the Bearer scheme name is case-insensitive (RFC 9110)", async () => {
   for (const scheme of ["bearer", "BEARER", "Bearer"]) {
     assert.deepEqual(await jwksAuth()(`${scheme} ${token}`), { userId: USER_ID }, scheme);
   }
+});
+
+// --- forged tokens: refused without any outbound call; key rotation still works ---
+
+const SECOND_KID = "test-key-2";
+const rotatedKeys = await generateKeyPair("ES256", { extractable: true });
+const rotatedJwk = {
+  ...(await exportJWK(rotatedKeys.publicKey)),
+  kid: SECOND_KID,
+  alg: "ES256",
+  use: "sig",
+};
+
+/** 1,000 tokens that cannot be the project's, of every kind a forger may try. */
+async function forgedTokens(): Promise<string[]> {
+  const claims = userClaims();
+  const header = (value: object) => base64url(value);
+  const payload = base64url(claims);
+  const valid = await es256Token();
+  const kinds: (() => Promise<string> | string)[] = [
+    // an unknown key id, new each time (the costly kind before: JWKS fetch + /user)
+    () => es256Token(claims, otherKeys.privateKey, crypto.randomUUID()),
+    // the project's key id, another key's signature (verified locally, refused)
+    () => es256Token(claims, otherKeys.privateKey),
+    // no key id at all (supabase-js would ask Auth)
+    () =>
+      new SignJWT(claims).setProtectedHeader({ alg: "ES256", typ: "JWT" }).sign(
+        otherKeys.privateKey,
+      ),
+    // algorithms Supabase Auth never signs user tokens with
+    () => `${header({ alg: "none" })}.${payload}.`,
+    () => `${header({ alg: "HS512", kid: KID })}.${payload}.${valid.split(".")[2]}`,
+    () => `${header({ alg: "PS256", kid: KID })}.${payload}.${valid.split(".")[2]}`,
+    () => `${header({ alg: "RS256", kid: crypto.randomUUID() })}.${payload}.${valid.split(".")[2]}`,
+    // malformed
+    () => `${valid.split(".")[0]}.!!!.${valid.split(".")[2]}`,
+    () => `e30.${payload}.${valid.split(".")[2]}`,
+    () => `${header({ alg: "ES256", kid: 7 })}.${payload}.${valid.split(".")[2]}`,
+  ];
+  const tokens: string[] = [];
+  for (let i = 0; i < 1_000; i++) tokens.push(await kinds[i % kinds.length]());
+  return tokens;
+}
+
+Deno.test("a flood of 1,000 forged tokens makes no outbound call; the user's token still passes", async () => {
+  const tokens = await forgedTokens();
+  for (
+    const [label, env] of [["signing keys", {}], ["legacy secret", {
+      SUPABASE_JWKS: "[]",
+    }]] as const
+  ) {
+    const server = authServer(label === "legacy secret" ? [] : [publicJwk]);
+    let calls = 0;
+    const auth = authenticator(hostedEnv(env), {
+      now: () => clock(),
+      fetch: (input, init) => {
+        calls++;
+        return server.fetch(input, init);
+      },
+    });
+    for (const token of tokens) assert.equal(await auth(bearer(token)), null, `${label}: ${token}`);
+    assert.equal(calls, 0, `${label}: outbound calls for 1,000 forged tokens`);
+    if (label === "signing keys") {
+      assert.deepEqual(await auth(bearer(await es256Token())), { userId: USER_ID });
+      assert.equal(calls, 0);
+    }
+  }
+});
+
+Deno.test("a newly published key id is accepted after one JWKS refresh; unknown ones cost at most one fetch per interval", async () => {
+  const server = authServer([publicJwk, rotatedJwk]);
+  let seconds = NOW;
+  const auth = authenticator(hostedEnv(), {
+    now: () => clock(seconds),
+    fetch: server.fetch,
+    jwksRefreshMs: 60_000,
+  });
+  const rotated = await es256Token(
+    userClaims({ exp: NOW + 36_000 }),
+    rotatedKeys.privateKey,
+    SECOND_KID,
+  );
+  // At boot SUPABASE_JWKS is fresh: a key id it lacks waits for the interval.
+  assert.equal(await auth(bearer(rotated)), null);
+  assert.deepEqual(server.requests, []);
+  seconds += 61;
+  // Many requests at once share the one refresh.
+  const answers = await Promise.all(Array.from({ length: 50 }, () => auth(bearer(rotated))));
+  assert.ok(answers.every((answer) => answer?.userId === USER_ID));
+  assert.deepEqual(server.requests, ["/auth/v1/.well-known/jwks.json"]);
+  // The new key is known now; the old one still is; unknown ids cost nothing this interval.
+  assert.deepEqual(await auth(bearer(await es256Token(userClaims({ exp: NOW + 36_000 })))), {
+    userId: USER_ID,
+  });
+  for (let i = 0; i < 200; i++) {
+    const forged = await es256Token(
+      userClaims({ exp: NOW + 36_000 }),
+      otherKeys.privateKey,
+      crypto.randomUUID(),
+    );
+    assert.equal(await auth(bearer(forged)), null);
+  }
+  assert.equal(server.requests.length, 1);
+  // An hour of a steady flood: one fetch per interval at most.
+  for (let minute = 0; minute < 60; minute++) {
+    seconds += 30;
+    for (let i = 0; i < 5; i++) {
+      const forged = await es256Token(
+        userClaims({ exp: NOW + 36_000 }),
+        otherKeys.privateKey,
+        crypto.randomUUID(),
+      );
+      assert.equal(await auth(bearer(forged)), null);
+    }
+  }
+  assert.ok(server.requests.length <= 1 + 30, `${server.requests.length} fetches`);
+  assert.ok(
+    server.requests.every((path) => path === "/auth/v1/.well-known/jwks.json"),
+    "never /user",
+  );
+});
+
+Deno.test("Auth's JWKS endpoint down: the rotated key is refused (fail closed), no retry storm", async () => {
+  let calls = 0;
+  let seconds = NOW;
+  const auth = authenticator(hostedEnv(), {
+    now: () => clock(seconds),
+    fetch: () => {
+      calls++;
+      return Promise.reject(new TypeError("connection refused"));
+    },
+  });
+  const rotated = await es256Token(
+    userClaims({ exp: NOW + 3600 }),
+    rotatedKeys.privateKey,
+    SECOND_KID,
+  );
+  seconds += 61;
+  for (let i = 0; i < 20; i++) assert.equal(await auth(bearer(rotated)), null);
+  assert.equal(calls, 1);
+  assert.deepEqual(await auth(bearer(await es256Token())), { userId: USER_ID });
 });

@@ -108,6 +108,8 @@ export const VARIABLES = {
   IMAP_ALLOW_PLAINTEXT: flag(),
   IMPORT_MAX_MESSAGES: positiveInteger(500),
   IMPORT_MAX_SECONDS: positiveInteger(100),
+  // Unset: 150 (hosted free plan), or 60 where VERIFY_JWT says the self-hosted `main`
+  // router runs the function (SELF_HOSTED_WALL_CLOCK_SECONDS).
   FUNCTION_WALL_CLOCK_SECONDS: positiveInteger(150),
   IMPORT_MAX_CONCURRENT_RUNS: positiveInteger(2),
   IMPORT_MAX_MESSAGES_PER_INSTANCE: positiveInteger(1000),
@@ -143,7 +145,16 @@ export const VARIABLES = {
     return (usable.find(([name]) => name === "default") ?? usable[0])?.[1];
   }),
   SUPABASE_ANON_KEY: optionalText(),
+  // Set only by self-hosted Supabase's `main` router, which passes its whole environment
+  // (VERIFY_JWT among it) to every function: how a function knows it runs there.
+  VERIFY_JWT: optionalText(),
 };
+
+/**
+ * The self-hosted `main` router's wall clock per worker, `workerTimeoutMs = 1 * 60 *
+ * 1000` (supabase/supabase docker/volumes/functions/main/index.ts), with 150 MB.
+ */
+export const SELF_HOSTED_WALL_CLOCK_SECONDS = 60;
 
 export type VariableName = keyof typeof VARIABLES;
 
@@ -157,6 +168,7 @@ const IMPORTER_VARIABLES = [
   "FUNCTION_WALL_CLOCK_SECONDS",
   "IMPORT_MAX_CONCURRENT_RUNS",
   "IMPORT_MAX_MESSAGES_PER_INSTANCE",
+  "VERIFY_JWT",
 ] as const satisfies VariableName[];
 
 export const READ_BY = {
@@ -178,6 +190,7 @@ export const PLATFORM_INJECTED: VariableName[] = [
   "SUPABASE_JWKS",
   "SUPABASE_PUBLISHABLE_KEYS",
   "SUPABASE_ANON_KEY",
+  "VERIFY_JWT",
 ];
 
 type Shape<K extends VariableName> = { [P in K]: (typeof VARIABLES)[P] };
@@ -204,7 +217,11 @@ function parse<T>(schema: z.ZodType<T>, env: Environment): T {
 
 type Parsed<K extends VariableName> = { [P in K]: z.output<(typeof VARIABLES)[P]> };
 
-function importerConfig(env: Parsed<(typeof IMPORTER_VARIABLES)[number]>): ImporterConfig {
+function importerConfig(
+  env: Parsed<(typeof IMPORTER_VARIABLES)[number]>,
+  raw: Environment,
+): ImporterConfig {
+  const selfHosted = env.VERIFY_JWT !== undefined && !raw.FUNCTION_WALL_CLOCK_SECONDS;
   return {
     imap: {
       caPem: env.IMAP_TLS_CA,
@@ -214,7 +231,9 @@ function importerConfig(env: Parsed<(typeof IMPORTER_VARIABLES)[number]>): Impor
     },
     limits: { maxMessages: env.IMPORT_MAX_MESSAGES, maxSeconds: env.IMPORT_MAX_SECONDS },
     isolate: {
-      wallClockSeconds: env.FUNCTION_WALL_CLOCK_SECONDS,
+      wallClockSeconds: selfHosted
+        ? SELF_HOSTED_WALL_CLOCK_SECONDS
+        : env.FUNCTION_WALL_CLOCK_SECONDS,
       maxConcurrentRuns: env.IMPORT_MAX_CONCURRENT_RUNS,
       maxMessages: env.IMPORT_MAX_MESSAGES_PER_INSTANCE,
     },
@@ -224,6 +243,7 @@ function importerConfig(env: Parsed<(typeof IMPORTER_VARIABLES)[number]>): Impor
 /** The importer's settings as the functions get them when nothing is set. */
 export const DEFAULT_IMPORTER_CONFIG: ImporterConfig = importerConfig(
   parse(schemaOf(IMPORTER_VARIABLES), {}),
+  {},
 );
 
 export function cronAutoSyncConfig(env: Environment): CronAutoSyncConfig {
@@ -231,7 +251,7 @@ export function cronAutoSyncConfig(env: Environment): CronAutoSyncConfig {
   return {
     databaseUrl: raw.SUPABASE_DB_URL,
     keyring: raw.AUTO_SYNC_SIGNING_SECRETS,
-    importer: importerConfig(raw),
+    importer: importerConfig(raw, env),
   };
 }
 
@@ -246,6 +266,6 @@ export function importEmailsConfig(env: Environment): ImportEmailsConfig {
   return {
     databaseUrl: raw.SUPABASE_DB_URL,
     auth: { supabaseUrl: raw.SUPABASE_URL, apiKey, jwks: raw.SUPABASE_JWKS },
-    importer: importerConfig(raw),
+    importer: importerConfig(raw, env),
   };
 }

@@ -100,6 +100,26 @@ Deno.test("the budget's settings come from the environment; nonsense throws at s
   );
 });
 
+Deno.test("under self-hosted Supabase's main router (VERIFY_JWT set) the wall clock defaults to its 60 s", () => {
+  for (const value of ["false", "true"]) {
+    assert.equal(
+      cronAutoSyncConfig(cronEnv({ VERIFY_JWT: value })).importer.isolate.wallClockSeconds,
+      60,
+    );
+    assert.equal(
+      importEmailsConfig(hostedEnv({ VERIFY_JWT: value })).importer.isolate.wallClockSeconds,
+      60,
+    );
+  }
+  // Set by the operator, it wins; hosted (no VERIFY_JWT) keeps the free plan's 150 s.
+  assert.equal(
+    cronAutoSyncConfig(cronEnv({ VERIFY_JWT: "false", FUNCTION_WALL_CLOCK_SECONDS: "90" }))
+      .importer.isolate.wallClockSeconds,
+    90,
+  );
+  assert.equal(cronAutoSyncConfig(cronEnv()).importer.isolate.wallClockSeconds, 150);
+});
+
 Deno.test("numbers are whole, from 1 to 9,999,999; empty is the default", () => {
   for (const value of ["0", "-1", "1.5", "10000000", "1e3", " 5", "five", "0x10"]) {
     assert.throws(
