@@ -13,8 +13,11 @@
  * yields a row (with parse_error) so one bad message never aborts a batch.
  */
 import { createHash } from "node:crypto";
+import { decodeHTML } from "entities";
 import PostalMime from "postal-mime";
 import { safeLine, safeText } from "../safe_text.ts";
+import { parseAddresses } from "./addresses.ts";
+import { decodeWords } from "./encoded_words.ts";
 import { withJoinedBlob } from "./joined_blob.ts";
 import { plainTextOf } from "./mime_text.ts";
 
@@ -80,22 +83,21 @@ function normaliseMessageId(value: unknown): string | null {
   return trimmed === "" ? null : trimmed;
 }
 
-interface PostalAddress {
-  name?: string;
-  address?: string;
-  group?: PostalAddress[];
+/** The addresses of every `key` field (To and Cc may come more than once), bounded. */
+function addresses(headers: { key: string; value: string }[], key: string, limit = 100) {
+  const value = headers.filter((header) => header.key === key).map((header) => header.value)
+    .join(", ");
+  if (value === "") return [];
+  return parseAddresses(value, limit).map((entry): EmailAddress => ({
+    name: cleanText(entry.name, 300),
+    address: cleanText(entry.address, 320),
+  }));
 }
 
-function addresses(list: unknown, limit = 100): EmailAddress[] {
-  if (!Array.isArray(list)) return [];
-  const flat: EmailAddress[] = [];
-  for (const entry of list as PostalAddress[]) {
-    for (const member of entry.group ?? [entry]) {
-      if (flat.length >= limit) return flat;
-      flat.push({ name: cleanText(member.name, 300), address: cleanText(member.address, 320) });
-    }
-  }
-  return flat;
+/** The first `key` field's text, encoded words decoded. */
+function headerText(headers: { key: string; value: string }[], key: string): string | null {
+  const header = headers.find((entry) => entry.key === key);
+  return header ? decodeWords(header.value) : null;
 }
 
 function validDate(value: unknown): string | null {
@@ -111,15 +113,19 @@ function referencesFrom(value: unknown): string[] | null {
   return ids.length > 0 ? ids : null;
 }
 
-/** A readable text from HTML when a message has no text part. */
+/**
+ * A readable text from HTML when a message has no text part. Every character
+ * reference the HTML standard defines, named and numeric, is decoded (npm `entities`,
+ * the decoder of the htmlparser2/cheerio family), after the tags are gone so that
+ * `&lt;b&gt;` stays text.
+ */
 function htmlToText(html: string): string {
-  return html
+  const text = html
     .replace(/<(script|style|head)[^>]*>[\s\S]*?<\/\1>/gi, " ")
     .replace(/<br\s*\/?>|<\/(p|div|li|tr|h[1-6])>/gi, "\n")
-    .replace(/<[^>]+>/g, " ")
-    .replace(/&nbsp;/g, " ").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'").replace(/&amp;/g, "&")
-    .replace(/[ \t]+/g, " ")
+    .replace(/<[^>]+>/g, " ");
+  return decodeHTML(text)
+    .replace(/[ \t\u00a0]+/g, " ")
     .replace(/\n\s*\n+/g, "\n\n")
     .trim();
 }
@@ -142,16 +148,16 @@ export async function parseMessage(
     const fullText = fast ? fast.text : email.text ?? (email.html ? htmlToText(email.html) : null);
     const text = fullText === null ? null : fullText.replaceAll("\u0000", "").toWellFormed();
     const bodyText = text === null ? null : text.slice(0, maxBodyChars);
-    const from = addresses(email.from ? [email.from] : [], 1)[0] ?? null;
+    const from = addresses(email.headers, "from", 1)[0] ?? null;
     return {
       message_key: messageKey(messageId, source),
       message_id: messageId,
       in_reply_to: normaliseMessageId(email.inReplyTo),
       references: referencesFrom(email.references),
       from_address: from,
-      to_addresses: addresses(email.to),
-      cc_addresses: addresses(email.cc),
-      subject: cleanText(email.subject),
+      to_addresses: addresses(email.headers, "to"),
+      cc_addresses: addresses(email.headers, "cc"),
+      subject: cleanText(headerText(email.headers, "subject")),
       sent_at: validDate(email.date),
       // The body keeps its lines and tabs: it is the mail's content, shown as text.
       body_text: bodyText ? safeText(bodyText, maxBodyChars) || null : null,
