@@ -45,7 +45,9 @@ export function decoderFor(label: string): TextDecoder | null {
 
 /** Normalised label: trimmed, lower case, quotes gone; utf-8 when there is none. */
 export function charsetLabel(charset: string | undefined | null): string {
-  return (charset ?? "").trim().replace(/^"|"$/g, "").trim().toLowerCase() || "utf-8";
+  if (!charset) return "utf-8";
+  if (/^[a-z0-9_.:-]+$/.test(charset)) return charset; // already normal: most labels
+  return charset.trim().replace(/^"|"$/g, "").trim().toLowerCase() || "utf-8";
 }
 
 /** Whether the label is one this rule reads as UTF-8 when the bytes are UTF-8. */

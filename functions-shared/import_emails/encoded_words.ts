@@ -44,7 +44,8 @@ function qBytes(text: string): Uint8Array {
 
 /** The bytes of one B word (each word padded on its own, as mailers write them). */
 function bBytes(text: string): Uint8Array {
-  return Buffer.from(text.replace(/[^A-Za-z0-9+/]/g, ""), "base64");
+  const clean = /^[A-Za-z0-9+/]*$/.test(text) ? text : text.replace(/[^A-Za-z0-9+/]/g, "");
+  return Buffer.from(clean, "base64");
 }
 
 const replacements = (text: string) => text.split("\ufffd").length - 1;

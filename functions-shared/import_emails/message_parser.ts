@@ -83,21 +83,31 @@ function normaliseMessageId(value: unknown): string | null {
   return trimmed === "" ? null : trimmed;
 }
 
-/** The addresses of every `key` field (To and Cc may come more than once), bounded. */
-function addresses(headers: { key: string; value: string }[], key: string, limit = 100) {
-  const value = headers.filter((header) => header.key === key).map((header) => header.value)
-    .join(", ");
+/** The raw values of the fields we decode ourselves: the first Subject and From, every To and Cc. */
+function fieldValues(headers: { key: string; value: string }[]) {
+  const fields = {
+    subject: null as string | null,
+    from: "",
+    to: [] as string[],
+    cc: [] as string[],
+  };
+  for (const { key, value } of headers) {
+    if (key === "subject") fields.subject ??= value;
+    else if (key === "from") fields.from ||= value;
+    else if (key === "to") fields.to.push(value);
+    else if (key === "cc") fields.cc.push(value);
+  }
+  return fields;
+}
+
+/** The addresses of an address field (To and Cc may come more than once), bounded. */
+function addresses(values: string | string[], limit = 100): EmailAddress[] {
+  const value = typeof values === "string" ? values : values.join(", ");
   if (value === "") return [];
-  return parseAddresses(value, limit).map((entry): EmailAddress => ({
+  return parseAddresses(value, limit).map((entry) => ({
     name: cleanText(entry.name, 300),
     address: cleanText(entry.address, 320),
   }));
-}
-
-/** The first `key` field's text, encoded words decoded. */
-function headerText(headers: { key: string; value: string }[], key: string): string | null {
-  const header = headers.find((entry) => entry.key === key);
-  return header ? decodeWords(header.value) : null;
 }
 
 function validDate(value: unknown): string | null {
@@ -148,16 +158,18 @@ export async function parseMessage(
     const fullText = fast ? fast.text : email.text ?? (email.html ? htmlToText(email.html) : null);
     const text = fullText === null ? null : fullText.replaceAll("\u0000", "").toWellFormed();
     const bodyText = text === null ? null : text.slice(0, maxBodyChars);
-    const from = addresses(email.headers, "from", 1)[0] ?? null;
+    const fields = fieldValues(email.headers);
+    const from = addresses(fields.from, 1)[0] ?? null;
     return {
       message_key: messageKey(messageId, source),
       message_id: messageId,
       in_reply_to: normaliseMessageId(email.inReplyTo),
       references: referencesFrom(email.references),
       from_address: from,
-      to_addresses: addresses(email.headers, "to"),
-      cc_addresses: addresses(email.headers, "cc"),
-      subject: cleanText(headerText(email.headers, "subject")),
+      to_addresses: addresses(fields.to),
+      cc_addresses: addresses(fields.cc),
+      // Decoded here, not by postal-mime: adjacent encoded words are joined (encoded_words.ts).
+      subject: cleanText(fields.subject === null ? null : decodeWords(fields.subject)),
       sent_at: validDate(email.date),
       // The body keeps its lines and tabs: it is the mail's content, shown as text.
       body_text: bodyText ? safeText(bodyText, maxBodyChars) || null : null,
