@@ -45,6 +45,9 @@ export interface ParsedEmail {
 export const DEFAULT_MAX_BODY_CHARS = 256 * 1024;
 const SNIPPET_CHARS = 200;
 const MAX_HEADER_CHARS = 2000;
+// Enough raw field for MAX_HEADER_CHARS decoded characters (a Q-encoded CJK character
+// takes 9): a longer subject is not decoded past it.
+const MAX_RAW_SUBJECT_CHARS = 32 * 1024;
 
 /**
  * A header field (or other one-line text) safe for Postgres text and jsonb and for
@@ -169,7 +172,11 @@ export async function parseMessage(
       to_addresses: addresses(fields.to),
       cc_addresses: addresses(fields.cc),
       // Decoded here, not by postal-mime: adjacent encoded words are joined (encoded_words.ts).
-      subject: cleanText(fields.subject === null ? null : decodeWords(fields.subject)),
+      subject: cleanText(
+        fields.subject === null
+          ? null
+          : decodeWords(fields.subject.slice(0, MAX_RAW_SUBJECT_CHARS)),
+      ),
       sent_at: validDate(email.date),
       // The body keeps its lines and tabs: it is the mail's content, shown as text.
       body_text: bodyText ? safeText(bodyText, maxBodyChars) || null : null,
