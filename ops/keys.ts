@@ -19,7 +19,7 @@
 import postgres from "postgres";
 import { parseArgs } from "node:util";
 import { dirname, resolve } from "node:path";
-import { generateSecret } from "../functions-shared/standard_webhooks.ts";
+import { generateSecret } from "../functions-shared/wire/standard_webhooks.ts";
 import { parseEnvFile } from "../local-stack/env_file.ts";
 import * as localStack from "../local-stack/urls.ts";
 import { fingerprint, keyBytes, sendSignedProbe } from "./probe.ts";

@@ -8,7 +8,7 @@
  */
 import postgres from "postgres";
 import { parseArgs } from "node:util";
-import { safeLine } from "../functions-shared/safe_text.ts";
+import { safeLine } from "../functions-shared/import_emails/safe_text.ts";
 import * as localStack from "../local-stack/urls.ts";
 
 const { values } = parseArgs({

@@ -2,7 +2,7 @@
  * The importer within the edge runtime's per-instance limits, on the stack: a gateway
  * with small limits (local-stack/isolate_limits.ts) serves the real functions, and
  * signed requests land in one function instance side by side, sharing its budget
- * (functions-shared/isolate_budget.ts).
+ * (functions-shared/import_emails/isolate_budget.ts).
  */
 import assert from "node:assert/strict";
 import { holdImportAfterFirstBatch, type ImportHold } from "./support/import_hold.ts";

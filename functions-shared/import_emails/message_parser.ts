@@ -15,9 +15,9 @@
 import { createHash } from "node:crypto";
 import { decodeHTML } from "entities";
 import PostalMime from "postal-mime";
-import { safeLine, safeText } from "../safe_text.ts";
 import { parseAddresses } from "./addresses.ts";
 import { decodeWords } from "./encoded_words.ts";
+import { safeLine, safeText } from "./safe_text.ts";
 import { withJoinedBlob } from "./joined_blob.ts";
 import { plainTextOf } from "./mime_text.ts";
 
