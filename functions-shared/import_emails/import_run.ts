@@ -106,9 +106,25 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
   const mailboxDeps = { mail, log, connect: deps.connect, limits, now, shutdown: deps.shutdown };
   const shuttingDown = () => deps.shutdown?.aborted === true;
 
-  /** Records how the run ended (run_outcome.ts decided it). */
-  const finish = (runId: string, outcome: RunOutcome, details: Record<string, unknown>) =>
-    store.finishRun(runId, outcome.status, { error: outcome.error ?? undefined, details });
+  /**
+   * Records how the run ended (run_outcome.ts decided it); a partial run with more to
+   * import is then offered for continuation at once (the database decides which).
+   */
+  const finish = async (runId: string, outcome: RunOutcome, details: Record<string, unknown>) => {
+    const finished = await store.finishRun(runId, outcome.status, {
+      error: outcome.error ?? undefined,
+      details,
+    });
+    if (finished && outcome.status === "partial" && outcome.hasMore) {
+      await store.continueRun(runId).catch((failure) =>
+        log.warn("Cannot queue the continuation; the schedule's follow-up continues", {
+          run_id: runId,
+          error: errorText(failure),
+        })
+      );
+    }
+    return finished;
+  };
 
   return async ({ runId, userId }) => {
     const mustFinishBy = isolate.startedAt + isolate.wallClockMs;

@@ -52,6 +52,11 @@ class FakeRunStore implements RunStore {
     }
     return Promise.resolve(true);
   }
+  continueCalls: string[] = [];
+  continueRun(runId: string): Promise<string | null> {
+    this.continueCalls.push(runId);
+    return Promise.resolve(null);
+  }
   get finish(): FinishCall {
     assert.equal(this.finishCalls.length, 1, "finishRun is called exactly once");
     return this.finishCalls[0];
@@ -504,6 +509,17 @@ Deno.test("the run's details carry the contract finish_run reads: requested, fet
   assert.equal(details.fetched, 5);
   assert.equal(details.inserted, 5);
   assert.equal(details.has_more, true);
+  assert.deepEqual(ctx.store.continueCalls, [RUN_ID], "a partial run with more is offered on");
+});
+
+Deno.test("a run that imported everything is not offered for continuation", async () => {
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1)] },
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 1, messages: [mail(1), mail(2)] } } },
+  });
+  await ctx.run();
+  assert.equal(ctx.store.finish.status, "succeeded");
+  assert.deepEqual(ctx.store.continueCalls, []);
 });
 
 // --- failures --------------------------------------------------------------------
