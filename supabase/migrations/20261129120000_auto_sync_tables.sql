@@ -151,6 +151,7 @@ create table auto_sync.settings (
       ledger_retention >= 2 * auto_sync.wire_limit('request_lifetime_seconds') * interval '1 second'),
   cron_history_retention interval not null default '7 days'
     check (cron_history_retention >= interval '1 hour'),
+  allow_anonymous_users boolean not null default false,
   updated_at timestamptz not null default now(),
   -- never call a request lost while the function may still accept it
   constraint settings_ack_deadline_covers_request_ttl check (ack_deadline >= request_ttl),
@@ -165,6 +166,8 @@ comment on column auto_sync.settings.endpoint_url is
   'URL of the cron-auto-sync Edge Function, e.g. https://<ref>.supabase.co/functions/v1/cron-auto-sync. https, or plain http to a local host or one in internal_hosts (endpoint_url_problem). dispatch() sends nothing while it is null.';
 comment on column auto_sync.settings.internal_hosts is
   'Host names on the database''s own network that endpoint_url may reach over plain http (e.g. {supabase-kong} on Coolify), beside 127.0.0.1, localhost, host.docker.internal and kong. Everything else needs https (endpoint_url_problem).';
+comment on column auto_sync.settings.allow_anonymous_users is
+  'false (default): users signed in anonymously (the is_anonymous claim of Supabase Auth) are refused by the user API (user_api_caller): they cannot connect a mailbox, turn auto-sync on or read runs. true allows them.';
 comment on column auto_sync.settings.request_ttl is
   'exp - iat of each signed request; at most the verifier''s 5-minute timestamp tolerance.';
 comment on column auto_sync.settings.in_flight_timeout is
@@ -181,6 +184,33 @@ comment on column auto_sync.settings.ledger_retention is
   'purge_history() deletes replay-ledger ids older than this. At least 10 minutes: the verifier''s timestamp window is 300 s either side.';
 comment on column auto_sync.settings.cron_history_retention is
   'purge_history() deletes cron.job_run_details rows of auto-sync-dispatch and auto-sync-maintenance older than this.';
+
+-- Who may use the user API (auto_sync_user_api.*), one rule: a signed-in user
+-- (auth.uid()), and, unless settings.allow_anonymous_users, not an anonymous one (Supabase
+-- Auth's `is_anonymous` claim, as Supabase's RLS guide reads it from auth.jwt()). Returns
+-- the user id or raises 42501 "Cannot <action>: ...". The functions that only stop work
+-- (disable_auto_sync, remove_mailbox) check auth.uid() alone, so an anonymous user can
+-- always undo what they did while it was allowed.
+create function auto_sync.user_api_caller(p_action text) returns uuid
+language plpgsql stable set search_path = ''
+as $$
+declare
+  v_user_id uuid := auth.uid();
+begin
+  if v_user_id is null then
+    raise exception 'Cannot %: not signed in', p_action using errcode = '42501';
+  end if;
+  if coalesce((auth.jwt() ->> 'is_anonymous')::boolean, false)
+     and not (select s.allow_anonymous_users from auto_sync.settings s) then
+    raise exception 'Cannot %: anonymous users are not allowed', p_action
+      using errcode = '42501', hint = 'Sign in with an account (auto_sync.settings.allow_anonymous_users is off).';
+  end if;
+  return v_user_id;
+end
+$$;
+comment on function auto_sync.user_api_caller(text) is
+  'The user API''s caller: auth.uid(), refusing (42501) a caller not signed in, and an anonymous one (is_anonymous claim) unless settings.allow_anonymous_users.';
+revoke execute on function auto_sync.user_api_caller(text) from public, anon, authenticated, service_role;
 
 -- The interval bound, one rule: what is wrong with an interval, or null when it is a valid
 -- schedule interval (5 minutes to 30 days). Bounded both ways: a huge interval would
