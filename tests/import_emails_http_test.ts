@@ -84,4 +84,22 @@ Deno.test("sync now at most once a minute: a second call gets 429 with Retry-Aft
   assert.deepEqual(await second.json(), { error: "too_many_requests" });
 });
 
+Deno.test("an anonymous user's sync now is refused (403, no run) until allow_anonymous_users is on", async () => {
+  const userId = await createUser(sql, "anonymous");
+  const token = await mintUserToken(userId, { isAnonymous: true });
+  const refused = await post(token);
+  assert.equal(refused.status, 403);
+  assert.deepEqual(await refused.json(), { error: "forbidden" });
+  assert.equal((await sql`select 1 from auto_sync.runs where user_id = ${userId}`).length, 0);
+
+  await sql`update auto_sync.settings set allow_anonymous_users = true`;
+  try {
+    const allowed = await post(token);
+    assert.equal(allowed.status, 202);
+    await allowed.body?.cancel();
+  } finally {
+    await sql`update auto_sync.settings set allow_anonymous_users = false`;
+  }
+});
+
 Deno.test({ name: "close the database connection", fn: () => sql.end() });

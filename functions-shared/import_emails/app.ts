@@ -47,10 +47,18 @@ export function createImportEmailsApp(deps: ImportEmailsDeps): Hono {
     }
     let request: Awaited<ReturnType<RunStore["requestManualRun"]>>;
     try {
-      request = await store.requestManualRun(user.userId);
+      request = await store.requestManualRun(user.userId, { isAnonymous: user.isAnonymous });
     } catch (error) {
       log.error("Cannot record manual run", { user_id: user.userId, error: errorText(error) });
       return errorResponse(503);
+    }
+    if ("anonymousRefused" in request) {
+      log.warn("Rejected sync request", {
+        status: 403,
+        reason: "anonymous user",
+        user_id: user.userId,
+      });
+      return errorResponse(403);
     }
     if ("retryAfterSeconds" in request) {
       refusals.remember(user.userId, request.retryAfterSeconds);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createMemoryLogger } from "../platform/log.ts";
-import type { AcceptOutcome, FinalStatus, RunStore } from "../runs/run_store.ts";
+import type { AcceptOutcome, FinalStatus, ManualRunAnswer, RunStore } from "../runs/run_store.ts";
 import { createImportEmailsApp } from "./app.ts";
 import type { ImportJob } from "./import_run.ts";
 
@@ -9,7 +9,7 @@ const RUN_ID = "0b7d3c1e-5f2a-4c9b-8e61-3a2f9d4c7b10";
 const GOOD_TOKEN = "header.payload.signature";
 const URL = "http://localhost:54321/functions/v1/import-emails";
 
-type ManualRunAnswer = { runId: string } | { retryAfterSeconds: number };
+const ANONYMOUS_TOKEN = "anonymous.payload.signature";
 
 /**
  * An in-memory RunStore that records calls; requestManualRun answers `answer`
@@ -22,8 +22,11 @@ class FakeRunStore implements RunStore {
     this.calls.push({ method: "acceptRequest", args: [requestId, runId, userId] });
     return Promise.resolve("accepted");
   }
-  requestManualRun(userId: string): Promise<ManualRunAnswer> {
-    this.calls.push({ method: "requestManualRun", args: [userId] });
+  requestManualRun(
+    userId: string,
+    options?: { isAnonymous?: boolean },
+  ): Promise<ManualRunAnswer> {
+    this.calls.push({ method: "requestManualRun", args: [userId, options] });
     return this.failure ? Promise.reject(this.failure) : Promise.resolve(this.answer);
   }
   startRun(runId: string): Promise<boolean> {
@@ -48,10 +51,17 @@ function setup(options: { storeFailure?: Error; answer?: ManualRunAnswer } = {})
   const backgrounded: Promise<unknown>[] = [];
   const log = createMemoryLogger();
   const app = createImportEmailsApp({
-    // A fake verifier: one known token belongs to USER_ID, nothing else is valid.
+    // A fake verifier: two known tokens belong to USER_ID (one signed in anonymously),
+    // nothing else is valid.
     authenticate: (authorization) => {
       authorizations.push(authorization);
-      return Promise.resolve(authorization === `Bearer ${GOOD_TOKEN}` ? { userId: USER_ID } : null);
+      if (authorization === `Bearer ${GOOD_TOKEN}`) {
+        return Promise.resolve({ userId: USER_ID, isAnonymous: false });
+      }
+      if (authorization === `Bearer ${ANONYMOUS_TOKEN}`) {
+        return Promise.resolve({ userId: USER_ID, isAnonymous: true });
+      }
+      return Promise.resolve(null);
     },
     store,
     runImport: (job) => {
@@ -114,7 +124,10 @@ Deno.test("a valid token starts a manual run for that user: 202 with its run_id"
   const response = await ctx.app.fetch(request({ authorization: `Bearer ${GOOD_TOKEN}` }));
   assert.equal(response.status, 202);
   assert.deepEqual(await response.json(), { run_id: RUN_ID });
-  assert.deepEqual(ctx.store.calls, [{ method: "requestManualRun", args: [USER_ID] }]);
+  assert.deepEqual(ctx.store.calls, [{
+    method: "requestManualRun",
+    args: [USER_ID, { isAnonymous: false }],
+  }]);
   assert.deepEqual(ctx.jobs, [{ runId: RUN_ID, userId: USER_ID }]);
   assert.equal(ctx.backgrounded.length, 1);
   assert.equal(ctx.backgrounded[0], ctx.started[0], "the import's promise goes to background()");
@@ -131,7 +144,7 @@ Deno.test("a repeat within the minute is refused from the instance's memory, wit
   assert.deepEqual(await second.json(), { error: "too_many_requests" });
   assert.deepEqual(
     ctx.store.calls,
-    [{ method: "requestManualRun", args: [USER_ID] }],
+    [{ method: "requestManualRun", args: [USER_ID, { isAnonymous: false }] }],
     "the database was asked once, for the first",
   );
   assert.equal(ctx.jobs.length, 1);
@@ -155,7 +168,10 @@ Deno.test("the request body cannot name another user", async () => {
   });
   const response = await ctx.app.fetch(request({ authorization: `Bearer ${GOOD_TOKEN}`, body }));
   assert.equal(response.status, 202);
-  assert.deepEqual(ctx.store.calls, [{ method: "requestManualRun", args: [USER_ID] }]);
+  assert.deepEqual(ctx.store.calls, [{
+    method: "requestManualRun",
+    args: [USER_ID, { isAnonymous: false }],
+  }]);
   assert.deepEqual(ctx.jobs, [{ runId: RUN_ID, userId: USER_ID }]);
 });
 
@@ -170,7 +186,10 @@ Deno.test("a second sync within the minute is refused with 429 and Retry-After, 
     { error: "too_many_requests" },
     "a generic body, no run id",
   );
-  assert.deepEqual(ctx.store.calls, [{ method: "requestManualRun", args: [USER_ID] }]);
+  assert.deepEqual(ctx.store.calls, [{
+    method: "requestManualRun",
+    args: [USER_ID, { isAnonymous: false }],
+  }]);
   assert.deepEqual(ctx.jobs, [], "runImport is not called");
   assert.equal(ctx.backgrounded.length, 0, "nothing goes to background()");
   assert.equal(
@@ -250,4 +269,18 @@ Deno.test("answers carry the CORS headers too, refusals included", async () => {
     assert.equal(response.headers.get("access-control-allow-origin"), "*", String(response.status));
     await response.body?.cancel();
   }
+});
+
+Deno.test("an anonymous user's token is passed on as anonymous; the database's refusal is a generic 403, no run", async () => {
+  const ctx = setup({ answer: { anonymousRefused: true } });
+  const response = await ctx.app.fetch(request({ authorization: `Bearer ${ANONYMOUS_TOKEN}` }));
+  assert.equal(response.status, 403);
+  assert.deepEqual(await response.json(), { error: "forbidden" });
+  assert.deepEqual(ctx.store.calls, [{
+    method: "requestManualRun",
+    args: [USER_ID, { isAnonymous: true }],
+  }]);
+  assert.deepEqual(ctx.jobs, []);
+  assert.equal(ctx.backgrounded.length, 0);
+  assert.ok(ctx.log.lines.some((line) => line.includes("anonymous user")), "the reason is logged");
 });

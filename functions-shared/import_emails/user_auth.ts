@@ -24,9 +24,15 @@ import type { UserAuthConfig } from "../platform/config.ts";
 import type { Logger } from "../platform/log.ts";
 import { createSigningKeys } from "./signing_keys.ts";
 
+/** A verified user: their id, and whether Supabase Auth signed them in anonymously. */
+export interface AuthenticatedUser {
+  userId: string;
+  isAnonymous: boolean;
+}
+
 export type UserAuthenticator = (
   authorization: string | null,
-) => Promise<{ userId: string } | null>;
+) => Promise<AuthenticatedUser | null>;
 
 /** The asymmetric algorithms Supabase Auth signs user tokens with (and HS256, the legacy secret). */
 const ASYMMETRIC_ALGORITHMS = new Set(["ES256", "RS256"]);
@@ -40,6 +46,7 @@ const userClaims = z.object({
     z.array(z.string()).refine((aud) => aud.includes("authenticated")),
   ]),
   exp: z.number(),
+  is_anonymous: z.boolean().optional(),
 });
 
 export function createUserAuthenticator(
@@ -92,7 +99,8 @@ export function createUserAuthenticator(
       }
       if (error || !data) return null;
       const claims = userClaims.safeParse(data.claims);
-      return claims.success && claims.data.exp > nowSeconds() ? { userId: claims.data.sub } : null;
+      if (!claims.success || claims.data.exp <= nowSeconds()) return null;
+      return { userId: claims.data.sub, isAnonymous: claims.data.is_anonymous === true };
     } catch {
       return null;
     }

@@ -13,6 +13,8 @@ import { createUserAuthenticator } from "./user_auth.ts";
 
 const NOW = 1_800_000_000; // unix seconds of the injected clock
 const USER_ID = "6a1f2e3d-4c5b-4a69-8b7c-1d2e3f4a5b6c";
+/** What a verified token of USER_ID (not signed in anonymously) yields. */
+const SIGNED_IN = { userId: USER_ID, isAnonymous: false };
 const KID = "test-key-1";
 const LEGACY_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
 const ANON_KEY = "anon-key-of-the-project";
@@ -126,12 +128,12 @@ const legacyAuth = () =>
 // --- SUPABASE_JWKS (asymmetric keys) ---
 
 Deno.test("a valid ES256 user token yields its user id", async () => {
-  assert.deepEqual(await jwksAuth()(bearer(await es256Token())), { userId: USER_ID });
+  assert.deepEqual(await jwksAuth()(bearer(await es256Token())), SIGNED_IN);
 });
 
 Deno.test("an expired token is refused, using the injected clock", async () => {
   const token = await es256Token();
-  assert.deepEqual(await jwksAuth(NOW + 3599)(bearer(token)), { userId: USER_ID });
+  assert.deepEqual(await jwksAuth(NOW + 3599)(bearer(token)), SIGNED_IN);
   assert.equal(await jwksAuth(NOW + 3600)(bearer(token)), null);
   assert.equal(await jwksAuth()(bearer(await es256Token(userClaims({ exp: NOW - 1 })))), null);
 });
@@ -143,7 +145,7 @@ Deno.test("SUPABASE_JWKS as a bare array (hosted) or a key set (CLI) verifies lo
       now: () => clock(),
       fetch: server.fetch,
     });
-    assert.deepEqual(await auth(bearer(await es256Token())), { userId: USER_ID }, value);
+    assert.deepEqual(await auth(bearer(await es256Token())), SIGNED_IN, value);
     assert.equal(await auth(bearer(await es256Token(userClaims(), otherKeys.privateKey))), null);
     assert.deepEqual(server.requests, [], value);
   }
@@ -239,7 +241,7 @@ Deno.test("a malformed or missing Authorization header is refused", async () => 
 // --- legacy HS256 secret: Supabase Auth verifies, the function never holds the secret ---
 
 Deno.test("a valid legacy HS256 user token yields its user id", async () => {
-  assert.deepEqual(await legacyAuth()(bearer(await hs256Token())), { userId: USER_ID });
+  assert.deepEqual(await legacyAuth()(bearer(await hs256Token())), SIGNED_IN);
 });
 
 Deno.test("a legacy token signed with another secret is refused", async () => {
@@ -273,9 +275,9 @@ Deno.test("an ES256 token is refused on a project still on the legacy secret", a
 Deno.test("a project with signing keys still accepts legacy tokens Auth accepts", async () => {
   const server = authServer();
   const auth = authenticator(hostedEnv(), { now: () => clock(), fetch: server.fetch });
-  assert.deepEqual(await auth(bearer(await es256Token())), { userId: USER_ID });
+  assert.deepEqual(await auth(bearer(await es256Token())), SIGNED_IN);
   assert.deepEqual(server.requests, []);
-  assert.deepEqual(await auth(bearer(await hs256Token())), { userId: USER_ID });
+  assert.deepEqual(await auth(bearer(await hs256Token())), SIGNED_IN);
   assert.deepEqual(server.requests, ["/auth/v1/user"]);
   assert.equal(
     await auth(bearer(await hs256Token(userClaims(), "wrong-secret-wrong-secret-wrong-secret"))),
@@ -290,7 +292,7 @@ Deno.test("Auth is called with the project's API key, the publishable key first"
       now: () => clock(),
       fetch: authServer([]).fetch,
     });
-    assert.deepEqual(await auth(bearer(await hs256Token())), { userId: USER_ID });
+    assert.deepEqual(await auth(bearer(await hs256Token())), SIGNED_IN);
   }
   const wrongKey = authenticator(hostedEnv({ SUPABASE_ANON_KEY: "wrong" }), {
     now: () => clock(),
@@ -313,7 +315,7 @@ Deno.test("the default publishable key is preferred, another one or the anon key
     });
     assert.deepEqual(
       await auth(bearer(await hs256Token())),
-      accepted ? { userId: USER_ID } : null,
+      accepted ? SIGNED_IN : null,
       JSON.stringify(env),
     );
   }
@@ -379,14 +381,14 @@ Deno.test("an empty key set (a project on the legacy secret) or none (self-hoste
       now: () => clock(),
       fetch: authServer([]).fetch,
     });
-    assert.deepEqual(await auth(bearer(await hs256Token())), { userId: USER_ID }, String(value));
+    assert.deepEqual(await auth(bearer(await hs256Token())), SIGNED_IN, String(value));
   }
 });
 
 Deno.test("the Bearer scheme name is case-insensitive (RFC 9110)", async () => {
   const token = await es256Token();
   for (const scheme of ["bearer", "BEARER", "Bearer"]) {
-    assert.deepEqual(await jwksAuth()(`${scheme} ${token}`), { userId: USER_ID }, scheme);
+    assert.deepEqual(await jwksAuth()(`${scheme} ${token}`), SIGNED_IN, scheme);
   }
 });
 
@@ -451,7 +453,7 @@ Deno.test("a flood of 1,000 forged tokens makes no outbound call; the user's tok
     for (const token of tokens) assert.equal(await auth(bearer(token)), null, `${label}: ${token}`);
     assert.equal(calls, 0, `${label}: outbound calls for 1,000 forged tokens`);
     if (label === "signing keys") {
-      assert.deepEqual(await auth(bearer(await es256Token())), { userId: USER_ID });
+      assert.deepEqual(await auth(bearer(await es256Token())), SIGNED_IN);
       assert.equal(calls, 0);
     }
   }
@@ -479,9 +481,10 @@ Deno.test("a newly published key id is accepted after one JWKS refresh; unknown 
   assert.ok(answers.every((answer) => answer?.userId === USER_ID));
   assert.deepEqual(server.requests, ["/auth/v1/.well-known/jwks.json"]);
   // The new key is known now; the old one still is; unknown ids cost nothing this interval.
-  assert.deepEqual(await auth(bearer(await es256Token(userClaims({ exp: NOW + 36_000 })))), {
-    userId: USER_ID,
-  });
+  assert.deepEqual(
+    await auth(bearer(await es256Token(userClaims({ exp: NOW + 36_000 })))),
+    SIGNED_IN,
+  );
   for (let i = 0; i < 200; i++) {
     const forged = await es256Token(
       userClaims({ exp: NOW + 36_000 }),
@@ -528,5 +531,20 @@ Deno.test("Auth's JWKS endpoint down: the rotated key is refused (fail closed), 
   seconds += 61;
   for (let i = 0; i < 20; i++) assert.equal(await auth(bearer(rotated)), null);
   assert.equal(calls, 1);
-  assert.deepEqual(await auth(bearer(await es256Token())), { userId: USER_ID });
+  assert.deepEqual(await auth(bearer(await es256Token())), SIGNED_IN);
+});
+
+Deno.test("the is_anonymous claim is passed on: true only when the verified token says true", async () => {
+  const auth = jwksAuth();
+  assert.deepEqual(await auth(bearer(await es256Token(userClaims({ is_anonymous: true })))), {
+    userId: USER_ID,
+    isAnonymous: true,
+  });
+  assert.deepEqual(
+    await auth(bearer(await es256Token(userClaims({ is_anonymous: false })))),
+    SIGNED_IN,
+  );
+  assert.deepEqual(await auth(bearer(await es256Token())), SIGNED_IN, "no claim: not anonymous");
+  // A claim that is not a boolean is not Supabase Auth's: the token is refused.
+  assert.equal(await auth(bearer(await es256Token(userClaims({ is_anonymous: "true" })))), null);
 });

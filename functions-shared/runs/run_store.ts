@@ -14,8 +14,15 @@ export type FinalStatus = "succeeded" | "partial" | "skipped" | "failed";
 export interface RunStore {
   /** Burns the request id and moves the run dispatched -> accepted, atomically. */
   acceptRequest(requestId: string, runId: string, userId: string): Promise<AcceptOutcome>;
-  /** Records a signed-in user's "sync now" as an accepted run, at most one a minute. */
-  requestManualRun(userId: string): Promise<{ runId: string } | { retryAfterSeconds: number }>;
+  /**
+   * Records a signed-in user's "sync now" as an accepted run, at most one a minute;
+   * `anonymousRefused` for a user signed in anonymously while the database's
+   * settings.allow_anonymous_users is off (auto_sync.refuses_anonymous has the rule).
+   */
+  requestManualRun(
+    userId: string,
+    options?: { isAnonymous?: boolean },
+  ): Promise<ManualRunAnswer>;
   /**
    * accepted -> running; false when the run was not in `accepted`. `mustFinishBy`: when
    * the function instance running it is gone at the latest (its wall clock), after
@@ -35,6 +42,14 @@ export interface RunStore {
   continueRun(runId: string): Promise<string | null>;
 }
 
+export type ManualRunAnswer =
+  | { runId: string }
+  | { retryAfterSeconds: number }
+  | { anonymousRefused: true };
+
+/** SQLSTATE 42501, what auto_sync.request_manual_run raises for a refused anonymous user. */
+const INSUFFICIENT_PRIVILEGE = "42501";
+
 export function createRunStore(sql: Sql): RunStore {
   return {
     async acceptRequest(requestId, runId, userId) {
@@ -42,8 +57,18 @@ export function createRunStore(sql: Sql): RunStore {
         select auto_sync.accept_request(${requestId}, ${runId}::uuid, ${userId}::uuid) as outcome`;
       return row.outcome as AcceptOutcome;
     },
-    async requestManualRun(userId) {
-      const [row] = await sql`select * from auto_sync.request_manual_run(${userId}::uuid)`;
+    async requestManualRun(userId, options = {}) {
+      const isAnonymous = options.isAnonymous === true;
+      let row;
+      try {
+        [row] = await sql`
+          select * from auto_sync.request_manual_run(${userId}::uuid, p_is_anonymous => ${isAnonymous})`;
+      } catch (error) {
+        if (isAnonymous && (error as { code?: string }).code === INSUFFICIENT_PRIVILEGE) {
+          return { anonymousRefused: true };
+        }
+        throw error;
+      }
       return row.run_id
         ? { runId: row.run_id as string }
         : { retryAfterSeconds: row.retry_after_seconds as number };

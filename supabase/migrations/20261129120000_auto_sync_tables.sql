@@ -191,6 +191,19 @@ comment on column auto_sync.settings.cron_history_retention is
 -- the user id or raises 42501 "Cannot <action>: ...". The functions that only stop work
 -- (disable_auto_sync, remove_mailbox) check auth.uid() alone, so an anonymous user can
 -- always undo what they did while it was allowed.
+-- Whether a caller with this is_anonymous claim (Supabase Auth's, from a verified token)
+-- is refused: the one rule for anonymous users, used by the user API (user_api_caller)
+-- and by import-emails' "sync now" (request_manual_run).
+create function auto_sync.refuses_anonymous(p_is_anonymous boolean) returns boolean
+language sql stable set search_path = ''
+as $$
+  select coalesce(p_is_anonymous, false)
+     and not (select s.allow_anonymous_users from auto_sync.settings s)
+$$;
+comment on function auto_sync.refuses_anonymous(boolean) is
+  'True when a caller whose token says is_anonymous = p_is_anonymous is refused (settings.allow_anonymous_users is off). The one rule for anonymous users.';
+revoke execute on function auto_sync.refuses_anonymous(boolean) from public, anon, authenticated, service_role;
+
 create function auto_sync.user_api_caller(p_action text) returns uuid
 language plpgsql stable set search_path = ''
 as $$
@@ -200,8 +213,7 @@ begin
   if v_user_id is null then
     raise exception 'Cannot %: not signed in', p_action using errcode = '42501';
   end if;
-  if coalesce((auth.jwt() ->> 'is_anonymous')::boolean, false)
-     and not (select s.allow_anonymous_users from auto_sync.settings s) then
+  if auto_sync.refuses_anonymous((auth.jwt() ->> 'is_anonymous')::boolean) then
     raise exception 'Cannot %: anonymous users are not allowed', p_action
       using errcode = '42501', hint = 'Sign in with an account (auto_sync.settings.allow_anonymous_users is off).';
   end if;

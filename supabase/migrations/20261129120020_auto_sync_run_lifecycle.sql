@@ -162,7 +162,9 @@ comment on function auto_sync.accept_request(text, uuid, uuid) is
 -- scheduled or manual, and within p_min_gap of their last manual run. A run in flight
 -- usually ends within seconds, so that wait is one dispatch tick (10 s) unless the gap asks
 -- for more.
-create function auto_sync.request_manual_run(p_user_id uuid, p_min_gap interval default '1 minute')
+create function auto_sync.request_manual_run(
+  p_user_id uuid, p_min_gap interval default '1 minute', p_is_anonymous boolean default false
+)
 returns table (run_id uuid, retry_after_seconds integer)
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -170,6 +172,10 @@ declare
   v_last timestamptz;
   v_wait numeric;
 begin
+  if auto_sync.refuses_anonymous(p_is_anonymous) then
+    raise exception 'Cannot sync now: anonymous users are not allowed'
+      using errcode = '42501', hint = 'Sign in with an account (auto_sync.settings.allow_anonymous_users is off).';
+  end if;
   -- Serialise one user's concurrent requests so two cannot both pass the check.
   perform pg_advisory_xact_lock(hashtextextended('auto_sync.manual:' || p_user_id::text, 0));
   select max(r.created_at) into v_last
@@ -191,8 +197,8 @@ begin
     returning id, null::integer;
 end
 $$;
-comment on function auto_sync.request_manual_run(uuid, interval) is
-  'For import-emails: records a signed-in user''s "sync now" as an accepted run, unless the user has a run in flight (runs_in_flight) or made one within p_min_gap; then returns how many seconds to wait instead.';
+comment on function auto_sync.request_manual_run(uuid, interval, boolean) is
+  'For import-emails: records a signed-in user''s "sync now" as an accepted run, unless the user has a run in flight (runs_in_flight) or made one within p_min_gap; then returns how many seconds to wait instead. p_is_anonymous: the verified token''s is_anonymous claim; an anonymous user is refused (42501) unless settings.allow_anonymous_users (refuses_anonymous).';
 
 -- p_must_finish_by: when the importer's function instance is gone at the latest
 -- (functions-shared/import_emails/isolate_budget.ts), so reconcile_stopped_runs() can call the run lost
@@ -253,11 +259,11 @@ comment on function auto_sync.finish_run(uuid, text, text, jsonb) is
   'For the importer: records a run''s final status (succeeded | partial | skipped | failed), error and details ({requested, fetched, inserted, has_more}: see the migration), and the schedule''s outcome (record_outcomes: failure counter, backoff, pause, follow-up; a schedule that breaks it is marked broken).';
 
 revoke execute on function auto_sync.accept_request(text, uuid, uuid) from public, anon, authenticated;
-revoke execute on function auto_sync.request_manual_run(uuid, interval) from public, anon, authenticated;
+revoke execute on function auto_sync.request_manual_run(uuid, interval, boolean) from public, anon, authenticated;
 revoke execute on function auto_sync.start_run(uuid, timestamptz) from public, anon, authenticated;
 revoke execute on function auto_sync.finish_run(uuid, text, text, jsonb) from public, anon, authenticated;
 grant execute on function auto_sync.accept_request(text, uuid, uuid) to service_role;
-grant execute on function auto_sync.request_manual_run(uuid, interval) to service_role;
+grant execute on function auto_sync.request_manual_run(uuid, interval, boolean) to service_role;
 grant execute on function auto_sync.start_run(uuid, timestamptz) to service_role;
 grant execute on function auto_sync.finish_run(uuid, text, text, jsonb) to service_role;
 

@@ -7,10 +7,10 @@ begin;
 \ir support/test_helpers.psql
 set local client_min_messages = error;
 
-select plan(19);
+select plan(24);
 
 select tests.create_supabase_user('manual-' || n, ('d0000000-0000-4000-8000-0000000000' || n)::uuid)
-  from unnest(array['02', '03', '05', '06', '07', '08']) n;
+  from unnest(array['02', '03', '05', '06', '07', '08', '09']) n;
 update auto_sync.settings set in_flight_timeout = '20 minutes';
 insert into auto_sync.schedules (user_id, every, enabled, next_run_at) values
   ('d0000000-0000-4000-8000-000000000002', '30 minutes', true,  now() + interval '1 hour'),
@@ -117,6 +117,25 @@ select is(
   (select s.last_outcome from auto_sync.schedules s where s.user_id = 'd0000000-0000-4000-8000-000000000002'),
   'partial', 'finish_run: a manual run also sets the schedule''s last_outcome');
 
+
+-- Anonymous users (the verified token's is_anonymous claim, passed by import-emails):
+-- refused by default, with no run left behind; allowed by the switch.
+select throws_ok(
+  $$select * from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000009', '1 minute', true)$$,
+  '42501', 'Cannot sync now: anonymous users are not allowed',
+  'request_manual_run: an anonymous user is refused (42501) while settings.allow_anonymous_users is off');
+select is((select count(*)::integer from auto_sync.runs r where r.user_id = 'd0000000-0000-4000-8000-000000000009'),
+          0, 'request_manual_run: the refused anonymous request created no run');
+select isnt((select m.run_id from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000009', '1 minute', false) m),
+            null, 'request_manual_run: the same user with is_anonymous false is accepted');
+update auto_sync.runs set status = 'succeeded', finished_at = now(), created_at = now() - interval '2 minutes'
+ where user_id = 'd0000000-0000-4000-8000-000000000009';
+update auto_sync.settings set allow_anonymous_users = true;
+select isnt((select m.run_id from auto_sync.request_manual_run('d0000000-0000-4000-8000-000000000009', '1 minute', true) m),
+            null, 'request_manual_run: with allow_anonymous_users on, an anonymous user is accepted');
+update auto_sync.settings set allow_anonymous_users = false;
+select is(auto_sync.refuses_anonymous(null), false,
+          'refuses_anonymous: a token without the claim is not anonymous');
 
 select * from finish();
 rollback;

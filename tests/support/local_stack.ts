@@ -32,13 +32,15 @@ export function stackSecrets(): string[] {
 /** A user access token as Supabase Auth would issue it, signed with the stack's key. */
 export async function mintUserToken(
   userId: string,
-  options: { role?: string; expiresIn?: string } = {},
+  options: { role?: string; expiresIn?: string; isAnonymous?: boolean } = {},
 ): Promise<string> {
   const jwk = JSON.parse(Deno.readTextFileSync(`${stateDir}/jwt_private.jwk`));
   const key = await importJWK(jwk, "ES256");
   return await new SignJWT({
     role: options.role ?? "authenticated",
     email: `${userId}@example.test`,
+    // Supabase Auth puts the claim in every user token.
+    is_anonymous: options.isAnonymous ?? false,
   })
     .setProtectedHeader({ alg: "ES256", kid: jwk.kid, typ: "JWT" })
     .setSubject(userId)
