@@ -61,6 +61,8 @@ function configuration(
     scopes: ["openid", "email", "offline_access", ...mailScopes],
     claims: { email: ["email", "email_verified"] },
     extraParams: ["access_type"],
+    // Google and Microsoft put the address (email) in the ID token itself.
+    conformIdTokenClaims: false,
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: false },
