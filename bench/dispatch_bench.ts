@@ -25,40 +25,19 @@
  */
 import postgres from "postgres";
 import { dbUrl, functionsUrl as endpointUrl } from "../local-stack/urls.ts";
-import { describeSetAside, setAsideOtherDueSchedules } from "./support/isolated_schedules.ts";
 import {
-  fmt,
-  goalNote,
-  median,
-  printTable,
-  ratio,
-  section,
-  spread,
-  summary,
-} from "./support/report.ts";
+  createBenchSchedules,
+  describeSetAside,
+  setAsideOtherDueSchedules,
+} from "./support/isolated_schedules.ts";
+import { fmt, median, ratio, spread } from "./support/figures.ts";
+import * as report from "./support/report.ts";
+import { sizes } from "./support/sizes.ts";
 
-const SCHEDULES = 10_000;
-const ROUNDS = 6;
+const { schedules: SCHEDULES, rounds: ROUNDS } = sizes.dispatch;
+const GOAL = report.atMost(4); // dispatch / baseline
 
 type Db = postgres.ReservedSql;
-
-/** 10,000 users with an enabled schedule due now; dispatch() may send them all in one tick. */
-async function createDueSchedules(db: Db): Promise<void> {
-  await db`
-    with users as (
-      insert into auth.users (id, email)
-      select id, 'bench-' || id || '@example.test'
-        from (select gen_random_uuid() as id from generate_series(1, ${SCHEDULES})) g
-      returning id
-    )
-    insert into auto_sync.schedules (user_id, every, enabled, next_run_at)
-    select id, interval '30 minutes', true, now() from users`;
-  await db`
-    update auto_sync.settings
-       set batch_limit = ${SCHEDULES}, endpoint_url = ${`${endpointUrl}/cron-auto-sync`}`;
-  // As autovacuum would have by the time of a real tick: the planner sees 10k schedules.
-  await db`analyze auth.users, auto_sync.schedules`;
-}
 
 // The baseline: what dispatch() hands pg_net, minus everything that makes it safe.
 const BASELINE = (db: Db) =>
@@ -133,13 +112,13 @@ async function timeInSavepoint(db: Db, measurement: Measurement): Promise<void> 
   }
 }
 
-function report(measurements: Measurement[]): void {
+function reportTimes(measurements: Measurement[]): void {
   const [dispatch, baseline, claims, signed] = measurements;
   const perRound = dispatch.times.map((time, round) => time / baseline.times[round]);
   const dispatchRatio = median(perRound);
   const perSchedule = (ms: number) => fmt((ms * 1000) / SCHEDULES, 1);
-  printTable([
-    ["statement (10,000 rows)", "median ms/tick", "rounds min–max ms", "µs/schedule"],
+  report.table([
+    [`statement (${fmt(SCHEDULES)} rows)`, "median ms/tick", "rounds min–max ms", "µs/schedule"],
     ...measurements.map((
       m,
     ) => [m.name, fmt(median(m.times)), spread(m.times), perSchedule(median(m.times))]),
@@ -152,14 +131,14 @@ function report(measurements: Measurement[]): void {
     `ratio dispatch/baseline: median of per-round ratios ${ratio(dispatchRatio)} (rounds ${
       spread(perRound, 2)
     }) ` +
-      `— goal <= 4.00×, ${goalNote(dispatchRatio <= 4)}`,
+      `— ${report.goal(GOAL, dispatchRatio)}`,
   );
-  summary(
+  report.summary(
     `dispatch: ${fmt(median(dispatch.times))} ms per 10k tick (${
       perSchedule(median(dispatch.times))
     } µs/schedule), ` +
       `baseline ${fmt(median(baseline.times))} ms (${perSchedule(median(baseline.times))} µs), ` +
-      `ratio ${ratio(dispatchRatio)} (goal <= 4.00×, ${goalNote(dispatchRatio <= 4)}); ` +
+      `ratio ${ratio(dispatchRatio)} (${report.goal(GOAL, dispatchRatio)}); ` +
       `HMAC ≈ ${perSchedule(hmac)} µs/schedule`,
   );
 }
@@ -258,7 +237,7 @@ function printBreakdown({ durationMs, plan }: ExplainedStatement): void {
   console.log(
     `\none dispatch() under auto_explain (instrumented: ${fmt(durationMs)} ms; read the shares):`,
   );
-  printTable([
+  report.table([
     ["part of the dispatch statement", "ms", "share"],
     ...parts.map(([name, ms]) => [name, fmt(ms), `${fmt((100 * ms) / durationMs)}%`]),
   ]);
@@ -293,8 +272,9 @@ async function main(): Promise<void> {
     await db`begin`;
     const started = performance.now();
     const setAside = await setAsideOtherDueSchedules(db);
-    await createDueSchedules(db);
-    section(
+    // SCHEDULES users, all due; dispatch() may send them all in one tick.
+    await createBenchSchedules(db, { count: SCHEDULES, dueEvery: 1, batchLimit: SCHEDULES });
+    report.section(
       `dispatch: one tick over ${
         fmt(SCHEDULES)
       } due schedules, ${ROUNDS} rounds, one rolled-back transaction`,
@@ -309,7 +289,7 @@ async function main(): Promise<void> {
       const [first, second] = round % 2 === 0 ? [0, 1] : [1, 0];
       for (const index of [first, second, 2, 3]) await timeInSavepoint(db, measurements[index]);
     }
-    report(measurements);
+    reportTimes(measurements);
     await explainDispatch(db, notices);
   } finally {
     await db`rollback`.catch(() => {});

@@ -24,7 +24,7 @@
  * (--allow-all because Deno grants reads of /proc/<pid>/ only with it)
  */
 import { dbUrl } from "../local-stack/urls.ts";
-import { generateSecret, parseSecret } from "../functions-shared/standard_webhooks.ts";
+import { generateSecret, parseSecret } from "../functions-shared/wire/standard_webhooks.ts";
 import {
   FUNCTION_PERMISSIONS,
   repositoryFunction,
@@ -40,33 +40,32 @@ import {
   startServer,
 } from "./support/child_server.ts";
 import type { ProbeMemory } from "./support/memory_probe_server.ts";
-import {
-  fmt,
-  goalNote,
-  median,
-  printTable,
-  ratio,
-  section,
-  spread,
-  summary,
-} from "./support/report.ts";
+import { fmt, median, ratio, spread } from "./support/figures.ts";
+import * as report from "./support/report.ts";
+import { sizes } from "./support/sizes.ts";
 import { buildRequests, webhookHeaders } from "./support/webhook_requests.ts";
 
 const CONCURRENCY = 32;
-const ROUNDS = 6; // alternating: baseline first in even rounds, ours first in odd ones
-const ROUND_MS = 3_000;
-const WARMUP_MS = 1_500;
-const REQUEST_POOL = 512;
-const CPU_GOAL = 2; // server CPU per refused request, ours over the bare handler's
+// Rounds alternate: baseline first in even rounds, ours first in odd ones.
+const {
+  rounds: ROUNDS,
+  roundMs: ROUND_MS,
+  warmupMs: WARMUP_MS,
+  requestPool: REQUEST_POOL,
+  bigWithLength: BIG_WITH_LENGTH,
+  bigStreamed: BIG_STREAMED,
+  warmupRequests: WARMUP_REQUESTS,
+  floodFirst: FLOOD_FIRST,
+  floodTotal: FLOOD_TOTAL,
+} = sizes.httpReject;
+const THROUGHPUT_GOAL = report.atLeast(0.5); // req/s, ours over the bare handler's
+const CPU_GOAL = report.atMost(2); // server CPU per refused request, ours over the bare handler's
 
 const BIG_BODY_BYTES = 10 * 1024 * 1024;
-const BIG_WITH_LENGTH = 100;
 const BIG_WITH_LENGTH_IN_FLIGHT = 8;
-const BIG_STREAMED = 20;
 const BIG_STREAMED_IN_FLIGHT = 4;
 const STREAM_CHUNK_BYTES = 64 * 1024;
-const MEMORY_GOAL_BYTES = 100 * 1000 * 1000;
-const WARMUP_REQUESTS = 50;
+const MEMORY_GOAL: report.Goal = { op: "<", bound: 100 * 1000 * 1000, shown: "100 MB" }; // peak RSS
 
 const repo = new URL("../", import.meta.url).pathname;
 const baselineEntry = `${repo}bench/support/baseline_reject_server.ts`;
@@ -176,7 +175,7 @@ function record(series: Series, result: RoundResult): void {
 }
 
 async function measureThroughput(ours: ChildServer, baseline: ChildServer): Promise<void> {
-  section(
+  report.section(
     `rejection throughput: ${CONCURRENCY} concurrent keep-alive requests, ` +
       `${ROUNDS} rounds × ${ROUND_MS} ms each, alternating which server goes first`,
   );
@@ -198,7 +197,7 @@ async function measureThroughput(ours: ChildServer, baseline: ChildServer): Prom
     values(series.ours).map((value, round) => value / values(series.baseline)[round]);
   const throughputRatio = median(perRound((s) => s.requestsPerSecond));
   const cpuRatio = median(perRound((s) => s.serverCpuMicros));
-  printTable([
+  report.table([
     ["server", "median req/s", "rounds min–max", "server CPU µs/request", "answers"],
     ...[series.baseline, series.ours].map((s) => [
       s.label,
@@ -210,31 +209,32 @@ async function measureThroughput(ours: ChildServer, baseline: ChildServer): Prom
   ]);
   console.log(
     `ratio ours/baseline: median of per-round ratios ${ratio(throughputRatio)} ` +
-      `(rounds ${spread(perRound((s) => s.requestsPerSecond), 2)}) — goal >= 0.50×, ` +
-      `${goalNote(throughputRatio >= 0.5)}`,
+      `(rounds ${spread(perRound((s) => s.requestsPerSecond), 2)}) — ` +
+      report.goal(THROUGHPUT_GOAL, throughputRatio),
   );
-  const cpuMet = cpuRatio <= CPU_GOAL;
   console.log(
     `server CPU per refused request, ours/baseline: ${ratio(cpuRatio)} (rounds ${
       spread(perRound((s) => s.serverCpuMicros), 2)
-    }) — goal <= ${ratio(CPU_GOAL)}, ${goalNote(cpuMet)} (the load generator shares the ` +
+    }) — ${report.goal(CPU_GOAL, cpuRatio)} (the load generator shares the ` +
       "2 cores and costs the same for both, which pulls the req/s ratio towards 1×)",
   );
   const unexpected = [...series.ours.statuses.keys()].filter((status) => status !== 401);
-  if (unexpected.length > 0) {
-    console.log(`NOTE: ours answered something other than 401: ${unexpected.join(", ")}`);
-  }
-  summary(
+  report.summary(
     `http reject: ours ${fmt(median(series.ours.requestsPerSecond))} req/s, ` +
       `baseline ${fmt(median(series.baseline.requestsPerSecond))} req/s, ratio ${
         ratio(throughputRatio)
       } ` +
-      `(goal >= 0.50×, ${goalNote(throughputRatio >= 0.5)}); server CPU per refused request ${
+      `(${report.goal(THROUGHPUT_GOAL, throughputRatio)}); server CPU per refused request ${
         fmt(median(series.ours.serverCpuMicros), 1)
-      } vs ${fmt(median(series.baseline.serverCpuMicros), 1)} µs, ratio ${
-        ratio(cpuRatio)
-      } (goal <= ${ratio(CPU_GOAL)}, ${goalNote(cpuMet)})`,
+      } vs ${fmt(median(series.baseline.serverCpuMicros), 1)} µs, ratio ${ratio(cpuRatio)} (${
+        report.goal(CPU_GOAL, cpuRatio)
+      })`,
   );
+  if (unexpected.length > 0) {
+    throw new Error(
+      `A bad signature was answered other than 401: ${describeStatuses(series.ours.statuses)}`,
+    );
+  }
 }
 
 /** A 10 MiB body sent in chunks, so the request carries no Content-Length. */
@@ -301,7 +301,7 @@ function sampleRss(pid: number): { stop: () => number } {
 }
 
 async function measureMemory(): Promise<void> {
-  section(
+  report.section(
     `memory: ${BIG_WITH_LENGTH} × 10 MiB with Content-Length (${BIG_WITH_LENGTH_IN_FLIGHT} in flight), ` +
       `${BIG_STREAMED} × 10 MiB streamed without it (${BIG_STREAMED_IN_FLIGHT} in flight), fresh function process`,
   );
@@ -325,7 +325,7 @@ async function measureMemory(): Promise<void> {
     );
     const sampledPeak = sampler.stop();
     const after = readMemory(server.pid);
-    printTable([
+    report.table([
       ["function process", "VmRSS", "VmHWM (peak)"],
       [
         `before (after ${WARMUP_REQUESTS} refusals, one at a time)`,
@@ -343,20 +343,22 @@ async function measureMemory(): Promise<void> {
     );
     const all413 = withLength.get("413") === BIG_WITH_LENGTH &&
       streamed.get("413") === BIG_STREAMED;
-    const met = after.hwm < MEMORY_GOAL_BYTES;
     console.log(
-      `peak RSS ${mib(after.hwm)} MiB = ${fmt(after.hwm / 1e6, 1)} MB — goal < 100 MB, ${
-        goalNote(met)
+      `peak RSS ${mib(after.hwm)} MiB = ${fmt(after.hwm / 1e6, 1)} MB — ${
+        report.goal(MEMORY_GOAL, after.hwm)
       }; ` +
         `every big body answered 413: ${all413 ? "yes" : "NO"}`,
     );
-    summary(
+    report.summary(
       `http memory: peak RSS ${fmt(before.hwm / 1e6, 1)} MB before, ${
         fmt(after.hwm / 1e6, 1)
       } MB after ` +
-        `${BIG_WITH_LENGTH + BIG_STREAMED} × 10 MiB bodies (goal < 100 MB, ${goalNote(met)}); ` +
+        `${BIG_WITH_LENGTH + BIG_STREAMED} × 10 MiB bodies (${
+          report.goal(MEMORY_GOAL, after.hwm)
+        }); ` +
         `all 413: ${all413 ? "yes" : "NO"}`,
     );
+    if (!all413) throw new Error("A 10 MiB body was not answered 413");
   } finally {
     await server.stop();
   }
@@ -374,7 +376,7 @@ function reportMemoryAfterLoad(ours: ChildServer, baseline: ChildServer): void {
     } MiB ` +
       `(${ratio(oursPeak / baselinePeak)})`,
   );
-  summary(
+  report.summary(
     `http peak RSS after the throughput rounds (info: RSS is not what the edge runtime counts, ` +
       `see the refusal flood): ours ${fmt(oursPeak / 1e6, 1)} MB, baseline ${
         fmt(baselinePeak / 1e6, 1)
@@ -384,9 +386,7 @@ function reportMemoryAfterLoad(ours: ChildServer, baseline: ChildServer): void {
 
 // --- memory under a refusal flood, as the edge runtime counts it ---------------------------
 
-const FLOOD_FIRST = 1_000;
-const FLOOD_TOTAL = 200_000;
-const FLOOD_GOAL = 1.2; // heap + external after FLOOD_TOTAL over after FLOOD_FIRST
+const FLOOD_GOAL = report.atMost(1.2); // heap + external after FLOOD_TOTAL over after FLOOD_FIRST
 const FLOOD_SAMPLE_MS = 250;
 
 interface FloodResult {
@@ -417,7 +417,7 @@ async function flood(label: string, server: ProbedServer): Promise<FloodResult> 
 }
 
 async function measureFlood(): Promise<void> {
-  section(
+  report.section(
     `memory under a refusal flood: heap used + external (as the edge runtime counts it) after ` +
       `${fmt(FLOOD_FIRST)} and after ${fmt(FLOOD_TOTAL)} bad signatures, each after a full GC; ` +
       "fresh processes served by bench/support/memory_probe_server.ts",
@@ -437,7 +437,7 @@ async function measureFlood(): Promise<void> {
     }
   }
   const mbText = (bytes: number) => fmt(bytes / 1e6, 1);
-  printTable([
+  report.table([
     [
       "server",
       `heap+ext after ${fmt(FLOOD_FIRST)} MB`,
@@ -459,10 +459,9 @@ async function measureFlood(): Promise<void> {
   ]);
   const ours = results[0];
   const growth = counted(ours.late) / counted(ours.early);
-  const met = growth <= FLOOD_GOAL;
   console.log(
     `ours: heap + external ${fmt(FLOOD_TOTAL)}/${fmt(FLOOD_FIRST)} refusals ${ratio(growth)} — ` +
-      `goal <= ${ratio(FLOOD_GOAL)}, ${goalNote(met)}; highest seen without forcing a GC ` +
+      `${report.goal(FLOOD_GOAL, growth)}; highest seen without forcing a GC ` +
       `${mbText(ours.peak)} MB (the edge runtime's limit: 256 MB)`,
   );
   if ([...ours.statuses.keys()].some((status) => status !== 401)) {
@@ -470,14 +469,12 @@ async function measureFlood(): Promise<void> {
       `A refusal flood answered something other than 401: ${describeStatuses(ours.statuses)}`,
     );
   }
-  summary(
+  report.summary(
     `refusal flood memory: heap+external ${mbText(counted(ours.early))} MB after ${
       fmt(FLOOD_FIRST)
-    }, ${mbText(counted(ours.late))} MB after ${fmt(FLOOD_TOTAL)} (ratio ${
-      ratio(growth)
-    }, goal <= ${ratio(FLOOD_GOAL)}, ${goalNote(met)}); peak without GC ${
-      mbText(ours.peak)
-    } MB; RSS ${mbText(ours.late.rss)} MB`,
+    }, ${mbText(counted(ours.late))} MB after ${fmt(FLOOD_TOTAL)} (ratio ${ratio(growth)}, ${
+      report.goal(FLOOD_GOAL, growth)
+    }); peak without GC ${mbText(ours.peak)} MB; RSS ${mbText(ours.late.rss)} MB`,
   );
 }
 

@@ -1,7 +1,7 @@
 /**
  * Benchmark 1: in-process verification of valid signed requests.
  *
- * Ours:   verify() from functions-shared/standard_webhooks.ts (node:crypto HMAC).
+ * Ours:   verify() from functions-shared/wire/standard_webhooks.ts (node:crypto HMAC).
  * Theirs: npm `standardwebhooks` — `new Webhook(secret).verify(payload, headers)`,
  *         the reference implementation of the spec (pure-JS SHA-256).
  *
@@ -25,23 +25,14 @@ import {
   parseSecret,
   type SigningKey,
   verify,
-} from "../functions-shared/standard_webhooks.ts";
-import {
-  fmt,
-  goalNote,
-  median,
-  printTable,
-  ratio,
-  section,
-  spread,
-  summary,
-} from "./support/report.ts";
+} from "../functions-shared/wire/standard_webhooks.ts";
+import { fmt, median, ratio, spread } from "./support/figures.ts";
+import * as report from "./support/report.ts";
+import { sizes } from "./support/sizes.ts";
 import { type BenchRequest, buildRequests, nowSeconds } from "./support/webhook_requests.ts";
 
-const POOL_SIZE = 1024;
-const ROUNDS = 7;
-const SLICE_MS = 300;
-const WARMUP_MS = 400;
+const { pool: POOL_SIZE, rounds: ROUNDS, sliceMs: SLICE_MS, warmupMs: WARMUP_MS } = sizes.verify;
+const GOAL = report.atLeast(1); // ours / standardwebhooks
 const BATCH = 256; // operations between two clock reads
 
 interface Case {
@@ -169,7 +160,7 @@ async function main(): Promise<void> {
   ];
   await checkEveryCaseAccepts(cases, pool);
 
-  section("verify: valid requests, in process");
+  report.section("verify: valid requests, in process");
   console.log(
     `${POOL_SIZE} distinct requests, body ${
       fmt(averageBytes)
@@ -178,7 +169,7 @@ async function main(): Promise<void> {
   );
   const results = await runRounds(cases, pool);
   const medians = results.map(median);
-  printTable([
+  report.table([
     ["case", "median ops/s", "rounds min–max", "vs standardwebhooks"],
     ...cases.map((testCase, i) => [
       testCase.name,
@@ -192,11 +183,11 @@ async function main(): Promise<void> {
   console.log(
     `ratio ours/theirs: median of per-round ratios ${ratio(ours)} ` +
       `(rounds ${spread(perRound, 2)}; ratio of medians ${ratio(medians[0] / medians[1])}) ` +
-      `— goal >= 1.00×, ${goalNote(ours >= 1)}`,
+      `— ${report.goal(GOAL, ours)}`,
   );
-  summary(
+  report.summary(
     `verify: ours ${fmt(medians[0])} ops/s, standardwebhooks ${fmt(medians[1])} ops/s, ` +
-      `ratio ${ratio(ours)} (goal >= 1.00×, ${goalNote(ours >= 1)}); ` +
+      `ratio ${ratio(ours)} (${report.goal(GOAL, ours)}); ` +
       `2-key keyring ${fmt(medians[2])} ops/s; crypto.subtle ${fmt(medians[3])} ops/s`,
   );
 }

@@ -12,7 +12,7 @@ import type postgres from "postgres";
 import { type ProjectMode, publishedKeys, type StackProject } from "./project.ts";
 
 /**
- * A token signed by the project, as Auth (and the platform's verify_jwt) checks it:
+ * A token signed by the project, as Auth checks it:
  * HS256 with the legacy secret in every mode (a migrated project keeps trusting it
  * until it is revoked), ES256 with the signing key on projects that have one.
  */

@@ -32,6 +32,7 @@
  * STACK_FUNCTION_CPU_SOFT_MS, --cpu-hard-ms / STACK_FUNCTION_CPU_HARD_MS, --memory-mb /
  * STACK_FUNCTION_MEMORY_MB, --beforeunload-pct / STACK_FUNCTION_BEFOREUNLOAD_PCT.
  */
+import type { ProjectMode } from "./project.ts";
 
 export interface IsolateLimits {
   wallClockMs: number;
@@ -51,6 +52,19 @@ export const PLATFORM_LIMITS: IsolateLimits = {
   beforeunloadPct: 90,
 };
 
+/**
+ * Self-hosted (docker compose): the `main` router creates every worker with
+ * `memoryLimitMb = 150` and `workerTimeoutMs = 1 * 60 * 1000` (supabase/supabase
+ * docker/volumes/functions/main/index.ts; docs self-hosting/self-hosted-functions). It
+ * sets no CPU limits; the runtime's default for them is not confirmed here, so the
+ * hosted ones are kept.
+ */
+export const SELF_HOSTED_LIMITS: IsolateLimits = {
+  ...PLATFORM_LIMITS,
+  wallClockMs: 60_000,
+  memoryMb: 150,
+};
+
 const SETTINGS: [keyof IsolateLimits, string, string][] = [
   ["wallClockMs", "wall-clock-ms", "STACK_FUNCTION_WALL_CLOCK_MS"],
   ["cpuSoftMs", "cpu-soft-ms", "STACK_FUNCTION_CPU_SOFT_MS"],
@@ -64,12 +78,13 @@ export const LIMIT_FLAGS = Object.fromEntries(
   SETTINGS.map(([, flag]) => [flag, { type: "string" as const }]),
 );
 
-/** Limits from the gateway's flags, else its environment, else the platform's values. */
+/** Limits from the gateway's flags, else its environment, else the project mode's values. */
 export function isolateLimits(
   flags: Record<string, unknown>,
   env: Record<string, string | undefined>,
+  mode: ProjectMode = "hosted-asymmetric",
 ): IsolateLimits {
-  const limits = { ...PLATFORM_LIMITS };
+  const limits = { ...(mode === "self-hosted" ? SELF_HOSTED_LIMITS : PLATFORM_LIMITS) };
   for (const [key, flag, variable] of SETTINGS) {
     const text = (flags[flag] as string | undefined) ?? env[variable];
     if (text === undefined || text === "") continue;

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { isolateLimits, judgeIsolate, PLATFORM_LIMITS } from "./isolate_limits.ts";
+import {
+  isolateLimits,
+  judgeIsolate,
+  PLATFORM_LIMITS,
+  SELF_HOSTED_LIMITS,
+} from "./isolate_limits.ts";
 
 const limits = { ...PLATFORM_LIMITS, wallClockMs: 10_000, cpuSoftMs: 100, cpuHardMs: 200 };
 const fresh = { retired: false, beforeunloadSent: false };
@@ -13,6 +18,14 @@ Deno.test("defaults are the hosted free plan's: 150 s wall clock, 1 s / 2 s CPU,
     memoryMb: 256,
     beforeunloadPct: 90,
   });
+});
+
+Deno.test("self-hosted workers get the main router's 150 MB and 60 s; flags still win", () => {
+  assert.deepEqual(isolateLimits({}, {}, "self-hosted"), SELF_HOSTED_LIMITS);
+  assert.equal(SELF_HOSTED_LIMITS.memoryMb, 150);
+  assert.equal(SELF_HOSTED_LIMITS.wallClockMs, 60_000);
+  assert.equal(isolateLimits({ "memory-mb": "64" }, {}, "self-hosted").memoryMb, 64);
+  assert.deepEqual(isolateLimits({}, {}, "hosted-legacy"), PLATFORM_LIMITS);
 });
 
 Deno.test("a flag beats the environment, which beats the default; nonsense is refused", () => {

@@ -7,9 +7,16 @@ import { type ProjectMode, publishedKeys, type StackProject } from "./project.ts
 /** What the platform itself sets. Never SUPABASE_JWT_SECRET: no Supabase mode injects it. */
 export function injectedEnv(
   project: StackProject,
-  options: { mode: ProjectMode; supabaseUrl: string; dbUrl?: string; functionName?: string },
+  options: {
+    mode: ProjectMode;
+    supabaseUrl: string;
+    dbUrl?: string;
+    functionName?: string;
+    /** Self-hosted: the `main` router's VERIFY_JWT (README sets it false). */
+    verifyJwt?: boolean;
+  },
 ): Record<string, string> {
-  const { mode, supabaseUrl, dbUrl, functionName = "function" } = options;
+  const { mode, supabaseUrl, dbUrl, functionName = "function", verifyJwt = false } = options;
   const common = {
     SUPABASE_URL: supabaseUrl,
     ...(dbUrl ? { SUPABASE_DB_URL: dbUrl } : {}),
@@ -24,7 +31,7 @@ export function injectedEnv(
       SUPABASE_PUBLIC_URL: supabaseUrl,
       // One switch for every function behind the `main` router; README has it false
       // because cron-auto-sync is called without a JWT (import-emails checks its own).
-      VERIFY_JWT: "false",
+      VERIFY_JWT: String(verifyJwt),
     };
   }
   return {

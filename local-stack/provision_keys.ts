@@ -10,7 +10,7 @@
  * Local stack only: a real project's keys come from `supabase secrets set` and Auth.
  */
 import postgres from "postgres";
-import { generateSecret } from "../functions-shared/standard_webhooks.ts";
+import { generateSecret } from "../functions-shared/wire/standard_webhooks.ts";
 import { createProject } from "./project.ts";
 
 const [state, dbUrl] = Deno.args;

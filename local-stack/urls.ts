@@ -72,6 +72,7 @@ export const testPorts = {
   // Gateways tests start one at a time (project modes, deploy layout); their functions
   // listen on functionPort(platformGateway, i).
   platformGateway: testPortBase + 6,
+  transactionPooler: testPortBase + 7, // tests/support/transaction_pooler.ts
   scaleBenchFunctions: [0, 1, 2, 3, 4].map((offset) => testPortBase + 10 + offset),
   failClosedFunction: testPortBase + 19,
 };

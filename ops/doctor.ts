@@ -2,15 +2,15 @@
  * Health check of a deployment: `deno task doctor --db-url <url> --functions-url <.../functions/v1>`
  * (or `--local-stack`). Prints a pass/fail list; exits 1 when anything fails.
  * Checks: database, Vault key, cron job and its recent runs, endpoint setting, recent
- * run outcomes, Option-1 leftovers, function reachable, signed probe, unsigned probe.
+ * run outcomes, a stored service-role key, function reachable, signed probe, unsigned probe.
  *
  * The signed probe is signed by the database itself (auto_sync.sign with the Vault
  * keys, exactly as dispatch() signs), for a run that does not exist: a healthy
  * function answers 404 and imports nothing. An unsigned probe must get 401.
  */
-import postgres from "postgres";
+import { connectOps } from "./database.ts";
 import { parseArgs } from "node:util";
-import { jsonbText } from "../functions-shared/signed_request.ts";
+import { jsonbText } from "../functions-shared/wire/client/signed_request.ts";
 import { probeClaims, sendProbe, sendUnsignedProbe } from "./probe.ts";
 import * as localStack from "../local-stack/urls.ts";
 
@@ -32,10 +32,6 @@ if (!dbUrl || !functionsUrl) {
   Deno.exit(2);
 }
 const endpoint = `${functionsUrl}/cron-auto-sync`;
-const OPTION1_CLEANUP = new URL(
-  "../supabase/migrations/20261129140000_remove_option1_service_key.sql",
-  import.meta.url,
-);
 
 let failures = 0;
 function report(ok: boolean, name: string, detail: string) {
@@ -51,7 +47,7 @@ async function check(name: string, test: () => Promise<[boolean, string]>) {
   }
 }
 
-const sql = postgres(dbUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+const sql = connectOps(dbUrl);
 
 await check("database reachable", async () => {
   const [row] = await sql`select current_database() as db, version() as version`;
@@ -117,39 +113,27 @@ await check("runs in the last 24 h", async () => {
   return [total === 0 || bad < total, summary];
 });
 
-await check("no Option-1 leftovers", async () => {
-  // The clean-up migration itself, as a dry run in a transaction rolled back: the one
-  // definition of what Option 1 left behind (a non-superuser run can leave settings).
-  const notices: string[] = [];
-  const dryRun = postgres(dbUrl, {
-    max: 1,
-    connect_timeout: 10,
-    onnotice: (notice) => {
-      if (notice.severity === "NOTICE") notices.push(String(notice.message));
-    },
-  });
+await check("no stored service-role key", async () => {
+  // The clean-up's own finder, as a dry run (auto_sync.remove_stored_service_key): the one
+  // definition of what a stored key left behind (a non-superuser run can leave settings).
+  // It changes nothing; the transaction is rolled back all the same.
   const rollBack = new Error("dry run over");
-  try {
-    await dryRun.begin(async (tx) => {
-      await tx`select set_config('option1_cleanup.dry_run', 'on', true)`;
-      await tx.unsafe(await Deno.readTextFile(OPTION1_CLEANUP));
-      throw rollBack; // changes nothing either way
-    }).catch((error) => {
-      if (error !== rollBack) throw error;
-    });
-  } finally {
-    await dryRun.end();
-  }
-  const summary = notices.findLast((text) => text.startsWith("option-1 clean-up: ")) ?? "";
-  const clean = summary === "option-1 clean-up: nothing of Option 1 found";
+  let report: { clean: boolean; summary: string } | undefined;
+  await sql.begin(async (tx) => {
+    [{ report }] = await tx`
+      select auto_sync.remove_stored_service_key(p_dry_run => true) as report`;
+    throw rollBack;
+  }).catch((error) => {
+    if (error !== rollBack) throw error;
+  });
+  if (!report) return [false, "no report from auto_sync.remove_stored_service_key"];
   return [
-    clean,
-    clean
+    report.clean,
+    report.clean
       ? "none"
       : `${
-        summary.replace("option-1 clean-up: dry run: ", "the clean-up migration ") ||
-        "no report from the clean-up migration"
-      }: see SECURITY.md, "Leaving Option 1"`,
+        report.summary.replace("service-key clean-up: dry run: ", "the clean-up ")
+      }: see SECURITY.md, "Removing a stored service-role key"`,
   ];
 });
 

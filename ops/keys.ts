@@ -17,9 +17,10 @@
  * checked with a signed probe before the next one starts.
  */
 import postgres from "postgres";
+import { connectOps } from "./database.ts";
 import { parseArgs } from "node:util";
 import { dirname, resolve } from "node:path";
-import { generateSecret } from "../functions-shared/standard_webhooks.ts";
+import { generateSecret } from "../functions-shared/wire/standard_webhooks.ts";
 import { parseEnvFile } from "../local-stack/env_file.ts";
 import * as localStack from "../local-stack/urls.ts";
 import { fingerprint, keyBytes, sendSignedProbe } from "./probe.ts";
@@ -64,7 +65,7 @@ function connectDb() {
     ? localStack.dbUrl
     : values["db-url"] ?? Deno.env.get("SUPABASE_DB_URL");
   if (!url) fail("no database: pass --db-url <postgres url> (or set SUPABASE_DB_URL)");
-  return postgres(url, { max: 1, onnotice: () => {} });
+  return connectOps(url);
 }
 
 async function vaultKeys(sql: postgres.Sql): Promise<VaultKey[]> {

@@ -13,8 +13,8 @@ import {
   signClaims,
   type SignedRequest,
   webhookHeaders,
-} from "../functions-shared/signed_request.ts";
-import { SigningKey } from "../functions-shared/standard_webhooks.ts";
+} from "../functions-shared/wire/client/signed_request.ts";
+import { SigningKey } from "../functions-shared/wire/standard_webhooks.ts";
 
 export type ProbeVerdict = "accepted" | "refused" | "unexpected";
 

@@ -6,9 +6,9 @@
  *   --user <uuid>   only this user's schedule and runs
  *   --limit <n>     how many schedules and runs to list (default 15)
  */
-import postgres from "postgres";
+import { connectOps } from "./database.ts";
 import { parseArgs } from "node:util";
-import { safeLine } from "../functions-shared/safe_text.ts";
+import { safeLine } from "../functions-shared/import_emails/safe_text.ts";
 import * as localStack from "../local-stack/urls.ts";
 
 const { values } = parseArgs({
@@ -75,7 +75,7 @@ const ago = (date: Date | null) => {
   return seconds >= 0 ? `${text} ago` : `in ${text}`;
 };
 
-const sql = postgres(dbUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+const sql = connectOps(dbUrl);
 try {
   const [totals] = await sql`
     select count(*)::int as schedules,

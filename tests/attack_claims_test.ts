@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHmac } from "node:crypto";
-import { generateSecret } from "../functions-shared/standard_webhooks.ts";
+import { generateSecret } from "../functions-shared/wire/standard_webhooks.ts";
 import { connect } from "./support/local_stack.ts";
 import { nowSeconds, type SignedRequest, signInDatabase } from "./support/signed_requests.ts";
 import {

@@ -18,7 +18,7 @@
  * request signed with only the old key must be refused (401).
  */
 import assert from "node:assert/strict";
-import { generateSecret } from "../functions-shared/standard_webhooks.ts";
+import { generateSecret } from "../functions-shared/wire/standard_webhooks.ts";
 import { connect, dbUrl } from "./support/local_stack.ts";
 import { testPorts } from "../local-stack/urls.ts";
 import { repositoryFunction, serveFunctionArgs } from "../local-stack/function_import_map.ts";

@@ -6,7 +6,7 @@
  * the honest request for the same run is accepted afterwards.
  */
 import assert from "node:assert/strict";
-import { sign } from "../functions-shared/standard_webhooks.ts";
+import { sign } from "../functions-shared/wire/standard_webhooks.ts";
 import { connect, stackKeyring } from "./support/local_stack.ts";
 import { nowSeconds } from "./support/signed_requests.ts";
 import {
@@ -160,7 +160,7 @@ Deno.test("timestamps in any other spelling (signs, decimals, zeros, exponents, 
 Deno.test("near the window edges: ±297 s is accepted, ±303 s refused (a run each)", async () => {
   // Real clocks on both sides: keep a few seconds from ±300 so a tick between signing
   // and checking cannot flip the outcome. The exact ±300/±301 boundary is tested with
-  // an injected clock in functions-shared/standard_webhooks_test.ts.
+  // an injected clock in functions-shared/wire/standard_webhooks_test.ts.
   for (const [offset, expected] of [[-297, 202], [297, 202], [-303, 401], [303, 401]] as const) {
     const { runId, claims } = await fixtures.run();
     const iat = nowSeconds() + offset;

@@ -4,7 +4,7 @@
  * before the claims leave the run untouched; a valid request is accepted once.
  */
 import assert from "node:assert/strict";
-import { generateSecret, parseSecret, sign } from "../functions-shared/standard_webhooks.ts";
+import { generateSecret, parseSecret, sign } from "../functions-shared/wire/standard_webhooks.ts";
 import { connect, createUser, stackSecrets, stateDir, waitFor } from "./support/local_stack.ts";
 import {
   claimsFor,

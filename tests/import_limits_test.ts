@@ -2,93 +2,22 @@
  * The importer within the edge runtime's per-instance limits, on the stack: a gateway
  * with small limits (local-stack/isolate_limits.ts) serves the real functions, and
  * signed requests land in one function instance side by side, sharing its budget
- * (functions-shared/isolate_budget.ts).
+ * (functions-shared/import_emails/isolate_budget.ts). In the self-hosted mode, the
+ * `main` router's 60 s and 150 MB, with follow-up runs dispatched by pg_cron.
  */
 import assert from "node:assert/strict";
+import { withFastDispatchTick } from "./support/dispatch_tick.ts";
 import { holdImportAfterFirstBatch, type ImportHold } from "./support/import_hold.ts";
-import type postgres from "postgres";
-import { testPorts } from "../local-stack/urls.ts";
-import { type GatewayProcess, startGateway } from "./support/gateway_process.ts";
 import { addMailbox, appendMessages, createImapUser, message } from "./support/imap.ts";
+import { connect, createUser, waitFor } from "./support/local_stack.ts";
 import {
-  connect,
-  createUser,
-  dbUrl,
-  readFunctionsEnv,
-  stateDir,
-  waitFor,
-} from "./support/local_stack.ts";
-import { claimsFor, createDispatchedRun, signInDatabase } from "./support/signed_requests.ts";
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A gateway over this repository's functions, with the given limits and function secrets. */
-async function limitedGateway(
-  flags: string[],
-  secrets: Record<string, string>,
-): Promise<GatewayProcess> {
-  const dir = Deno.makeTempDirSync({ prefix: "limits-" });
-  const env = { ...readFunctionsEnv(), ...secrets };
-  Deno.writeTextFileSync(
-    `${dir}/functions.env`,
-    Object.entries(env).map(([name, value]) => `${name}=${JSON.stringify(value)}`).join("\n"),
-    { mode: 0o600 },
-  );
-  return await startGateway(testPorts.platformGateway, [
-    "--db-url",
-    dbUrl,
-    "--env-file",
-    `${dir}/functions.env`,
-    "--project",
-    `${stateDir}/project.json`,
-    ...flags,
-  ]);
-}
-
-/** A scheduled run for the user, signed by the database, sent to the gateway; its run id. */
-async function sendSignedRun(
-  sql: postgres.Sql,
-  gateway: GatewayProcess,
-  userId: string,
-): Promise<string> {
-  const runId = await createDispatchedRun(sql, userId);
-  const request = await signInDatabase(sql, claimsFor(userId, runId));
-  const response = await fetch(`${gateway.functionsUrl}/cron-auto-sync`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "webhook-id": request.id,
-      "webhook-timestamp": request.timestamp,
-      "webhook-signature": request.signature,
-    },
-    body: request.body,
-  });
-  const text = await response.text();
-  assert.equal(response.status, 202, text);
-  return runId;
-}
-
-async function runsFinished(sql: postgres.Sql, runIds: string[]) {
-  return await waitFor(async () => {
-    const rows = await sql`
-      select id, status, error, details from auto_sync.runs where id = any(${runIds}::uuid[])`;
-    return rows.every((row) => !["dispatched", "accepted", "running"].includes(row.status))
-      ? rows
-      : undefined;
-  }, { timeoutMs: 60_000 });
-}
-
-async function mailCounts(sql: postgres.Sql, mailboxIds: string[]) {
-  return await sql`
-    select m.id, count(e.*)::int as emails, count(distinct (e.uid_validity, e.uid))::int as uids,
-           count(distinct e.message_id)::int as message_ids
-      from public.mailboxes m left join public.emails e on e.mailbox_id = m.id
-     where m.id = any(${mailboxIds}::uuid[])
-     group by m.id`;
-}
-
-// Through the stack's Dovecot over loopback: the functions may reach private hosts here.
-const FUNCTION_SECRETS = { IMAP_ALLOW_PRIVATE_HOSTS: "true" };
+  FUNCTION_SECRETS,
+  limitedGateway,
+  mailCounts,
+  runsFinished,
+  sendSignedRun,
+  sleep,
+} from "./support/limited_gateway.ts";
 
 Deno.test("four users' first imports landing in one instance finish over follow-up runs, every message exactly once", async () => {
   const perUser = 2_500;
@@ -227,6 +156,75 @@ Deno.test("a run cut off by the instance's limit is called lost within a minute,
     await gateway.stop();
     if (userId) await sql`delete from auth.users where id = ${userId}`;
     await holder.end();
+    await sql.end();
+  }
+});
+
+Deno.test("self-hosted (the main router's 60 s and 150 MB): a first import of 2,500 messages completes over follow-up runs pg_cron dispatches, none cut off", async () => {
+  const total = 2_500;
+  const sql = connect();
+  let userId = "";
+  // Nothing but the mode: the limits are the router's, and the functions find their
+  // 60 s wall clock themselves (VERIFY_JWT in their environment).
+  const gateway = await limitedGateway(["--mode", "self-hosted"], FUNCTION_SECRETS);
+  const [{ endpoint_url: endpoint }] = await sql`select endpoint_url from auto_sync.settings`;
+  try {
+    userId = await createUser(sql, "limits-self-hosted");
+    const imapUser = await createImapUser();
+    await appendMessages(imapUser, "INBOX", Array.from({ length: total }, () => message()));
+    const mailboxId = await addMailbox(sql, userId, imapUser, { tls: "plain" });
+    await sql`update auto_sync.settings set endpoint_url = ${`${gateway.functionsUrl}/cron-auto-sync`}`;
+    await sql`select auto_sync.enable(${userId}, '30 minutes')`;
+    const started = Date.now();
+    await withFastDispatchTick(sql, 2, () =>
+      waitFor(async () => {
+        // A follow-up waits a minute (auto_sync.next_run_at 'follow_up'); the test skips
+        // that minute, pg_cron's tick still dispatches every run.
+        await sql`
+          update auto_sync.schedules set next_run_at = now()
+           where user_id = ${userId} and next_run_at > now()
+             and next_run_at <= now() + interval '2 minutes'`;
+        const [counts] = await mailCounts(sql, [mailboxId]);
+        return counts.emails >= total ? counts : undefined;
+      }, { timeoutMs: 240_000, intervalMs: 1_000 }));
+    const runs = await runsFinished(
+      sql,
+      (await sql`select id from auto_sync.runs where user_id = ${userId}`).map((row) => row.id),
+    );
+    const rows = await sql`
+      select status, trigger, net_request_id, details,
+             extract(epoch from must_finish_by - accepted_at) as window_seconds
+        from auto_sync.runs where user_id = ${userId} order by dispatched_at`;
+    const statuses = rows.map((row) => row.status);
+    console.log(
+      `${rows.length} runs in ${Date.now() - started} ms: ${statuses.join(", ")}; ${
+        (gateway.output().match(/instance retired/g) ?? []).length
+      } instances retired`,
+    );
+    assert.equal(runs.length, rows.length);
+    assert.ok(
+      statuses.every((status) => status === "partial" || status === "succeeded"),
+      statuses.join(),
+    );
+    assert.ok(
+      statuses.filter((status) => status === "partial").length >= 2,
+      "follow-up runs were needed",
+    );
+    assert.equal(statuses.at(-1), "succeeded");
+    assert.ok(rows.every((row) => row.trigger === "schedule" && row.net_request_id !== null));
+    // The importer knew its instance ends 60 s after it started.
+    for (const row of rows) assert.ok(Number(row.window_seconds) <= 60, JSON.stringify(row));
+    const [counts] = await mailCounts(sql, [mailboxId]);
+    assert.deepEqual({ emails: counts.emails, uids: counts.uids, ids: counts.message_ids }, {
+      emails: total,
+      uids: total,
+      ids: total,
+    });
+  } finally {
+    if (userId) await sql`select auto_sync.disable(${userId})`;
+    await sql`update auto_sync.settings set endpoint_url = ${endpoint}`;
+    await gateway.stop();
+    if (userId) await sql`delete from auth.users where id = ${userId}`;
     await sql.end();
   }
 });

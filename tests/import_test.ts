@@ -3,7 +3,7 @@
  * incremental, idempotent, resumable, bounded, and honest about failures.
  */
 import assert from "node:assert/strict";
-import { isolateShutdownSignal } from "../functions-shared/isolate_shutdown.ts";
+import { isolateShutdownSignal } from "../functions-shared/import_emails/isolate_shutdown.ts";
 import { connect, createUser } from "./support/local_stack.ts";
 import {
   acceptedRun,

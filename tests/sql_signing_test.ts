@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { Webhook } from "standardwebhooks";
-import { jsonbText, signRequest } from "../functions-shared/signed_request.ts";
-import { generateSecret, parseSecret, verify } from "../functions-shared/standard_webhooks.ts";
+import { jsonbText, signRequest } from "../functions-shared/wire/client/signed_request.ts";
+import { generateSecret, parseSecret, verify } from "../functions-shared/wire/standard_webhooks.ts";
 import vectors from "./fixtures/wire_vectors.json" with { type: "json" };
 import { connect } from "./support/local_stack.ts";
 

@@ -1,6 +1,6 @@
 /**
  * Requests shaped like the ones auto_sync.dispatch() sends, built by the one wire
- * module (functions-shared/signed_request.ts): the claims body as Postgres prints
+ * module (functions-shared/wire/client/signed_request.ts): the claims body as Postgres prints
  * jsonb, the run id as webhook-id, unix seconds as webhook-timestamp.
  */
 import {
@@ -10,8 +10,8 @@ import {
   type SignedRequest,
   signRequest,
   webhookHeaders,
-} from "../../functions-shared/signed_request.ts";
-import type { SigningKey } from "../../functions-shared/standard_webhooks.ts";
+} from "../../functions-shared/wire/client/signed_request.ts";
+import type { SigningKey } from "../../functions-shared/wire/standard_webhooks.ts";
 
 export { nowSeconds, webhookHeaders };
 

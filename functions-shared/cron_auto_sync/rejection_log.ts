@@ -6,7 +6,7 @@
  * logged, with how many like it were suppressed before it. Refusals of correctly
  * signed requests (they carry the run id) are always logged.
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../platform/log.ts";
 
 export type RejectionLog = (status: number, reason: string, runId?: string) => void;
 

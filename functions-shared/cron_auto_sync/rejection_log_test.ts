@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createMemoryLogger } from "../log.ts";
+import { createMemoryLogger } from "../platform/log.ts";
 import { createRejectionLog } from "./rejection_log.ts";
 
 function setup() {

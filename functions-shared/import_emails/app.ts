@@ -3,11 +3,11 @@
  * mail is imported; nothing in the request can name another user.
  */
 import { Hono } from "hono";
-import type { Background } from "../background.ts";
-import { errorResponse } from "../http.ts";
-import { errorText, type Logger } from "../log.ts";
-import type { RunStore } from "../run_store.ts";
-import type { UserAuthenticator } from "../user_auth.ts";
+import type { Background } from "../platform/background.ts";
+import { errorResponse } from "../platform/http.ts";
+import { errorText, type Logger } from "../platform/log.ts";
+import type { RunStore } from "../runs/run_store.ts";
+import type { UserAuthenticator } from "./user_auth.ts";
 import { cors } from "./cors.ts";
 import type { ImportRunner } from "./import_run.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { createMemoryLogger } from "../log.ts";
-import type { AcceptOutcome, FinalStatus, RunStore } from "../run_store.ts";
+import { createMemoryLogger } from "../platform/log.ts";
+import type { AcceptOutcome, FinalStatus, RunStore } from "../runs/run_store.ts";
 import { createImportEmailsApp } from "./app.ts";
 import type { ImportJob } from "./import_run.ts";
 

@@ -2,7 +2,7 @@
  * Attachment metadata from IMAP BODYSTRUCTURE: complete even when the message
  * source itself was cut at the byte bound, and it never downloads content.
  */
-import { safeLine } from "../safe_text.ts";
+import { safeLine } from "./safe_text.ts";
 
 export interface Attachment {
   filename: string | null;

@@ -9,9 +9,10 @@
  * and every message source is cut at a byte bound, so a huge message can never
  * exhaust memory.
  */
-import { safeLine } from "../safe_text.ts";
+import { safeLine } from "./safe_text.ts";
 import { attachmentsFrom } from "./bodystructure.ts";
-import { type FetchedMessage, ImapSessionError } from "./imap_answers.ts";
+import type { FetchedMessage } from "./imap_answers.ts";
+import { ImapSessionError } from "./session_errors.ts";
 import type { ImapSession } from "./imap_session.ts";
 import type { EmailRecord, FolderState, Mailbox, MailStore } from "./mail_store.ts";
 import { parseMessage } from "./message_parser.ts";

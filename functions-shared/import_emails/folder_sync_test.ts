@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { type FolderSyncOptions, syncFolder } from "./folder_sync.ts";
 import type { ImapSession } from "./imap_session.ts";
-import { type FakeFolder, FakeMailStore, fakeSession, mail, mailbox } from "./test_support.ts";
+import {
+  type FakeFolder,
+  FakeMailStore,
+  fakeSession,
+  mail,
+  mailbox,
+} from "../../tests/support/import_fakes.ts";
 
 const MAILBOX = "11111111-1111-4111-8111-111111111111";
 

@@ -1,20 +1,22 @@
-/** Wires `import-emails` from its environment. Config errors throw here, at start-up. */
-import { createBackground } from "../background.ts";
-import { connectDatabase } from "../database.ts";
-import { createLogger } from "../log.ts";
-import { createRunStore } from "../run_store.ts";
-import { createUserAuthenticator } from "../user_auth.ts";
+/** Wires `import-emails` from its environment, parsed once (config.ts): errors throw at start-up. */
+import { createBackground } from "../platform/background.ts";
+import { connectDatabase } from "../platform/database.ts";
+import { createLogger } from "../platform/log.ts";
+import { createRunStore } from "../runs/run_store.ts";
+import { createUserAuthenticator } from "./user_auth.ts";
 import { createImportEmailsApp } from "./app.ts";
-import { importRunnerFromEnv } from "./runner_from_env.ts";
+import { importRunnerFromConfig } from "./runner_from_config.ts";
+import { importEmailsConfig } from "../platform/config.ts";
 
 export function createImportEmailsHandler(env: Record<string, string | undefined>) {
   const log = createLogger("import-emails");
-  const sql = connectDatabase(env.SUPABASE_DB_URL, "import-emails");
+  const config = importEmailsConfig(env);
+  const sql = connectDatabase(config.databaseUrl, "import-emails");
   const store = createRunStore(sql);
   const app = createImportEmailsApp({
-    authenticate: createUserAuthenticator(env, { log }),
+    authenticate: createUserAuthenticator(config.auth, { log }),
     store,
-    runImport: importRunnerFromEnv(env, { sql, store, log }),
+    runImport: importRunnerFromConfig(config.importer, { sql, store, log }),
     background: createBackground(log),
     log,
   });

@@ -9,6 +9,7 @@
  */
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import { HostNotAllowedError } from "./session_errors.ts";
 
 const PRIVATE_V4: Array<[number, number]> = [
   [0x00000000, 8], // "this" network
@@ -95,8 +96,6 @@ export function isPrivateAddress(address: string): boolean {
   }
   return true; // not an address at all: refuse
 }
-
-export class HostNotAllowedError extends Error {}
 
 /**
  * Resolves the host and returns the address to connect to. Throws

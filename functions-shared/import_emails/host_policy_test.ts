@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { HostNotAllowedError, isPrivateAddress, resolveMailboxHost } from "./host_policy.ts";
+import { isPrivateAddress, resolveMailboxHost } from "./host_policy.ts";
+import { HostNotAllowedError } from "./session_errors.ts";
 
 Deno.test("private, loopback, link-local and reserved addresses are recognised", () => {
   for (

@@ -5,12 +5,7 @@
  * within the byte bound.
  */
 import type { BodyStructureNode } from "./bodystructure.ts";
-
-/**
- * The server broke the protocol, a bound or the time limit. The message is safe to
- * show the user (it holds nothing the server sent).
- */
-export class ImapSessionError extends Error {}
+import { ImapSessionError } from "./session_errors.ts";
 
 export interface FolderStatus {
   uidValidity: number;

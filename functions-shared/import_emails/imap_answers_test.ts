@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { checkedStatus, ChunkRows, ImapSessionError, uidsAbove } from "./imap_answers.ts";
+import { checkedStatus, ChunkRows, uidsAbove } from "./imap_answers.ts";
+import { ImapSessionError } from "./session_errors.ts";
 
 Deno.test("STATUS: an invalid UIDVALIDITY fails, absurd counts become null", () => {
   assert.deepEqual(

@@ -21,11 +21,11 @@ import {
   ChunkRows,
   type FetchedMessage,
   type FolderStatus,
-  ImapSessionError,
   isUid,
   uidsAbove,
 } from "./imap_answers.ts";
 import { resolveMailboxHost } from "./host_policy.ts";
+import { ImapSessionError } from "./session_errors.ts";
 import type { Mailbox } from "./mail_store.ts";
 
 export interface ImapSessionOptions {

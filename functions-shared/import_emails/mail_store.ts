@@ -1,5 +1,5 @@
 /** The importer's database side, through the auto_sync.* functions for the service role. */
-import type { Sql } from "../database.ts";
+import type { Sql } from "../platform/database.ts";
 import type { ParsedEmail } from "./message_parser.ts";
 import type { Attachment } from "./bodystructure.ts";
 

@@ -14,7 +14,7 @@
  */
 import { createHash } from "node:crypto";
 import PostalMime from "postal-mime";
-import { safeLine, safeText } from "../safe_text.ts";
+import { safeLine, safeText } from "./safe_text.ts";
 import { withJoinedBlob } from "./joined_blob.ts";
 import { plainTextOf } from "./mime_text.ts";
 

@@ -4,7 +4,7 @@
  * cut off, not streamed to the parser), no redirects followed, JSON only when asked, and only
  * https URLs (plain http only to a loopback host when the caller allows it: a local server).
  */
-import { isJsonContentType, readBodyWithLimit } from "../http.ts";
+import { isJsonContentType, readBodyWithLimit } from "../platform/http.ts";
 import { TokenRequestError } from "./oauth_errors.ts";
 
 export type FetchBounds = {

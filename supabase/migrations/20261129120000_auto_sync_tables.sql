@@ -1,10 +1,14 @@
 -- Signed auto-sync: the extensions it needs, the private schemas (auto_sync, and
 -- auto_sync_user_api behind the public wrappers), the wire limits the settings obey
 -- (auto_sync.wire_limit), and the scheduler's tables (settings, schedules, runs, replay
--- ledger) with their indexes and grants. Functions live in the files named for what they do:
---   ..._auto_sync_dispatch.sql      signing and the dispatcher (pg_cron job auto-sync-dispatch)
---   ..._auto_sync_api.sql           schedule and run functions, the public schedule wrappers
---   ..._auto_sync_run_outcomes.sql  reconcile, retry backoff, retention (job auto-sync-maintenance)
+-- ledger) with their indexes and grants, and the interval bound their CHECK and enable()
+-- share (auto_sync.interval_problem). Functions live in the files named for what they do:
+--   ..._auto_sync_next_run.sql        when a schedule runs next: the one rule (next_run_at)
+--   ..._auto_sync_run_lifecycle.sql   a run from insert to its end: accept, start, finish,
+--                                     fail, reject, lose, and the schedule's bookkeeping
+--   ..._auto_sync_dispatch.sql        signing and the dispatcher (pg_cron job auto-sync-dispatch)
+--   ..._auto_sync_schedule_api.sql    enable / disable, the public schedule wrappers
+--   ..._auto_sync_maintenance.sql     retention (job auto-sync-maintenance)
 --   ..._mail_import_tables.sql, ..._mailbox_api.sql, ..._mail_importer.sql   mail import
 --
 -- `auto_sync` is not exposed through the Data API (add it to nothing in
@@ -46,7 +50,7 @@ revoke all on schema auto_sync_user_api from public, anon, authenticated, servic
 grant usage on schema auto_sync_user_api to authenticated, service_role;
 alter default privileges in schema auto_sync_user_api revoke execute on functions from public;
 
--- The limits of the wire format, SQL's one home for them (functions-shared/wire_limits.ts
+-- The limits of the wire format, SQL's one home for them (functions-shared/wire/wire_limits.ts
 -- is TypeScript's; both are checked against tests/fixtures/wire_vectors.json):
 --   signing_key_min_bytes / signing_key_max_bytes   decoded length of a whsec_ key
 --   max_signing_keys                                 keys signed with at once (a rotation)
@@ -63,7 +67,7 @@ as $$
          end
 $$;
 comment on function auto_sync.wire_limit(text) is
-  'The wire format''s limits by name (signing_key_min_bytes, signing_key_max_bytes, max_signing_keys, request_lifetime_seconds); null for an unknown name. Mirrors functions-shared/wire_limits.ts.';
+  'The wire format''s limits by name (signing_key_min_bytes, signing_key_max_bytes, max_signing_keys, request_lifetime_seconds); null for an unknown name. Mirrors functions-shared/wire/wire_limits.ts.';
 revoke execute on function auto_sync.wire_limit(text) from public, anon, authenticated;
 grant execute on function auto_sync.wire_limit(text) to service_role;
 
@@ -122,11 +126,26 @@ comment on column auto_sync.settings.ledger_retention is
 comment on column auto_sync.settings.cron_history_retention is
   'purge_history() deletes cron.job_run_details rows of auto-sync-dispatch and auto-sync-maintenance older than this.';
 
+-- The interval bound, one rule: what is wrong with an interval, or null when it is a valid
+-- schedule interval (5 minutes to 30 days). Bounded both ways: a huge interval would
+-- overflow next_run_at in dispatch(); a short one would let one user take a share of every
+-- tick. The schedules CHECK and auto_sync.enable() (so also the public wrapper) use it.
+create function auto_sync.interval_problem(p_every interval) returns text
+language sql immutable parallel safe set search_path = ''
+as $$
+  select case when p_every is null then 'is missing'
+              when p_every < interval '5 minutes' then 'is shorter than 5 minutes'
+              when p_every > interval '30 days' then 'is longer than 30 days'
+         end
+$$;
+comment on function auto_sync.interval_problem(interval) is
+  'The schedule interval bound (5 minutes to 30 days): null for a valid interval, else what is wrong (''is shorter than 5 minutes'', ...). Used by the schedules CHECK and auto_sync.enable().';
+revoke execute on function auto_sync.interval_problem(interval) from public, anon, authenticated, service_role;
+
 create table auto_sync.schedules (
   user_id uuid primary key references auth.users (id) on delete cascade,
-  -- bounded both ways: a huge interval would overflow next_run_at in dispatch()
   every interval not null default '30 minutes'
-    check (every between interval '1 minute' and interval '30 days'),
+    constraint schedules_every_check check (auto_sync.interval_problem(every) is null),
   enabled boolean not null default true,
   next_run_at timestamptz not null default now(),
   last_run_id uuid,

@@ -1,6 +1,6 @@
 -- pgTAP: the mail import's database side (20261129130000_mail_import_tables.sql,
--- 20261129130100_mailbox_api.sql, 20261129130200_mail_importer.sql, and the run
--- bookkeeping it relies on in 20261129120200_auto_sync_api.sql).
+-- 20261129130100_mailbox_api.sql, 20261129130200_mail_importer.sql). When a run's end
+-- brings the next run forward: next_run_test.sql.
 --
 --   a signed-in user   adds, changes and removes their own mailboxes; reads their own
 --                      mailboxes and emails (RLS); never another user's; never a credential
@@ -13,20 +13,17 @@
 -- One transaction, rolled back. pg_cron's dispatch() and the pg_net worker share this
 -- database: every check filters on this file's own users and mailboxes.
 begin;
-create extension if not exists pgtap with schema extensions;
-set local search_path = extensions, public;
+\ir support/test_helpers.psql
 set local timezone = 'UTC';
 
-select plan(160);
+select plan(150);
 
 -------------------------------------------------------------------------------
 -- Fixtures
 -------------------------------------------------------------------------------
-insert into auth.users (id, email) values
-  ('f1a00000-0000-4000-8000-00000000000a', 'pgtap-mail-a@example.test'),
-  ('f1b00000-0000-4000-8000-00000000000b', 'pgtap-mail-b@example.test'),
-  ('f1c00000-0000-4000-8000-00000000000c', 'pgtap-mail-c@example.test'),
-  ('f1d00000-0000-4000-8000-00000000000d', 'pgtap-mail-d@example.test');
+select tests.create_supabase_user('a', 'f1a00000-0000-4000-8000-00000000000a');
+select tests.create_supabase_user('b', 'f1b00000-0000-4000-8000-00000000000b');
+select tests.create_supabase_user('c', 'f1c00000-0000-4000-8000-00000000000c');
 
 -- Mailbox ids by name, the credentials this file uses, and runs.
 create temp table t_box (name text primary key, id uuid) on commit drop;
@@ -76,8 +73,7 @@ $$;
 -------------------------------------------------------------------------------
 -- public.add_mailbox, as each user
 -------------------------------------------------------------------------------
-set local role authenticated;
-set local request.jwt.claims to '{"sub":"f1a00000-0000-4000-8000-00000000000a","role":"authenticated"}';
+select tests.authenticate_as('a');
 insert into t_box values
   ('a1', public.add_mailbox('imap.a.example.test', 993, 'alice@a.example.test',
                             (select value from t_secret where name = 'a1'),
@@ -87,13 +83,13 @@ insert into t_box values
   ('a3', public.add_mailbox('imap3.a.example.test', 993, 'alice3', (select value from t_secret where name = 'a3'),
                             p_auth_kind => 'oauth2')),
   ('a4', public.add_mailbox('imap4.a.example.test', 993, 'alice4', (select value from t_secret where name = 'a4')));
-set local request.jwt.claims to '{"sub":"f1b00000-0000-4000-8000-00000000000b","role":"authenticated"}';
+select tests.authenticate_as('b');
 insert into t_box values
   ('b1', public.add_mailbox('imap.b.example.test', 993, 'bob@b.example.test', (select value from t_secret where name = 'b1')));
-set local request.jwt.claims to '{"sub":"f1c00000-0000-4000-8000-00000000000c","role":"authenticated"}';
+select tests.authenticate_as('c');
 insert into t_box values
   ('c1', public.add_mailbox('imap.c.example.test', 993, 'carol', (select value from t_secret where name = 'c1')));
-reset role;
+select tests.clear_authentication();
 
 select is((select count(*) from t_box where id is not null), 6::bigint, 'add_mailbox returned an id for each of 6 mailboxes');
 select is(
@@ -140,14 +136,13 @@ select is(
 
 -------------------------------------------------------------------------------
 -- The importer (postgres, as the functions connect): credential, store_batch, reset,
--- claim, outcome. service_role may call none of these (auto_sync_access_test.sql).
+-- claim, outcome. service_role may call none of these (access_api_roles_test.sql).
 -------------------------------------------------------------------------------
 select is(auto_sync.mailbox_credential((select id from t_box where name = 'a1')),
           (select value from t_secret where name = 'a1'),
           'the importer: mailbox_credential returns the mailbox''s credential from Vault');
 select is(auto_sync.mailbox_credential(gen_random_uuid()), null, 'the importer: an unknown mailbox has no credential');
-set local role service_role;
-set local request.jwt.claims to '{"role":"service_role"}';
+select tests.authenticate_as_role('service_role');
 select throws_ok($$select auto_sync.mailbox_credential((select id from t_box where name = 'a1'))$$, '42501',
                  'permission denied for function mailbox_credential',
                  'service_role cannot call auto_sync.mailbox_credential');
@@ -155,7 +150,7 @@ select throws_ok($$select * from auto_sync.mailbox_credentials$$, '42501', 'perm
                  'service_role cannot read auto_sync.mailbox_credentials');
 select throws_ok($$select decrypted_secret from vault.decrypted_secrets$$, '42501', null,
                  'service_role cannot read vault.decrypted_secrets');
-reset role;
+select tests.clear_authentication();
 
 -- First batch: three new messages.
 insert into t_result
@@ -317,7 +312,7 @@ select lives_ok($$select auto_sync.release_mailbox((select id from t_box where n
                 'release_mailbox by a run that does not hold the lease');
 select is(auto_sync.claim_mailbox((select id from t_box where name = 'a1'), (select id from t_run where name = 'run2'), '2 minutes'),
           false, 'release_mailbox by another run does not free the mailbox');
-reset role;
+select tests.clear_authentication();
 select is(
   (select format('%s|%s', m.import_run_id = (select id from t_run where name = 'run1'), m.import_lease_until = now() + interval '5 minutes')
      from public.mailboxes m where m.id = (select id from t_box where name = 'a1')),
@@ -350,7 +345,7 @@ select is(auto_sync.record_mailbox_outcome((select id from t_box where name = 'a
 select is(auto_sync.record_mailbox_outcome((select id from t_box where name = 'a3'), 'Login failed', true),
           'Paused after 3 failed logins: update the password or token to resume',
           'record_mailbox_outcome: the third auth failure in a row pauses and returns the reason');
-reset role;
+select tests.clear_authentication();
 select is(
   (select format('%s|%s|%s|%s', m.consecutive_auth_failures, m.paused_reason, m.last_error, m.last_synced_at is null)
      from public.mailboxes m where m.id = (select id from t_box where name = 'a3')),
@@ -366,7 +361,7 @@ select is(auto_sync.record_mailbox_outcome((select id from t_box where name = 'a
           'record_mailbox_outcome: after a success, the next auth failure is the first again (not paused)');
 select is(auto_sync.record_mailbox_outcome((select id from t_box where name = 'a1'), null, false), null,
           'record_mailbox_outcome: success again');
-reset role;
+select tests.clear_authentication();
 select is(
   (select format('%s|%s|%s|%s', m.consecutive_auth_failures, m.paused_reason is null, m.last_error is null,
                  m.last_synced_at = now())
@@ -385,7 +380,7 @@ select is(
   (select count(*) from auto_sync.import_targets('f1a00000-0000-4000-8000-00000000000a') t
     where t.user_id <> 'f1a00000-0000-4000-8000-00000000000a'),
   0::bigint, 'import_targets: only that user''s mailboxes');
-reset role;
+select tests.clear_authentication();
 
 -------------------------------------------------------------------------------
 -- User A: own rows only, through RLS and the public functions
@@ -397,8 +392,7 @@ select m.user_id, count(distinct m.id) as mailboxes, count(e.id) as emails
  group by m.user_id;
 grant select on t_counts to public;
 
-set local role authenticated;
-set local request.jwt.claims to '{"sub":"f1a00000-0000-4000-8000-00000000000a","role":"authenticated"}';
+select tests.authenticate_as('a');
 select is(
   array(select m.id from public.mailboxes m order by m.id),
   array(select b.id from t_box b where b.name like 'a%' order by b.id),
@@ -522,7 +516,7 @@ select throws_ok($$select public.add_mailbox('cap11.a.example.test', 993, 'u', '
 select is((select count(*) from public.mailboxes), 10::bigint, 'A: still ten');
 
 -- Signed in as nobody.
-set local request.jwt.claims to '{"role":"authenticated"}';
+select tests.authenticate_as_role('authenticated');
 select is((select count(*) from public.mailboxes m where m.id in (select id from t_box)), 0::bigint,
           'authenticated without a sub reads no mailbox');
 select is((select count(*) from public.emails e where e.mailbox_id in (select id from t_box)), 0::bigint,
@@ -533,22 +527,21 @@ select throws_ok($$select public.remove_mailbox((select id from t_box where name
                  'Cannot remove mailbox: not signed in', 'remove_mailbox without a sub is refused (42501)');
 
 -- User B sees only B's.
-set local request.jwt.claims to '{"sub":"f1b00000-0000-4000-8000-00000000000b","role":"authenticated"}';
+select tests.authenticate_as('b');
 select is(array(select m.id from public.mailboxes m), array(select id from t_box where name = 'b1'),
           'B reads exactly B''s one mailbox');
 select is((select array_agg(e.uid order by e.uid) from public.emails e), array[1::bigint, 2::bigint],
           'B reads exactly B''s two emails');
-reset role;
+select tests.clear_authentication();
 
 -- anon reads nothing.
-set local role anon;
-set local request.jwt.claims to '{"role":"anon"}';
+select tests.authenticate_as_role('anon');
 select throws_ok(format('select count(*) from public.%I', t), '42501', format('permission denied for table %s', t),
                  format('anon cannot read public.%s', t))
 from unnest(array['mailboxes', 'emails']) t;
 select throws_ok($$select * from auto_sync.mailbox_credentials$$, '42501', null, 'anon cannot read auto_sync.mailbox_credentials');
 select throws_ok($$select * from vault.decrypted_secrets$$, '42501', null, 'anon cannot read vault.decrypted_secrets');
-reset role;
+select tests.clear_authentication();
 
 -------------------------------------------------------------------------------
 -- What the user calls did, seen as postgres
@@ -608,46 +601,6 @@ select is(
        or exists (select 1 from public.emails e where e.mailbox_id in (select id from t_box) and position(t.value in row_to_json(e)::text) > 0)
        or exists (select 1 from auto_sync.folder_state f where f.mailbox_id in (select id from t_box) and position(t.value in row_to_json(f)::text) > 0)),
   0::bigint, 'no credential appears in public.mailboxes, public.emails or auto_sync.folder_state');
-
--------------------------------------------------------------------------------
--- finish_run: a partial run with more to do brings the next scheduled run forward
--------------------------------------------------------------------------------
-select lives_ok($$select auto_sync.enable('f1d00000-0000-4000-8000-00000000000d', '30 minutes')$$, 'user D has a schedule');
-update auto_sync.schedules set next_run_at = now() + interval '30 minutes'
- where user_id = 'f1d00000-0000-4000-8000-00000000000d';
-with r as (
-  insert into auto_sync.runs (user_id, trigger, status, started_at)
-  select 'f1d00000-0000-4000-8000-00000000000d', 'schedule', 'running', now() from generate_series(1, 4)
-  returning id
-)
-insert into t_run select 'd-' || row_number() over (order by id), id from r;
-
-select is(auto_sync.finish_run((select id from t_run where name = 'd-1'), 'succeeded', null, '{"has_more": true}'), true,
-          'finish_run: succeeded');
-select is((select s.next_run_at from auto_sync.schedules s where s.user_id = 'f1d00000-0000-4000-8000-00000000000d'),
-          now() + interval '30 minutes', 'finish_run: only a partial run moves next_run_at (succeeded leaves it)');
-select is(auto_sync.finish_run((select id from t_run where name = 'd-2'), 'partial', 'A mailbox failed', '{"has_more": false}'),
-          true, 'finish_run: partial without more to do');
-select is((select s.next_run_at from auto_sync.schedules s where s.user_id = 'f1d00000-0000-4000-8000-00000000000d'),
-          now() + interval '30 minutes', 'finish_run: partial with has_more false leaves next_run_at');
-select is(auto_sync.finish_run((select id from t_run where name = 'd-3'), 'partial', 'Budget reached; the next run continues',
-                               '{"has_more": true, "fetched": 500}'),
-          true, 'finish_run: partial with has_more true');
-select is(
-  (select format('%s|%s|%s', s.next_run_at = now() + interval '1 minute', s.next_run_at <= now() + interval '1 minute',
-                 s.last_outcome)
-     from auto_sync.schedules s where s.user_id = 'f1d00000-0000-4000-8000-00000000000d'),
-  't|t|partial', 'finish_run: partial with has_more brings next_run_at to within 1 minute');
-select is(
-  (select format('%s|%s|%s', r.status, r.error, r.details ->> 'fetched') from auto_sync.runs r
-    where r.id = (select id from t_run where name = 'd-3')),
-  'partial|Budget reached; the next run continues|500', 'finish_run: the partial run keeps its error and details');
-update auto_sync.schedules set next_run_at = now() - interval '5 minutes'
- where user_id = 'f1d00000-0000-4000-8000-00000000000d';
-select is(auto_sync.finish_run((select id from t_run where name = 'd-4'), 'partial', null, '{"has_more": true}'), true,
-          'finish_run: partial with has_more on an already due schedule');
-select is((select s.next_run_at from auto_sync.schedules s where s.user_id = 'f1d00000-0000-4000-8000-00000000000d'),
-          now() - interval '5 minutes', 'finish_run: never pushes an earlier next_run_at later');
 
 select * from finish();
 rollback;

@@ -4,8 +4,7 @@
 -- dispatch(), reconcile_runs(), purge_history() and pg_net's worker need; and
 -- auto_sync.extension_privileges_left() reports whatever is left.
 begin;
-create extension if not exists pgtap with schema extensions;
-set local search_path = extensions, public;
+\ir support/test_helpers.psql
 
 select plan(42);
 
@@ -73,7 +72,7 @@ select ok(exists (select 1 from pg_namespace n, aclexplode(n.nspacl) a
           'postgres holds USAGE on schema net by name');
 
 -- As the API roles, for real.
-set local role authenticated;
+select tests.authenticate_as_role('authenticated');
 select throws_ok(q, '42501', null, format('authenticated: %s is refused', q))
 from unnest(array[
   $$select * from net._http_response$$,
@@ -81,15 +80,14 @@ from unnest(array[
   $$select net.wake()$$,
   $$select * from auto_sync.extension_privileges_left()$$
 ]) q;
-reset role;
-set local role service_role;
+select tests.authenticate_as_role('service_role');
 select throws_ok(q, '42501', null, format('service_role: %s is refused', q))
 from unnest(array[
   $$select * from net._http_response$$,
   $$delete from net.http_request_queue$$,
   $$select net.http_get('https://example.com/')$$
 ]) q;
-reset role;
+select tests.clear_authentication();
 
 -- The report names what is left, e.g. after a re-created pg_net granted PUBLIC again.
 grant usage on schema net to public;

@@ -1,5 +1,8 @@
--- pgTAP: truthful run outcomes, retries with backoff, pause, retention
--- (20261129120300_auto_sync_run_outcomes.sql), as postgres (what the maintenance job runs).
+-- pgTAP: truthful run outcomes (reconcile_runs), and the schedule's side of a run that
+-- ended (record_outcomes through reconcile_runs and finish_run): failure counter, retry
+-- backoff, pause, and what the user sees of it (get_auto_sync)
+-- (20261129120020_auto_sync_run_lifecycle.sql), as postgres (what the maintenance job
+-- runs). Retention: purge_history_test.sql; the settings' bounds: run_outcome_settings_test.sql.
 --
 -- One transaction, rolled back: pg_cron, the pg_net worker and the functions
 -- never see these rows. now() is fixed for the whole transaction. The shared database
@@ -8,20 +11,18 @@
 -- (users f1000000-..., runs f2000000-..., pg_net ids 91000000xx) or compares the
 -- counts with what actually changed.
 begin;
-create extension if not exists pgtap with schema extensions;
-set local search_path = extensions, public;
+\ir support/test_helpers.psql
 set local client_min_messages = error;
 set local timezone = 'UTC';
 
-select plan(111);
+select plan(77);
 
 -------------------------------------------------------------------------------
 -- Fixtures
 -------------------------------------------------------------------------------
-insert into auth.users (id, email)
-select ('f1000000-0000-4000-8000-0000000000' || n)::uuid, 'pgtap-outcomes-' || n || '@example.test'
+select tests.create_supabase_user('outcomes-' || n, ('f1000000-0000-4000-8000-0000000000' || n)::uuid)
   from unnest(array['01', '02', '03', '04', '05', '06', '07', '08', '09', '10', '11',
-                    '12', '13', '14', '15', '16', '17', '18', '19', '20', '21']) n;
+                    '12', '13', '14', '15', '16', '17', '18', '19', '30', '31', '32', '99']) n;
 
 update auto_sync.settings
    set request_ttl = '5 minutes', ack_deadline = '5 minutes', in_flight_timeout = '15 minutes',
@@ -34,7 +35,7 @@ select ('f1000000-0000-4000-8000-0000000000' || n)::uuid, '30 minutes', n <> '19
        case n when '12' then 3 when '13' then 6 when '14' then 7 when '15' then 5
               when '16' then 2 when '17' then 1 when '18' then 7 when '19' then 4 else 0 end
   from unnest(array['01', '02', '03', '04', '05', '06', '07', '08', '09', '10', '11',
-                    '12', '13', '14', '15', '16', '17', '18', '19', '20', '21']) n;
+                    '12', '13', '14', '15', '16', '17', '18', '19']) n;
 
 -- Runs for reconcile_runs(): (user nn, run nn, pg_net id 91000000nn).
 insert into auto_sync.runs (id, user_id, trigger, status, created_at, dispatched_at, accepted_at, finished_at, net_request_id)
@@ -220,11 +221,12 @@ select is((select format('%s|%s|%s', r.status, r.details, r.finished_at = now())
 select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000016', 'skipped'), true, 'finish_run(skipped)');
 select is((select format('%s|%s|%s', s.consecutive_failures, s.last_outcome, s.last_success_at) from pg_temp.sched('16') s),
           '0|skipped|', 'skipped resets the counter (not a success time)');
-select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000017', 'partial', null, '{"has_more": true}'), true,
-          'finish_run(partial, has_more)');
+select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000017', 'partial', null,
+                               '{"has_more": true, "requested": 500, "fetched": 500, "inserted": 500}'), true,
+          'finish_run(partial, new mail stored, has_more)');
 select is((select format('%s|%s|%s', s.consecutive_failures, s.last_outcome, s.next_run_at <= now() + interval '1 minute')
              from pg_temp.sched('17') s),
-          '0|partial|t', 'partial with more to import: counter reset, next run within a minute (unchanged behaviour)');
+          '0|partial|t', 'partial with new mail and more to import: counter reset, next run within a minute');
 
 select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000001', 'succeeded'), false,
           'finish_run on a run reconcile already failed returns false');
@@ -259,176 +261,28 @@ select is(
         'last_error', 'last_error_at', 'consecutive_failures', 'paused_reason'],
   'get_auto_sync() keeps its five columns first and adds the status columns');
 
-set local role authenticated;
-set local request.jwt.claims to '{"sub":"f1000000-0000-4000-8000-000000000018","role":"authenticated"}';
+select tests.authenticate_as('outcomes-18');
 select is((select count(*)::integer from public.get_auto_sync()), 1, 'user 18: get_auto_sync returns one row');
 select is(
   (select format('%s|%s|%s|%s|%s', g.enabled, g.every, g.last_outcome, g.consecutive_failures, g.paused_reason)
      from public.get_auto_sync() g),
   'f|00:30:00|lost|8|Paused after 8 failed runs in a row: No acknowledgement from the function within 5 minutes',
   'user 18: sees their own paused schedule and why');
-set local request.jwt.claims to '{"sub":"f1000000-0000-4000-8000-000000000015","role":"authenticated"}';
+select tests.authenticate_as('outcomes-15');
 select is(
   (select format('%s|%s|%s', g.last_outcome, g.last_success_at = now(), g.consecutive_failures) from public.get_auto_sync() g),
   'succeeded|t|0', 'user 15: sees only their own schedule (last success)');
-set local request.jwt.claims to '{"sub":"f1000000-0000-4000-8000-000000000099","role":"authenticated"}';
+select tests.authenticate_as('outcomes-99');
 select is((select count(*)::integer from public.get_auto_sync()), 0, 'a user without a schedule sees no row');
 select throws_ok($$select auto_sync.reconcile_runs()$$, '42501', null, 'authenticated cannot call reconcile_runs');
 select throws_ok($$select auto_sync.purge_history()$$, '42501', null, 'authenticated cannot call purge_history');
-reset role;
-set local role anon;
-set local request.jwt.claims to '{"role":"anon"}';
+select tests.authenticate_as_role('anon');
 select throws_ok($$select * from public.get_auto_sync()$$, '42501', null, 'anon cannot call get_auto_sync');
-reset role;
-
--------------------------------------------------------------------------------
--- Grants and conventions of the new internals
--------------------------------------------------------------------------------
-select is(has_function_privilege(r, f, 'execute'), false, format('%s cannot execute %s', r, f))
-  from unnest(array['anon', 'authenticated', 'service_role']) r
- cross join unnest(array['auto_sync.reconcile_runs()', 'auto_sync.purge_history()',
-                         'auto_sync.record_outcomes(uuid[])', 'auto_sync.record_outcomes_each(uuid[], text)',
-                         'auto_sync.describe_interval(interval)']) f;
-select is(has_function_privilege('service_role', f, 'execute'), true, format('service_role can still execute %s', f))
-  from unnest(array['auto_sync.finish_run(uuid, text, text, jsonb)', 'auto_sync.enable(uuid, interval)']) f;
-select is(has_function_privilege('authenticated', 'public.get_auto_sync()', 'execute'), true,
-          'authenticated can execute the recreated get_auto_sync');
-select is(has_function_privilege('anon', 'public.get_auto_sync()', 'execute'), false,
-          'anon cannot execute the recreated get_auto_sync');
-select is(
-  array(select f from unnest(array['auto_sync.reconcile_runs()', 'auto_sync.purge_history()',
-                                   'auto_sync.record_outcomes(uuid[])', 'auto_sync_user_api.get_auto_sync()']) f
-         where not exists (select 1 from pg_proc p where p.oid = f::regprocedure
-                              and p.prosecdef and 'search_path=""' = any (p.proconfig))),
-  '{}'::text[], 'reconcile_runs, purge_history, record_outcomes, get_auto_sync (behind its public wrapper): security definer, search_path ''''');
-select is(
-  array(select f from unnest(array['auto_sync.reconcile_runs()', 'auto_sync.purge_history()',
-                                   'auto_sync.record_outcomes(uuid[])', 'auto_sync.record_outcomes_each(uuid[], text)',
-                                   'auto_sync.describe_interval(interval)', 'public.get_auto_sync()']) f
-         where obj_description(f::regprocedure, 'pg_proc') is null),
-  '{}'::text[], 'every new function has a comment');
-select is(
-  array(select format('%s.%s', t, c) from (values
-          ('settings', 'ack_deadline'), ('settings', 'max_consecutive_failures'), ('settings', 'run_retention'),
-          ('settings', 'ledger_retention'), ('settings', 'cron_history_retention'),
-          ('schedules', 'consecutive_failures'), ('schedules', 'paused_reason'), ('schedules', 'last_success_at'),
-          ('schedules', 'last_error'), ('schedules', 'last_error_at')) v (t, c)
-         where col_description(('auto_sync.' || t)::regclass,
-                               (select attnum from pg_attribute where attrelid = ('auto_sync.' || t)::regclass
-                                   and attname = c)) is null),
-  '{}'::text[], 'every new column has a comment');
-select is(
-  (select array_agg(format('%s=%s', c.column_name, c.column_default) order by c.column_name)
-     from information_schema.columns c
-    where c.table_schema = 'auto_sync' and c.table_name = 'settings'
-      and c.column_name in ('ack_deadline', 'max_consecutive_failures', 'run_retention',
-                            'ledger_retention', 'cron_history_retention')),
-  array['ack_deadline=''00:05:00''::interval', 'cron_history_retention=''7 days''::interval',
-        'ledger_retention=''1 day''::interval', 'max_consecutive_failures=8',
-        'run_retention=''30 days''::interval'],
-  'documented defaults: ack 5 min, 8 failures, runs 30 days, ledger 1 day, cron history 7 days');
-
--------------------------------------------------------------------------------
--- Settings checks
--------------------------------------------------------------------------------
-select throws_ok($$update auto_sync.settings set ledger_retention = '9 minutes 59 seconds'$$, '23514', null,
-                 'ledger_retention below 10 minutes is refused (ids must outlive the ±300 s window)');
-select lives_ok($$update auto_sync.settings set ledger_retention = '10 minutes'$$, 'ledger_retention of 10 minutes is accepted');
-select throws_ok($$update auto_sync.settings set ack_deadline = '4 minutes', request_ttl = '5 minutes'$$, '23514', null,
-                 'ack_deadline shorter than request_ttl is refused');
-select throws_ok($$update auto_sync.settings set max_consecutive_failures = 0$$, '23514', null,
-                 'max_consecutive_failures below 1 is refused');
-update auto_sync.settings set ledger_retention = '1 day';
-select is(auto_sync.describe_interval(i), w, format('describe_interval(%s) = %s', i, w))
-  from (values (interval '5 minutes', '5 minutes'), (interval '1 hour', '1 hour'),
-               (interval '90 seconds', '90 seconds'), (interval '1 day', '1 day')) v (i, w);
-
--------------------------------------------------------------------------------
--- Retention: purge_history()
--------------------------------------------------------------------------------
-insert into auto_sync.runs (id, user_id, trigger, status, created_at, finished_at, net_request_id) values
-  ('f2000000-0000-4000-8000-000000000020', 'f1000000-0000-4000-8000-000000000020', 'schedule', 'succeeded',
-   now() - interval '40 days', now() - interval '40 days', 9100000020),  -- the schedule's last run: kept
-  ('f2000000-0000-4000-8000-000000000021', 'f1000000-0000-4000-8000-000000000020', 'schedule', 'failed',
-   now() - interval '41 days', now() - interval '41 days', 9100000021),  -- old: deleted
-  ('f2000000-0000-4000-8000-000000000022', 'f1000000-0000-4000-8000-000000000020', 'schedule', 'succeeded',
-   now() - interval '29 days', now() - interval '29 days', 9100000022),  -- inside retention: kept
-  ('f2000000-0000-4000-8000-000000000023', 'f1000000-0000-4000-8000-000000000021', 'manual', 'lost',
-   now() - interval '31 days', now() - interval '31 days', null),        -- old: deleted
-  ('f2000000-0000-4000-8000-000000000024', 'f1000000-0000-4000-8000-000000000021', 'schedule', 'dispatched',
-   now() - interval '40 days', null, 9100000024);                        -- not finished: kept
-update auto_sync.schedules set last_run_id = 'f2000000-0000-4000-8000-000000000020'
- where user_id = 'f1000000-0000-4000-8000-000000000020';
-
-insert into net._http_response (id, status_code, timed_out, created) values
-  (9100000021, 200, false, now() - interval '41 days' + interval '3 seconds'),  -- ours, old: deleted
-  (9100000022, 200, false, now() - interval '2 hours'),  -- ours, recent: kept
-  (9100000098, 200, false, now() - interval '2 days'),   -- not ours: kept
-  -- run 20's pg_net id, but created long after run 20's request could be answered: ids
-  -- restart after a crash, so this is another request's response: kept
-  (9100000020, 200, false, now() - interval '2 days');
-
-insert into auto_sync.used_request_ids (request_id, used_at) values
-  ('pgtap-outcomes-old', now() - interval '25 hours'),
-  ('pgtap-outcomes-recent', now() - interval '23 hours');
-
-create temp table t_cron_runs (runid bigint, label text) on commit drop;
-with ins as (
-  insert into cron.job_run_details (jobid, job_pid, database, username, command, status, return_message, start_time, end_time)
-  select v.jobid, 0, 'postgres', 'postgres', 'pgtap-outcomes', 'succeeded', 'pgtap-outcomes ' || v.label,
-         now() - v.age, now() - v.age
-    from (values
-      ((select jobid from cron.job where jobname = 'auto-sync-dispatch'), 'dispatch-old', interval '8 days'),
-      ((select jobid from cron.job where jobname = 'auto-sync-maintenance'), 'maintenance-old', interval '8 days'),
-      ((select jobid from cron.job where jobname = 'auto-sync-dispatch'), 'dispatch-recent', interval '6 days'),
-      (-4242::bigint, 'other-old', interval '30 days')
-    ) v (jobid, label, age)
-  returning runid, return_message
-)
-insert into t_cron_runs select runid, substr(return_message, 16) from ins;
-
-create temp table t_purge on commit drop as select auto_sync.purge_history() as counts;
-
-select is(
-  (select array_agg(substr(r.id::text, 35) order by r.id) from auto_sync.runs r
-    where r.id in ('f2000000-0000-4000-8000-000000000020', 'f2000000-0000-4000-8000-000000000021',
-                   'f2000000-0000-4000-8000-000000000022', 'f2000000-0000-4000-8000-000000000023',
-                   'f2000000-0000-4000-8000-000000000024')),
-  array['20', '22', '24'],
-  'purge keeps the schedule''s last run, runs inside retention and unfinished runs; deletes the other old runs');
-select ok((select (counts ->> 'runs')::integer >= 2 from t_purge), 'purge_history() counts the runs it deleted');
-select is(
-  (select array_agg(h.id order by h.id) from net._http_response h
-    where h.id in (9100000020, 9100000021, 9100000022, 9100000098)),
-  array[9100000020, 9100000022, 9100000098]::bigint[],
-  'purge deletes our responses older than 1 day (id and time window), keeps recent ones, other applications'' and a reused id''s');
-select is(
-  (select array_agg(u.request_id order by u.request_id) from auto_sync.used_request_ids u
-    where u.request_id like 'pgtap-outcomes-%'),
-  array['pgtap-outcomes-recent'], 'purge deletes ledger ids older than ledger_retention (1 day) only');
-select is(
-  (select array_agg(t.label order by t.label) from t_cron_runs t
-    where exists (select 1 from cron.job_run_details d where d.runid = t.runid)),
-  array['dispatch-recent', 'other-old'],
-  'purge deletes our two jobs'' cron history older than 7 days, and nothing of other jobs');
-select is((select count(*)::integer from jsonb_object_keys((select counts from t_purge))), 4,
-          'purge_history() returns counts for runs, request_ids, cron_run_details, http_responses');
-
--------------------------------------------------------------------------------
--- The maintenance job
--------------------------------------------------------------------------------
-select is((select count(*)::integer from cron.job j where j.jobname = 'auto-sync-maintenance'), 1,
-          'exactly one pg_cron job auto-sync-maintenance');
-select is((select format('%s|%s', j.schedule, j.command) from cron.job j where j.jobname = 'auto-sync-maintenance'),
-          '*/10 * * * *|select auto_sync.reconcile_runs(); select auto_sync.purge_history();',
-          'auto-sync-maintenance runs reconcile_runs() then purge_history() every 10 minutes');
-select is((select count(*)::integer from cron.job j where j.jobname = 'auto-sync-dispatch'), 1,
-          'auto-sync-dispatch is still there, once');
+select tests.clear_authentication();
 
 -------------------------------------------------------------------------------
 -- A response is matched only within its request's life (pg_net ids restart after a crash)
 -------------------------------------------------------------------------------
-insert into auth.users (id, email) values ('f1000000-0000-4000-8000-000000000099', 'f99@example.test');
 insert into auto_sync.runs (id, user_id, trigger, status, created_at, dispatched_at, net_request_id)
 values ('f2000000-0000-4000-8000-000000000099', 'f1000000-0000-4000-8000-000000000099', 'schedule',
         'dispatched', now() - interval '1 minute', now() - interval '1 minute', 9100000099);
@@ -440,11 +294,9 @@ select is((select r.status from auto_sync.runs r where r.id = 'f2000000-0000-400
           'a response created before the run was dispatched is not taken for its answer');
 
 -------------------------------------------------------------------------------
--- One schedule that breaks the bookkeeping does not stop the others' outcomes
+-- One schedule that breaks the bookkeeping (a failure counter at its maximum, +1
+-- overflows) does not stop the others' outcomes, and is set aside
 -------------------------------------------------------------------------------
-insert into auth.users (id, email) values
-  ('f1000000-0000-4000-8000-000000000030', 'pgtap-outcomes-30@example.test'),
-  ('f1000000-0000-4000-8000-000000000031', 'pgtap-outcomes-31@example.test');
 insert into auto_sync.schedules (user_id, every, enabled, next_run_at, consecutive_failures) values
   ('f1000000-0000-4000-8000-000000000030', '30 minutes', true, '2100-01-01', 2147483647),  -- +1 overflows
   ('f1000000-0000-4000-8000-000000000031', '30 minutes', true, '2100-01-01', 0);
@@ -461,6 +313,32 @@ select is((select array_agg(r.status order by r.id) from auto_sync.runs r
 select is((select array_agg(s.consecutive_failures order by s.user_id) from auto_sync.schedules s
             where s.user_id in ('f1000000-0000-4000-8000-000000000030', 'f1000000-0000-4000-8000-000000000031')),
           array[2147483647, 1], 'the other schedule''s bookkeeping is done; the broken one is skipped');
+-- The broken one is reported and set aside, as SECURITY.md says: not dispatched every tick.
+select is((select format('%s|%s|%s', s.last_error, s.last_error_at = now(), s.next_run_at = now() + interval '1 hour')
+             from auto_sync.schedules s where s.user_id = 'f1000000-0000-4000-8000-000000000030'),
+          'Skipped by the run bookkeeping: this schedule''s values are invalid|t|t',
+          'the schedule that broke reconcile_runs() is reported (last_error) and pushed an hour ahead');
+select is((select s.next_run_at > now() + interval '59 minutes' from auto_sync.schedules s
+            where s.user_id = 'f1000000-0000-4000-8000-000000000030'),
+          true, '... so it is not due at the next ticks');
+select is((select count(*)::integer from auto_sync.due_schedules d
+            where d.user_id = 'f1000000-0000-4000-8000-000000000030'),
+          0, '... and not in due_schedules');
+
+-- The same through finish_run: the run still ends with its true status.
+insert into auto_sync.schedules (user_id, every, enabled, next_run_at, consecutive_failures)
+values ('f1000000-0000-4000-8000-000000000032', '30 minutes', true, '2100-01-01', 2147483647);
+insert into auto_sync.runs (id, user_id, trigger, status, created_at, accepted_at)
+values ('f2000000-0000-4000-8000-000000000032', 'f1000000-0000-4000-8000-000000000032', 'schedule', 'running',
+        now() - interval '1 minute', now() - interval '1 minute');
+select is(auto_sync.finish_run('f2000000-0000-4000-8000-000000000032', 'failed', 'IMAP login failed'), true,
+          'finish_run on a schedule that breaks the bookkeeping still returns true');
+select is((select format('%s|%s', r.status, r.error) from pg_temp.run('32') r), 'failed|IMAP login failed',
+          '... the run keeps its true outcome');
+select is((select format('%s|%s|%s', s.consecutive_failures, s.last_error, s.next_run_at = now() + interval '1 hour')
+             from pg_temp.sched('32') s),
+          '2147483647|Skipped by the run bookkeeping: this schedule''s values are invalid|t',
+          '... and the schedule is reported and pushed an hour ahead');
 
 select * from finish();
 rollback;

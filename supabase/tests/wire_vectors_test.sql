@@ -10,8 +10,7 @@
 -- runs pg_prove) or from supabase/tests (supabase test db mounts only that folder: then
 -- every test is skipped).
 begin;
-create extension if not exists pgtap with schema extensions;
-set local search_path = extensions, public;
+\ir support/test_helpers.psql
 
 \set vectors `cat tests/fixtures/wire_vectors.json 2>/dev/null || cat ../../tests/fixtures/wire_vectors.json 2>/dev/null || echo null`
 create temp table t_vectors on commit drop as select (:'vectors')::jsonb as doc;

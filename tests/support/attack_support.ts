@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type postgres from "postgres";
-import { signRequest } from "../../functions-shared/signed_request.ts";
-import { SigningKey } from "../../functions-shared/standard_webhooks.ts";
+import { signRequest } from "../../functions-shared/wire/client/signed_request.ts";
+import { SigningKey } from "../../functions-shared/wire/standard_webhooks.ts";
 import { createUser, functionsUrl, stackSecrets } from "./local_stack.ts";
 import { functionPort } from "../../local-stack/urls.ts";
 import {

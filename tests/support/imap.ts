@@ -11,8 +11,9 @@ import {
 } from "../../functions-shared/import_emails/import_run.ts";
 import { openImapSession } from "../../functions-shared/import_emails/imap_session.ts";
 import { createMailStore } from "../../functions-shared/import_emails/mail_store.ts";
-import { createMemoryLogger } from "../../functions-shared/log.ts";
-import { createRunStore } from "../../functions-shared/run_store.ts";
+import type { IsolateBudget } from "../../functions-shared/import_emails/isolate_budget.ts";
+import { createMemoryLogger } from "../../functions-shared/platform/log.ts";
+import { createRunStore } from "../../functions-shared/runs/run_store.ts";
 import { imapPort, imapsPort, stateDir } from "../../local-stack/urls.ts";
 
 const repo = new URL("../../", import.meta.url).pathname;
@@ -154,6 +155,8 @@ export function importer(
     allowPrivateHosts?: boolean;
     allowPlaintext?: boolean;
     shutdown?: AbortSignal;
+    /** The function instance's budget; a fresh one with the defaults when not given. */
+    isolate?: IsolateBudget;
   } = {},
 ) {
   const log = createMemoryLogger();
@@ -178,6 +181,7 @@ export function importer(
       }),
     limits,
     shutdown: options.shutdown,
+    isolate: options.isolate,
   });
   return { log, runner };
 }

@@ -5,7 +5,7 @@
  */
 import { importJWK, SignJWT } from "jose";
 import postgres from "postgres";
-import { parseKeyring, type SigningKey } from "../../functions-shared/standard_webhooks.ts";
+import { parseKeyring, type SigningKey } from "../../functions-shared/wire/standard_webhooks.ts";
 import { readEnvFile } from "../../local-stack/env_file.ts";
 import { dbUrl, functionsUrl, stateDir } from "../../local-stack/urls.ts";
 

@@ -5,12 +5,12 @@
  * not race the pg_cron job or the pg_net worker for them.
  */
 import type postgres from "postgres";
-import type { Claims as WireClaims } from "../../functions-shared/claims.ts";
+import type { Claims as WireClaims } from "../../functions-shared/wire/claims.ts";
 import {
   buildClaims,
   nowSeconds,
   type SignedRequest,
-} from "../../functions-shared/signed_request.ts";
+} from "../../functions-shared/wire/client/signed_request.ts";
 import { functionsUrl } from "./local_stack.ts";
 
 export { nowSeconds, type SignedRequest };

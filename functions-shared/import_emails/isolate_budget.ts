@@ -1,0 +1,121 @@
+/**
+ * What one function instance (an edge-runtime isolate) can give the imports it runs.
+ * Limits are per isolate, not per request (edge-runtime
+ * crates/base/src/worker/supervisor/strategy_per_worker.rs; README "Edge runtime
+ * limits"): every request and background task an isolate serves shares its wall clock
+ * (150 s on the free plan, 400 s on paid ones), its CPU time (1 s soft, 2 s hard) and
+ * its 256 MB, and it takes requests until half its wall clock. So several signed
+ * requests landing in one instance share one budget here:
+ *
+ *   - at most `maxConcurrentRuns` imports at a time (the others wait their turn);
+ *   - at most `maxMessages` messages over the instance's life (CPU is spent per
+ *     message: ~0.7 ms, BENCHMARKS.md); a run that finds it spent ends at once and
+ *     the next run, in a fresh instance, continues;
+ *   - each run's time window ends before the instance's wall clock does (runWindow).
+ *
+ * Configured from the environment (user secrets FUNCTION_WALL_CLOCK_SECONDS,
+ * IMPORT_MAX_CONCURRENT_RUNS, IMPORT_MAX_MESSAGES_PER_INSTANCE; defaults and bounds in
+ * platform/config.ts).
+ */
+import { DEFAULT_IMPORTER_CONFIG } from "../platform/config.ts";
+
+export interface IsolateBudgetOptions {
+  wallClockSeconds: number;
+  maxConcurrentRuns: number;
+  maxMessages: number;
+  /** When the isolate started (unix ms); the module's load time by default. */
+  startedAt?: number;
+  now?: () => number;
+}
+
+export const DEFAULT_ISOLATE_BUDGET = DEFAULT_IMPORTER_CONFIG.isolate;
+
+/** The module's load time: as early in the isolate's life as this code can see. */
+const LOADED_AT = Date.now();
+
+export interface RunWindow {
+  /** No new chunk starts after this (unix ms). */
+  deadline: number;
+  /** The IMAP session is closed at this, whatever the server is doing. */
+  stopAt: number;
+  /** The isolate is gone by then: the run row records it, reconcile calls it lost after. */
+  mustFinishBy: number;
+}
+
+/**
+ * The one rule for a run's time: its own budget (maxSeconds, then stopGraceSeconds to
+ * close), cut so that it ends, saved and finished, before the isolate's wall clock
+ * does. The margin left for saving and finish_run is 10 s, or a tenth of a short
+ * wall clock; the grace a fifth of it at most.
+ */
+export function runWindow(
+  now: number,
+  options: { startedAt: number; wallClockMs: number; maxSeconds: number; stopGraceSeconds: number },
+): RunWindow {
+  const { startedAt, wallClockMs, maxSeconds, stopGraceSeconds } = options;
+  const mustFinishBy = startedAt + wallClockMs;
+  const margin = Math.min(10_000, wallClockMs / 10);
+  const grace = Math.min(stopGraceSeconds * 1000, wallClockMs / 5);
+  const stopAt = Math.min(now + maxSeconds * 1000 + grace, mustFinishBy - margin);
+  const deadline = Math.min(now + maxSeconds * 1000, stopAt - grace);
+  return { deadline, stopAt, mustFinishBy };
+}
+
+export interface IsolateBudget {
+  readonly startedAt: number;
+  readonly wallClockMs: number;
+  /**
+   * Takes a run slot at once ("entered") or after waiting for one ("waited");
+   * "refused" when the signal aborts or `until` passes first.
+   */
+  enter(
+    options: { until: number; signal?: AbortSignal },
+  ): Promise<"entered" | "waited" | "refused">;
+  leave(): void;
+  /** Messages this instance may still import. */
+  messagesLeft(): number;
+  /** Counts messages a run requested from the server. */
+  spend(messages: number): void;
+}
+
+export function createIsolateBudget(options: IsolateBudgetOptions): IsolateBudget {
+  const now = options.now ?? Date.now;
+  let running = 0;
+  let spent = 0;
+  const waiting: (() => void)[] = [];
+  return {
+    startedAt: options.startedAt ?? LOADED_AT,
+    wallClockMs: options.wallClockSeconds * 1000,
+    enter({ until, signal }) {
+      if (running < options.maxConcurrentRuns) {
+        running++;
+        return Promise.resolve("entered");
+      }
+      return new Promise((resolve) => {
+        const done = (entry: "waited" | "refused") => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+          const index = waiting.indexOf(wake);
+          if (index >= 0) waiting.splice(index, 1);
+          resolve(entry);
+        };
+        const wake = () => {
+          running++;
+          done("waited");
+        };
+        const onAbort = () => done("refused");
+        const timer = setTimeout(() => done("refused"), Math.max(0, until - now()));
+        signal?.addEventListener("abort", onAbort, { once: true });
+        waiting.push(wake);
+      });
+    },
+    leave() {
+      running--;
+      waiting.shift()?.();
+    },
+    messagesLeft: () => Math.max(0, options.maxMessages - spent),
+    spend(messages) {
+      spent += messages;
+    },
+  };
+}
