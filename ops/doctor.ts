@@ -2,7 +2,9 @@
  * Health check of a deployment: `deno task doctor --db-url <url> --functions-url <.../functions/v1>`
  * (or `--local-stack`). Prints a pass/fail list; exits 1 when anything fails.
  * Checks: database, Vault key, cron job and its recent runs, endpoint setting, recent
- * run outcomes, a stored service-role key, function reachable, signed probe, unsigned probe.
+ * run outcomes, a stored service-role key, what the API roles can still use of pg_net and
+ * Vault (a WARN, not a failure: on hosted and self-hosted Supabase the migration's revokes
+ * may not apply; SECURITY.md), function reachable, signed probe, unsigned probe.
  *
  * The signed probe is signed by the database itself (auto_sync.sign with the Vault
  * keys, exactly as dispatch() signs), for a run that does not exist: a healthy
@@ -13,6 +15,7 @@ import { parseArgs } from "node:util";
 import { jsonbText } from "../functions-shared/wire/client/signed_request.ts";
 import { probeClaims, sendProbe, sendUnsignedProbe } from "./probe.ts";
 import * as localStack from "../local-stack/urls.ts";
+import { API_ROLES, describeReach, extensionReach } from "./extension_reach.ts";
 
 const { values } = parseArgs({
   options: {
@@ -34,9 +37,16 @@ if (!dbUrl || !functionsUrl) {
 const endpoint = `${functionsUrl}/cron-auto-sync`;
 
 let failures = 0;
+let warnings = 0;
 function report(ok: boolean, name: string, detail: string) {
   if (!ok) failures += 1;
   console.log(`${ok ? "PASS" : "FAIL"}  ${name.padEnd(34)} ${detail}`);
+}
+/** A finding that needs a decision, not a failure: printed, never in the exit status. */
+function warn(name: string, detail: string, lines: string[]) {
+  warnings += 1;
+  console.log(`WARN  ${name.padEnd(34)} ${detail}`);
+  for (const line of lines) console.log(`        ${line}`);
 }
 async function check(name: string, test: () => Promise<[boolean, string]>) {
   try {
@@ -137,6 +147,32 @@ await check("no stored service-role key", async () => {
   ];
 });
 
+try {
+  const reach = await extensionReach(sql);
+  if (reach.length === 0) {
+    report(
+      true,
+      "API roles on net / vault",
+      `none of ${API_ROLES.join(", ")} can use net or vault`,
+    );
+  } else {
+    const roles = [...new Set(reach.map((entry) => entry.role))];
+    warn(
+      "API roles on net / vault",
+      `${roles.join(", ")} can still use them: the revokes did not apply on this database`,
+      [
+        ...reach.map(describeReach),
+        "What it means: whatever runs SQL as such a role can do this: a function or trigger of yours",
+        "that runs as the caller (SECURITY INVOKER) behind the Data API, or anyone holding the",
+        "service-role key for service_role. The Data API itself does not expose net or vault. Fix:",
+        'SECURITY.md, "pg_net and Vault privileges" (the owner, supabase_admin, must revoke).',
+      ],
+    );
+  }
+} catch (error) {
+  report(false, "API roles on net / vault", (error as Error).message.split("\n")[0]);
+}
+
 await check("function reachable", async () => {
   const response = await fetch(endpoint, { method: "GET", signal: AbortSignal.timeout(15_000) });
   await response.body?.cancel();
@@ -176,5 +212,8 @@ await check("unsigned probe refused", async () => {
 });
 
 await sql.end();
-console.log(failures === 0 ? "\nAll checks passed." : `\n${failures} check(s) failed.`);
+const warned = warnings > 0 ? ` (${warnings} warning${warnings > 1 ? "s" : ""})` : "";
+console.log(
+  failures === 0 ? `\nAll checks passed${warned}.` : `\n${failures} check(s) failed${warned}.`,
+);
 Deno.exit(failures === 0 ? 0 : 1);

@@ -40,6 +40,10 @@ class FakeRunStore implements RunStore {
     this.calls.push({ method: "finishRun", args: [runId, status, options] });
     return Promise.resolve(true);
   }
+  continueRun(runId: string): Promise<string | null> {
+    this.calls.push({ method: "continueRun", args: [runId] });
+    return Promise.resolve(null);
+  }
 }
 
 function setup(options: { outcome?: AcceptOutcome | Error; secrets?: string[] } = {}) {

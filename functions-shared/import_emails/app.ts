@@ -10,6 +10,11 @@ import type { RunStore } from "../runs/run_store.ts";
 import type { UserAuthenticator } from "./user_auth.ts";
 import { cors } from "./cors.ts";
 import type { ImportRunner } from "./import_run.ts";
+import {
+  createRefusalMemory,
+  MANUAL_RUN_GAP_SECONDS,
+  type RefusalMemory,
+} from "./refusal_memory.ts";
 
 export interface ImportEmailsDeps {
   authenticate: UserAuthenticator;
@@ -17,10 +22,13 @@ export interface ImportEmailsDeps {
   runImport: ImportRunner;
   background: Background;
   log: Logger;
+  /** Refusals this instance answers without the database (refusal_memory.ts). */
+  refusals?: RefusalMemory;
 }
 
 export function createImportEmailsApp(deps: ImportEmailsDeps): Hono {
   const { authenticate, store, runImport, background, log } = deps;
+  const refusals = deps.refusals ?? createRefusalMemory();
   const app = new Hono();
 
   app.use("*", cors());
@@ -32,6 +40,11 @@ export function createImportEmailsApp(deps: ImportEmailsDeps): Hono {
       log.warn("Rejected sync request", { status: 401, reason: "missing or invalid user token" });
       return errorResponse(401);
     }
+    const known = refusals.retryAfter(user.userId);
+    if (known !== null) {
+      // This instance already knows the answer: no transaction, no lock.
+      return errorResponse(429, { "Retry-After": String(known) });
+    }
     let request: Awaited<ReturnType<RunStore["requestManualRun"]>>;
     try {
       request = await store.requestManualRun(user.userId);
@@ -40,10 +53,12 @@ export function createImportEmailsApp(deps: ImportEmailsDeps): Hono {
       return errorResponse(503);
     }
     if ("retryAfterSeconds" in request) {
+      refusals.remember(user.userId, request.retryAfterSeconds);
       log.info("Manual sync refused: at most one a minute", { user_id: user.userId });
       return errorResponse(429, { "Retry-After": String(request.retryAfterSeconds) });
     }
     const { runId } = request;
+    refusals.remember(user.userId, MANUAL_RUN_GAP_SECONDS);
     background(runImport({ runId, userId: user.userId }));
     log.info("Manual sync accepted", { run_id: runId, user_id: user.userId });
     return c.json({ run_id: runId }, 202);

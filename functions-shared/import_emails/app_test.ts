@@ -34,6 +34,10 @@ class FakeRunStore implements RunStore {
     this.calls.push({ method: "finishRun", args: [runId, status, options] });
     return Promise.resolve(true);
   }
+  continueRun(runId: string): Promise<string | null> {
+    this.calls.push({ method: "continueRun", args: [runId] });
+    return Promise.resolve(null);
+  }
 }
 
 function setup(options: { storeFailure?: Error; answer?: ManualRunAnswer } = {}) {
@@ -114,6 +118,32 @@ Deno.test("a valid token starts a manual run for that user: 202 with its run_id"
   assert.deepEqual(ctx.jobs, [{ runId: RUN_ID, userId: USER_ID }]);
   assert.equal(ctx.backgrounded.length, 1);
   assert.equal(ctx.backgrounded[0], ctx.started[0], "the import's promise goes to background()");
+});
+
+Deno.test("a repeat within the minute is refused from the instance's memory, without the database", async () => {
+  const ctx = setup();
+  const first = await ctx.app.fetch(request({ authorization: `Bearer ${GOOD_TOKEN}` }));
+  assert.equal(first.status, 202);
+  const second = await ctx.app.fetch(request({ authorization: `Bearer ${GOOD_TOKEN}` }));
+  assert.equal(second.status, 429);
+  const wait = Number(second.headers.get("retry-after"));
+  assert.ok(wait >= 59 && wait <= 60, `Retry-After ${wait}`);
+  assert.deepEqual(await second.json(), { error: "too_many_requests" });
+  assert.deepEqual(
+    ctx.store.calls,
+    [{ method: "requestManualRun", args: [USER_ID] }],
+    "the database was asked once, for the first",
+  );
+  assert.equal(ctx.jobs.length, 1);
+});
+
+Deno.test("a refusal from the database is remembered for its Retry-After", async () => {
+  const ctx = setup({ answer: { retryAfterSeconds: 42 } });
+  await ctx.app.fetch(request({ authorization: `Bearer ${GOOD_TOKEN}` }));
+  const again = await ctx.app.fetch(request({ authorization: `Bearer ${GOOD_TOKEN}` }));
+  assert.equal(again.status, 429);
+  assert.ok(Number(again.headers.get("retry-after")) <= 42);
+  assert.equal(ctx.store.calls.length, 1, "the second refusal cost no database call");
 });
 
 Deno.test("the request body cannot name another user", async () => {

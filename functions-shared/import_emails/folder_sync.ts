@@ -16,6 +16,7 @@ import { ImapSessionError } from "./session_errors.ts";
 import type { ImapSession } from "./imap_session.ts";
 import type { EmailRecord, FolderState, Mailbox, MailStore } from "./mail_store.ts";
 import { parseMessage } from "./message_parser.ts";
+import type { ChunkBudget } from "./instance_admission.ts";
 
 /** The run's fixed bounds on what one message and one chunk may cost. */
 export interface ChunkLimits {
@@ -32,8 +33,11 @@ export interface FolderSyncOptions {
   /** What the database knows of the folder; undefined for its first import. */
   state: FolderState | undefined;
   limits: ChunkLimits;
-  /** Messages this folder may still fetch (what is left of the run's budget). */
-  maxMessages: number;
+  /**
+   * What each chunk may ask for, charged for what arrives (instance_admission.ts); it
+   * also says when the run must yield its slot at a chunk boundary.
+   */
+  budget: ChunkBudget;
   /** Unix ms after which no new chunk starts. */
   deadline: number;
   now: () => number;
@@ -43,8 +47,9 @@ export interface FolderSyncOptions {
 
 /** Messages counted by a sync: one folder's, or a run's summed over its folders. */
 export interface MessageCounts {
-  /** UIDs asked for (what the run's message budget counts). */
+  /** UIDs asked for (FETCH); what did not arrive went back to the budget. */
   requested: number;
+  /** Messages the server sent (what the instance's budget is charged). */
   fetched: number;
   inserted: number;
   remapped: number;
@@ -65,7 +70,7 @@ export const noMessages = (): MessageCounts => ({
 export interface FolderResult extends MessageCounts {
   /** The folder's UIDVALIDITY changed and its state was reset. */
   reset: boolean;
-  /** UIDs remain for a next run (budget or deadline reached). */
+  /** UIDs remain for a next run (budget or deadline reached, or the run yielded). */
   hasMore: boolean;
   /** STATUS alone showed nothing new. */
   unchanged: boolean;
@@ -145,25 +150,36 @@ async function syncInto(result: FolderResult, options: FolderSyncOptions): Promi
   // state never runs ahead of the messages it covers.
   let offset = 0;
   const nextChunk = (): number[] | null => {
-    const allowed = options.maxMessages - result.requested;
     if (
-      offset >= uids.length || allowed <= 0 || options.now() >= options.deadline ||
-      options.stop?.aborted
+      offset >= uids.length || options.now() >= options.deadline || options.stop?.aborted ||
+      options.budget.yieldTurn()
     ) return null;
-    const chunk = uids.slice(offset, offset + Math.min(limits.chunkSize, allowed));
+    const allowed = options.budget.take(Math.min(limits.chunkSize, uids.length - offset));
+    if (allowed <= 0) return null;
+    const chunk = uids.slice(offset, offset + allowed);
     offset += chunk.length;
     result.requested += chunk.length;
     return chunk;
   };
   let fetching: Promise<FetchedMessage[]> | null = null;
   let writing: Promise<void> | null = null;
+  /** The chunk asked for whose answer is not charged yet (given back on an error). */
+  let unsettled: number[] | null = null;
   try {
     let next = nextChunk();
+    unsettled = next;
     fetching = next && inFlight(session.fetchChunk(folder, next));
     while (next && fetching) {
       const current = next;
       const fetched = await fetching;
+      unsettled = null;
+      // Charged for what arrived; the UIDs the server did not send go back.
+      options.budget.settle(current.length, {
+        messages: fetched.length,
+        bytes: fetched.reduce((sum, message) => sum + message.source.length, 0),
+      });
       next = nextChunk();
+      unsettled = next;
       fetching = next && inFlight(session.fetchChunk(folder, next));
       const records: EmailRecord[] = [];
       let bytes = 0;
@@ -204,5 +220,6 @@ async function syncInto(result: FolderResult, options: FolderSyncOptions): Promi
     // error that got us here is the one to report).
     await fetching?.catch(() => {});
     await writing?.catch(() => {});
+    if (unsettled) options.budget.settle(unsettled.length, { messages: 0, bytes: 0 });
   }
 }

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { type FolderSyncOptions, syncFolder } from "./folder_sync.ts";
+import { runChunkBudget } from "./instance_admission.ts";
+import { createIsolateBudget } from "./isolate_budget.ts";
 import type { ImapSession } from "./imap_session.ts";
 import {
   type FakeFolder,
@@ -15,6 +17,8 @@ function setup(
   folder: FakeFolder,
   options: Partial<Omit<FolderSyncOptions, "session" | "store">> & {
     session?: (honest: ImapSession) => ImapSession;
+    /** The run's messages (its chunk budget in an instance with room for 1,000). */
+    maxMessages?: number;
   } = {},
 ) {
   const fake = fakeSession({ INBOX: folder });
@@ -28,7 +32,10 @@ function setup(
       folder: "INBOX",
       state: options.state,
       limits: options.limits ?? { maxBodyChars: 1000, chunkSize: 2 },
-      maxMessages: options.maxMessages ?? 100,
+      budget: options.budget ?? runChunkBudget(
+        createIsolateBudget({ wallClockSeconds: 150, maxConcurrentRuns: 2, maxMessages: 1000 }),
+        { maxMessages: options.maxMessages ?? 100, enteredAt: 0, now: () => 0 },
+      ),
       deadline: options.deadline ?? Infinity,
       now: options.now ?? (() => clock++),
     });

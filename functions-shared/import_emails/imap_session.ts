@@ -6,8 +6,9 @@
  * Every answer of the server is hostile input: imapflow's literal, line, response
  * and token limits are set from the byte bound, rows for UIDs that were not asked
  * for (or asked for once and sent twice) are dropped, numbers are checked before
- * use, a flood of answers ends the session, and the session is closed at the run's
- * hard stop whatever the server is doing (a slow drip never holds a run open).
+ * use, a flood of answers ends the session, one FETCH has a time cap, and the session
+ * is closed at the run's hard stop whatever the server is doing (a slow drip never
+ * holds a run open).
  *
  * TLS is the default and always verified; STARTTLS or plain only when the mailbox
  * row says so. A private CA (a self-hosted server, the test server) is trusted
@@ -44,6 +45,8 @@ export interface ImapSessionOptions {
   socketTimeoutMs?: number;
   /** Unix ms at which the session is closed, whatever it is doing. */
   stopAt?: number;
+  /** One FETCH (a chunk) taking longer than this ends the session (a drip holds no run). */
+  fetchTimeoutMs?: number;
 }
 
 /** The UIDs above a given one, with the UIDVALIDITY they belong to. */
@@ -245,8 +248,17 @@ export async function openImapSession(
             );
           }
           const rows = new ChunkRows(uids, options.maxMessageBytes);
-          for await (const row of client.fetch(uids.join(","), query, { uid: true })) {
-            rows.add(row);
+          const capMs = options.fetchTimeoutMs;
+          const cap = capMs === undefined ? undefined : setTimeout(
+            () => end(`The mail server did not answer a FETCH within ${Math.ceil(capMs / 1000)} s`),
+            capMs,
+          );
+          try {
+            for await (const row of client.fetch(uids.join(","), query, { uid: true })) {
+              rows.add(row);
+            }
+          } finally {
+            clearTimeout(cap);
           }
           if (openedValidity() !== listedValidity.get(folder)) {
             throw new ImapSessionError(

@@ -56,6 +56,11 @@ export interface ImportLimits {
    */
   chunkSize: number;
   /**
+   * Seconds one FETCH (one chunk) may take; longer, and the session is ended (the run
+   * keeps what it stored): a server that drips its answer holds a run this long at most.
+   */
+  fetchSeconds: number;
+  /**
    * Seconds after maxSeconds at which the IMAP session is closed whatever the server
    * is doing (a chunk in flight may finish meanwhile; a slow drip may not hold the
    * run past the edge wall clock of 150 s).
@@ -66,6 +71,7 @@ export interface ImportLimits {
 export const DEFAULT_LIMITS: ImportLimits = {
   ...DEFAULT_IMPORTER_CONFIG.limits, // maxMessages, maxSeconds: set by the environment
   stopGraceSeconds: 20,
+  fetchSeconds: 15,
   maxMessageBytes: 1024 * 1024,
   maxBodyChars: DEFAULT_MAX_BODY_CHARS,
   chunkSize: 10,
@@ -100,9 +106,25 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
   const mailboxDeps = { mail, log, connect: deps.connect, limits, now, shutdown: deps.shutdown };
   const shuttingDown = () => deps.shutdown?.aborted === true;
 
-  /** Records how the run ended (run_outcome.ts decided it). */
-  const finish = (runId: string, outcome: RunOutcome, details: Record<string, unknown>) =>
-    store.finishRun(runId, outcome.status, { error: outcome.error ?? undefined, details });
+  /**
+   * Records how the run ended (run_outcome.ts decided it); a partial run with more to
+   * import is then offered for continuation at once (the database decides which).
+   */
+  const finish = async (runId: string, outcome: RunOutcome, details: Record<string, unknown>) => {
+    const finished = await store.finishRun(runId, outcome.status, {
+      error: outcome.error ?? undefined,
+      details,
+    });
+    if (finished && outcome.status === "partial" && outcome.hasMore) {
+      await store.continueRun(runId).catch((failure) =>
+        log.warn("Cannot queue the continuation; the schedule's follow-up continues", {
+          run_id: runId,
+          error: errorText(failure),
+        })
+      );
+    }
+    return finished;
+  };
 
   return async ({ runId, userId }) => {
     const mustFinishBy = isolate.startedAt + isolate.wallClockMs;
@@ -111,15 +133,16 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
       return;
     }
     const admission = await admitRun(isolate, { limits, now, shutdown: deps.shutdown });
-    const spent = { requested: 0 };
     try {
       if (!admission.admitted) {
         const details = {
+          requested: 0,
           fetched: 0,
           inserted: 0,
           duplicates: 0,
           duration_ms: now() - admission.started,
           has_more: true,
+          not_started: true,
         };
         await finish(runId, notStartedOutcome(admission.why, shuttingDown()), details)
           .catch((failure) =>
@@ -128,24 +151,24 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
         log.info("Import not started", { run_id: runId, user_id: userId, reason: admission.why });
         return;
       }
-      await importAdmitted(runId, userId, admission, spent);
+      await importAdmitted(runId, userId, admission);
     } finally {
-      admission.leave(spent.requested);
+      admission.leave();
     }
   };
 
-  /** The admitted run's mailboxes, in turn; `spent` gets the messages it requested. */
+  /** The admitted run's mailboxes, in turn, drawing on its chunk budget. */
   async function importAdmitted(
     runId: string,
     userId: string,
     admission: Extract<Admission, { admitted: true }>,
-    spent: { requested: number },
   ): Promise<void> {
-    const { started, window, maxMessages } = admission;
+    const { started, window, budget } = admission;
     try {
       const mailboxes = await mail.importTargets(userId);
       if (mailboxes.length === 0) {
         await finish(runId, runOutcome([], { fetched: 0, shuttingDown: false }), {
+          requested: 0,
           fetched: 0,
           inserted: 0,
           duplicates: 0,
@@ -167,17 +190,19 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
             runId,
             mailbox,
             tally,
-            window: { ...window, maxMessages },
+            window,
+            budget,
           }),
         );
       }
-      spent.requested = tally.requested;
-
       const outcome = runOutcome(outcomes, {
         fetched: tally.fetched,
         shuttingDown: shuttingDown(),
       });
+      // The details contract: auto_sync.finish_run's comment (requested, fetched,
+      // inserted, has_more decide backoff, pause, follow-up and continuation).
       await finish(runId, outcome, {
+        requested: tally.requested,
         fetched: tally.fetched,
         inserted: tally.inserted,
         remapped: tally.remapped,

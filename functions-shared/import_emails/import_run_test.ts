@@ -52,6 +52,11 @@ class FakeRunStore implements RunStore {
     }
     return Promise.resolve(true);
   }
+  continueCalls: string[] = [];
+  continueRun(runId: string): Promise<string | null> {
+    this.continueCalls.push(runId);
+    return Promise.resolve(null);
+  }
   get finish(): FinishCall {
     assert.equal(this.finishCalls.length, 1, "finishRun is called exactly once");
     return this.finishCalls[0];
@@ -94,6 +99,7 @@ function setup(
         limits.maxMessageBytes,
         "the session gets the byte bound",
       );
+      assert.equal(bounds.fetchTimeoutMs, limits.fetchSeconds * 1000, "and the FETCH time cap");
       const server = options.servers?.[target.id];
       if (server instanceof Error) return Promise.reject(server);
       const fake = fakeSession(server ?? { INBOX: { uidValidity: 1, messages: [] } });
@@ -149,7 +155,12 @@ Deno.test("without a mailbox the run ends as skipped with the reason, never succ
   assert.equal(finish.runId, RUN_ID);
   assert.equal(finish.status, "skipped");
   assert.equal(finish.options?.error, "no mailbox configured");
-  assert.deepEqual(finish.options?.details, { fetched: 0, inserted: 0, duplicates: 0 });
+  assert.deepEqual(finish.options?.details, {
+    requested: 0,
+    fetched: 0,
+    inserted: 0,
+    duplicates: 0,
+  });
   assert.deepEqual(ctx.mail.calls, [{ method: "importTargets", args: [USER_ID] }]);
   assert.deepEqual(ctx.connects, []);
   assert.ok(ctx.log.lines.some((line) => line.includes("no mailbox configured")));
@@ -423,7 +434,7 @@ Deno.test("an instance whose messages are spent starts no import: partial, the n
     maxMessages: 5,
     startedAt: START,
   });
-  isolate.spend(5);
+  isolate.settle(isolate.reserve(5), { messages: 5, bytes: 0 });
   const ctx = setup({ mail: { mailboxes: [mailbox(MAILBOX_1)] }, isolate });
   await ctx.run();
   assert.deepEqual(ctx.connects, []);
@@ -461,6 +472,54 @@ Deno.test("runs side by side share the instance's messages: each takes at most w
   );
   assert.deepEqual(fetched, [5, 2]);
   assert.equal(isolate.messagesLeft(), 0);
+});
+
+Deno.test("a server that announces mail and sends none spends nothing of the instance; details say so", async () => {
+  const isolate = createIsolateBudget({
+    wallClockSeconds: 150,
+    maxConcurrentRuns: 2,
+    maxMessages: 20,
+    startedAt: START,
+  });
+  const messages = Array.from({ length: 30 }, (_, i) => mail(i + 1));
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1)] },
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 1, messages, fetchNothing: true } } },
+    limits: { maxMessages: 10, chunkSize: 5 },
+    isolate,
+  });
+  await ctx.run();
+  const details = ctx.store.finish.options?.details as Record<string, unknown>;
+  assert.equal(details.fetched, 0);
+  assert.equal(details.requested, 20, "asked for at most twice its budget, then stopped");
+  assert.equal(details.has_more, true);
+  assert.equal(isolate.messagesLeft(), 20, "nothing arrived, nothing charged");
+});
+
+Deno.test("the run's details carry the contract finish_run reads: requested, fetched, inserted, has_more", async () => {
+  const messages = Array.from({ length: 12 }, (_, i) => mail(i + 1));
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1)] },
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 1, messages } } },
+    limits: { maxMessages: 5, chunkSize: 5 },
+  });
+  await ctx.run();
+  const details = ctx.store.finish.options?.details as Record<string, unknown>;
+  assert.equal(details.requested, 5);
+  assert.equal(details.fetched, 5);
+  assert.equal(details.inserted, 5);
+  assert.equal(details.has_more, true);
+  assert.deepEqual(ctx.store.continueCalls, [RUN_ID], "a partial run with more is offered on");
+});
+
+Deno.test("a run that imported everything is not offered for continuation", async () => {
+  const ctx = setup({
+    mail: { mailboxes: [mailbox(MAILBOX_1)] },
+    servers: { [MAILBOX_1]: { INBOX: { uidValidity: 1, messages: [mail(1), mail(2)] } } },
+  });
+  await ctx.run();
+  assert.equal(ctx.store.finish.status, "succeeded");
+  assert.deepEqual(ctx.store.continueCalls, []);
 });
 
 // --- failures --------------------------------------------------------------------

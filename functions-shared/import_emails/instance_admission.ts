@@ -1,11 +1,86 @@
 /**
  * Admission of one run to its function instance (isolate_budget.ts holds the
  * instance's budget): a slot among the runs it serves at once, waited for while the
- * run's time lasts; then the run's window and the messages it may request, reserved
- * up front so that runs side by side cannot overspend. `leave` gives back what the
- * run did not request and frees the slot.
+ * run's time lasts; then the run's window, and its chunk budget (runChunkBudget): what
+ * each chunk may ask the server for, within the run's own limit and the instance's,
+ * charged for what arrives. `leave` frees the slot.
+ *
+ * Fair share: while another run waits for a slot, a run that has had its turn
+ * (MIN_TURN_MS) stops at its next chunk boundary (yieldsTurn) and ends `partial`, so a
+ * slow or lying server holds a slot for one turn and one FETCH at most (the FETCH has
+ * its own time cap, imap_session.ts).
  */
 import { type IsolateBudget, type RunWindow, runWindow } from "./isolate_budget.ts";
+
+/** What the folders of one run draw on, chunk by chunk (folder_sync.ts). */
+export interface ChunkBudget {
+  /** UIDs the next chunk may ask for, at most `wanted` (0: stop), reserved in the instance. */
+  take(wanted: number): number;
+  /** After a chunk: what arrived is charged, the rest of `taken` goes back. */
+  settle(taken: number, arrived: { messages: number; bytes: number }): void;
+  /** Another run waits and this one has had its turn: stop at this chunk boundary. */
+  yieldTurn(): boolean;
+}
+
+/** A run's minimum turn before it yields its slot to a waiting run. */
+export const MIN_TURN_MS = 1_000;
+/**
+ * UIDs a run may ask for in all, as a multiple of the messages it may receive: a
+ * server that announces mail and sends none is asked a bounded number of times.
+ */
+export const REQUEST_FACTOR = 2;
+
+/**
+ * The one rule for a run's own share of a chunk: at most `maxMessages` received
+ * (counting chunks in flight as if they all arrive), and at most REQUEST_FACTOR times
+ * that asked for.
+ */
+export function runAllowance(
+  run: { requested: number; received: number; inFlight: number },
+  maxMessages: number,
+): number {
+  return Math.max(
+    0,
+    Math.min(
+      maxMessages - run.received - run.inFlight,
+      maxMessages * REQUEST_FACTOR - run.requested,
+    ),
+  );
+}
+
+/** The one rule for yielding: someone waits and this run has held its slot for its turn. */
+export function yieldsTurn(state: { waiting: number; heldMs: number }): boolean {
+  return state.waiting > 0 && state.heldMs >= MIN_TURN_MS;
+}
+
+/** A run's chunk budget: runAllowance, then the instance's grant (isolate_budget.ts). */
+export function runChunkBudget(
+  isolate: IsolateBudget,
+  options: { maxMessages: number; enteredAt: number; now: () => number },
+): ChunkBudget & { readonly requested: number; readonly received: number } {
+  const run = { requested: 0, received: 0, inFlight: 0 };
+  return {
+    get requested() {
+      return run.requested;
+    },
+    get received() {
+      return run.received;
+    },
+    take(wanted) {
+      const taken = isolate.reserve(Math.min(wanted, runAllowance(run, options.maxMessages)));
+      run.requested += taken;
+      run.inFlight += taken;
+      return taken;
+    },
+    settle(taken, arrived) {
+      run.inFlight -= taken;
+      run.received += arrived.messages;
+      isolate.settle(taken, arrived);
+    },
+    yieldTurn: () =>
+      yieldsTurn({ waiting: isolate.waiting(), heldMs: options.now() - options.enteredAt }),
+  };
+}
 
 export type Admission =
   | {
@@ -14,17 +89,16 @@ export type Admission =
     why: string;
     /** When the run's time started (unix ms). */
     started: number;
-    /** Frees the slot if the run took one (`requested` is 0: nothing was reserved). */
-    leave(requested: number): void;
+    /** Frees the slot if the run took one. */
+    leave(): void;
   }
   | {
     admitted: true;
     started: number;
     window: RunWindow;
-    /** Messages the run may request, reserved in the instance's budget. */
-    maxMessages: number;
-    /** `requested`: what the run requested in the end; the rest goes back. */
-    leave(requested: number): void;
+    /** What the run's chunks may ask for and receive. */
+    budget: ReturnType<typeof runChunkBudget>;
+    leave(): void;
   };
 
 export async function admitRun(
@@ -56,20 +130,17 @@ export async function admitRun(
   }
   const started = entry === "waited" ? now() : arrived;
   const window = windowFrom(started);
-  const maxMessages = Math.min(limits.maxMessages, isolate.messagesLeft());
-  if (maxMessages === 0 || window.deadline <= started) {
-    const why = maxMessages === 0 ? "its messages are spent" : "its wall clock is nearly over";
+  if (isolate.messagesLeft() === 0 || window.deadline <= started) {
+    const why = isolate.messagesLeft() === 0
+      ? "its messages are spent"
+      : "its wall clock is nearly over";
     return { admitted: false, why, started, leave: () => isolate.leave() };
   }
-  isolate.spend(maxMessages);
   return {
     admitted: true,
     started,
     window,
-    maxMessages,
-    leave(requested) {
-      isolate.spend(requested - maxMessages);
-      isolate.leave();
-    },
+    budget: runChunkBudget(isolate, { maxMessages: limits.maxMessages, enteredAt: started, now }),
+    leave: () => isolate.leave(),
   };
 }

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { admitRun } from "./instance_admission.ts";
+import {
+  admitRun,
+  MIN_TURN_MS,
+  REQUEST_FACTOR,
+  runAllowance,
+  yieldsTurn,
+} from "./instance_admission.ts";
 import { createIsolateBudget } from "./isolate_budget.ts";
 
 const START = 1_800_000_000_000;
@@ -18,39 +24,93 @@ function instance(options: { maxMessages?: number; maxConcurrentRuns?: number; a
   return { isolate, now, advance: (ms: number) => (clock += ms) };
 }
 
-Deno.test("an admitted run reserves its messages up front; leaving gives back what it did not request", async () => {
+Deno.test("an admitted run draws chunk by chunk; the instance is charged for what arrives", async () => {
   const { isolate, now } = instance();
   const first = await admitRun(isolate, { limits, now });
   assert.ok(first.admitted);
-  assert.equal(first.maxMessages, 5);
   assert.equal(first.started, START);
   assert.deepEqual(first.window, {
     deadline: START + 100_000,
     stopAt: START + 120_000,
     mustFinishBy: START + 150_000,
   });
-  assert.equal(isolate.messagesLeft(), 2, "reserved up front");
+  assert.equal(isolate.messagesLeft(), 7, "nothing reserved up front");
   const second = await admitRun(isolate, { limits, now });
   assert.ok(second.admitted);
-  assert.equal(second.maxMessages, 2, "a run side by side takes only what is left");
-  first.leave(3);
-  assert.equal(isolate.messagesLeft(), 2, "the 2 the first run did not request come back");
-  second.leave(2);
-  assert.equal(isolate.messagesLeft(), 2, "7, less the 3 + 2 the runs requested");
+  assert.equal(first.budget.take(4), 4);
+  assert.equal(second.budget.take(4), 3, "a run side by side takes only what is left");
+  first.budget.settle(4, { messages: 1, bytes: 10 });
+  second.budget.settle(3, { messages: 0, bytes: 0 });
+  assert.equal(isolate.messagesLeft(), 6, "7, less the one message that arrived");
+  assert.equal(first.budget.requested, 4);
+  assert.equal(first.budget.received, 1);
+  first.leave();
+  second.leave();
+});
+
+Deno.test("runAllowance: a run's own share of a chunk, as a table", () => {
+  const max = 10;
+  const cases: [string, { requested: number; received: number; inFlight: number }, number][] = [
+    ["a fresh run may take its whole budget", { requested: 0, received: 0, inFlight: 0 }, 10],
+    ["what arrived is spent", { requested: 6, received: 6, inFlight: 0 }, 4],
+    ["chunks in flight count as if they all arrive", { requested: 9, received: 3, inFlight: 6 }, 1],
+    ["UIDs that never arrived cost nothing of the receive budget", {
+      requested: 8,
+      received: 0,
+      inFlight: 0,
+    }, 10],
+    ["but a run asks for at most REQUEST_FACTOR times its budget", {
+      requested: max * REQUEST_FACTOR - 3,
+      received: 0,
+      inFlight: 0,
+    }, 3],
+    ["asked for enough: nothing more", {
+      requested: max * REQUEST_FACTOR,
+      received: 0,
+      inFlight: 0,
+    }, 0],
+    ["received its budget: nothing more", { requested: 10, received: 10, inFlight: 0 }, 0],
+  ];
+  for (const [why, run, allowed] of cases) assert.equal(runAllowance(run, max), allowed, why);
+});
+
+Deno.test("yieldsTurn: a run yields its slot only when another waits and it had its turn", () => {
+  const cases: [string, { waiting: number; heldMs: number }, boolean][] = [
+    ["nobody waits: keep going", { waiting: 0, heldMs: 60_000 }, false],
+    ["someone waits, the turn is not over", { waiting: 1, heldMs: MIN_TURN_MS - 1 }, false],
+    ["someone waits and the turn is over", { waiting: 1, heldMs: MIN_TURN_MS }, true],
+    ["several wait", { waiting: 3, heldMs: MIN_TURN_MS * 5 }, true],
+  ];
+  for (const [why, state, yields] of cases) assert.equal(yieldsTurn(state), yields, why);
+});
+
+Deno.test("a run holding its slot yields once another run waits for one and its turn is over", async () => {
+  const { isolate, now, advance } = instance({ maxConcurrentRuns: 1 });
+  const holder = await admitRun(isolate, { limits, now });
+  assert.ok(holder.admitted);
+  advance(MIN_TURN_MS * 10);
+  assert.equal(holder.budget.yieldTurn(), false, "nobody waits");
+  const waiter = admitRun(isolate, { limits, now });
+  assert.equal(holder.budget.yieldTurn(), true);
+  holder.leave();
+  const next = await waiter;
+  assert.ok(next.admitted);
+  assert.equal(next.budget.yieldTurn(), false, "the new holder gets its own turn");
+  next.leave();
 });
 
 Deno.test("an instance whose messages are spent or whose wall clock is nearly over admits no run", async () => {
   const spent = instance({ maxMessages: 3 });
-  spent.isolate.spend(3);
+  spent.isolate.settle(spent.isolate.reserve(3), { messages: 3, bytes: 0 });
   const refused = await admitRun(spent.isolate, { limits, now: spent.now });
   assert.equal(refused.admitted, false);
   assert.equal(!refused.admitted && refused.why, "its messages are spent");
-  refused.leave(0);
+  refused.leave();
 
   const late = instance({ at: START + 141_000 });
   const tooLate = await admitRun(late.isolate, { limits, now: late.now });
   assert.equal(!tooLate.admitted && tooLate.why, "its wall clock is nearly over");
-  tooLate.leave(0);
+  tooLate.leave();
   assert.equal(late.isolate.messagesLeft(), 7, "nothing is reserved for a run not admitted");
 });
 
@@ -63,12 +123,12 @@ Deno.test("a run that finds every slot taken is refused when the instance shuts 
   shutdown.abort();
   const refused = await waiting;
   assert.equal(!refused.admitted && refused.why, "it was busy with other imports");
-  refused.leave(0); // never entered: must not free the holder's slot
+  refused.leave(); // never entered: must not free the holder's slot
   const again = new AbortController();
   const third = admitRun(isolate, { limits, now, shutdown: again.signal });
   again.abort();
   assert.equal((await third).admitted, false, "the slot is still the holder's");
-  holder.leave(0);
+  holder.leave();
   const after = await admitRun(isolate, { limits, now });
   assert.ok(after.admitted, "the slot is free once the holder leaves");
 });

@@ -8,9 +8,12 @@
  * requests landing in one instance share one budget here:
  *
  *   - at most `maxConcurrentRuns` imports at a time (the others wait their turn);
- *   - at most `maxMessages` messages over the instance's life (CPU is spent per
- *     message: ~0.7 ms, BENCHMARKS.md); a run that finds it spent ends at once and
- *     the next run, in a fresh instance, continues;
+ *   - at most `maxMessages` messages (and maxMessages x BYTES_PER_MESSAGE bytes)
+ *     received over the instance's life (CPU is spent per message received: ~0.7 ms,
+ *     BENCHMARKS.md). Charged on arrival: a chunk reserves the UIDs it asks for, and
+ *     after it what the server did not send goes back (chunkGrant, settle), so a
+ *     server that announces mail and sends none spends nothing of other runs'. A run
+ *     that finds it spent ends at once and the next run, in a fresh instance, continues;
  *   - each run's time window ends before the instance's wall clock does (runWindow).
  *
  * Configured from the environment (user secrets FUNCTION_WALL_CLOCK_SECONDS,
@@ -72,16 +75,52 @@ export interface IsolateBudget {
     options: { until: number; signal?: AbortSignal },
   ): Promise<"entered" | "waited" | "refused">;
   leave(): void;
-  /** Messages this instance may still import. */
+  /** Runs waiting for a slot now. */
+  waiting(): number;
+  /** Messages this instance may still receive (not received, not reserved by a chunk). */
   messagesLeft(): number;
-  /** Counts messages a run requested from the server. */
-  spend(messages: number): void;
+  /**
+   * Reserves up to `wanted` messages for one chunk (chunkGrant): how many the chunk
+   * may ask the server for. Runs side by side cannot overspend.
+   */
+  reserve(wanted: number): number;
+  /** After the chunk: `reserved` goes back, what arrived is charged (messages and bytes). */
+  settle(reserved: number, arrived: { messages: number; bytes: number }): void;
+}
+
+/** Bytes an instance may receive per message of its budget (parsing costs CPU per byte too). */
+export const BYTES_PER_MESSAGE = 256 * 1024;
+
+/**
+ * The one rule for what a chunk may reserve of the instance: what is neither received
+ * nor reserved by another chunk, and nothing once the instance's bytes are spent (a
+ * few huge messages cost the CPU of many small ones).
+ */
+export function chunkGrant(
+  wanted: number,
+  instance: {
+    maxMessages: number;
+    maxBytes: number;
+    received: number;
+    receivedBytes: number;
+    reserved: number;
+  },
+): number {
+  if (instance.receivedBytes >= instance.maxBytes) return 0;
+  const left = instance.maxMessages - instance.received - instance.reserved;
+  return Math.max(0, Math.min(wanted, left));
 }
 
 export function createIsolateBudget(options: IsolateBudgetOptions): IsolateBudget {
   const now = options.now ?? Date.now;
   let running = 0;
-  let spent = 0;
+  const account = {
+    maxMessages: options.maxMessages,
+    maxBytes: options.maxMessages * BYTES_PER_MESSAGE,
+    received: 0,
+    receivedBytes: 0,
+    reserved: 0,
+  };
   const waiting: (() => void)[] = [];
   return {
     startedAt: options.startedAt ?? LOADED_AT,
@@ -113,9 +152,17 @@ export function createIsolateBudget(options: IsolateBudgetOptions): IsolateBudge
       running--;
       waiting.shift()?.();
     },
-    messagesLeft: () => Math.max(0, options.maxMessages - spent),
-    spend(messages) {
-      spent += messages;
+    waiting: () => waiting.length,
+    messagesLeft: () => chunkGrant(Infinity, account),
+    reserve(wanted) {
+      const granted = chunkGrant(wanted, account);
+      account.reserved += granted;
+      return granted;
+    },
+    settle(reserved, arrived) {
+      account.reserved = Math.max(0, account.reserved - reserved);
+      account.received += arrived.messages;
+      account.receivedBytes += arrived.bytes;
     },
   };
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createIsolateBudget, runWindow } from "./isolate_budget.ts";
+import { BYTES_PER_MESSAGE, chunkGrant, createIsolateBudget, runWindow } from "./isolate_budget.ts";
 
 const run = { maxSeconds: 100, stopGraceSeconds: 20 };
 
@@ -54,16 +54,72 @@ Deno.test("a waiting run is refused when its time passes or the instance shuts d
   budget.leave();
 });
 
-Deno.test("messages are shared over the instance's life; spending can be given back", () => {
+Deno.test("chunkGrant: what a chunk may reserve of the instance, as a table", () => {
+  const instance = {
+    maxMessages: 100,
+    maxBytes: 1_000,
+    received: 0,
+    receivedBytes: 0,
+    reserved: 0,
+  };
+  const cases: [string, number, Partial<typeof instance>, number][] = [
+    ["a fresh instance grants the whole chunk", 10, {}, 10],
+    ["received messages are spent", 10, { received: 95 }, 5],
+    ["chunks in flight elsewhere are held back", 10, { received: 80, reserved: 15 }, 5],
+    ["nothing left: nothing granted", 10, { received: 100 }, 0],
+    ["more received than the budget (a chunk overran): nothing", 10, { received: 104 }, 0],
+    ["the bytes are spent: nothing, whatever messages are left", 10, { receivedBytes: 1_000 }, 0],
+    ["bytes nearly spent: the chunk still goes", 10, { receivedBytes: 999 }, 10],
+    ["asking for nothing grants nothing", 0, {}, 0],
+  ];
+  for (const [why, wanted, state, granted] of cases) {
+    assert.equal(chunkGrant(wanted, { ...instance, ...state }), granted, why);
+  }
+});
+
+Deno.test("the instance is charged for what arrives: UIDs the server did not send go back", () => {
   const budget = createIsolateBudget({
     wallClockSeconds: 150,
     maxConcurrentRuns: 2,
     maxMessages: 10,
   });
-  budget.spend(8);
-  assert.equal(budget.messagesLeft(), 2);
-  budget.spend(-3);
-  assert.equal(budget.messagesLeft(), 5);
-  budget.spend(50);
+  assert.equal(budget.reserve(8), 8);
+  assert.equal(budget.messagesLeft(), 2, "reserved while the chunk is in flight");
+  assert.equal(budget.reserve(8), 2, "a chunk side by side gets only what is left");
+  budget.settle(8, { messages: 0, bytes: 0 }); // a server that sent nothing
+  assert.equal(budget.messagesLeft(), 8, "nothing arrived, nothing charged");
+  budget.settle(2, { messages: 2, bytes: 100 });
+  assert.equal(budget.messagesLeft(), 8, "two arrived: 10 - 2");
+  assert.equal(budget.reserve(100), 8);
+  budget.settle(8, { messages: 8, bytes: 100 });
   assert.equal(budget.messagesLeft(), 0);
+  assert.equal(budget.reserve(1), 0);
+});
+
+Deno.test("the instance's bytes are a budget too: a few huge messages spend it", () => {
+  const budget = createIsolateBudget({
+    wallClockSeconds: 150,
+    maxConcurrentRuns: 2,
+    maxMessages: 10,
+  });
+  const taken = budget.reserve(3);
+  budget.settle(taken, { messages: 3, bytes: 10 * BYTES_PER_MESSAGE });
+  assert.equal(budget.messagesLeft(), 0, "7 messages left, but no bytes");
+  assert.equal(budget.reserve(1), 0);
+});
+
+Deno.test("waiting() counts the runs waiting for a slot", async () => {
+  const budget = createIsolateBudget({
+    wallClockSeconds: 150,
+    maxConcurrentRuns: 1,
+    maxMessages: 10,
+  });
+  await budget.enter({ until: Date.now() + 5_000 });
+  assert.equal(budget.waiting(), 0);
+  const second = budget.enter({ until: Date.now() + 5_000 });
+  assert.equal(budget.waiting(), 1);
+  budget.leave();
+  assert.equal(await second, "waited");
+  assert.equal(budget.waiting(), 0);
+  budget.leave();
 });

@@ -8,15 +8,19 @@ import { errorText, type Logger } from "../platform/log.ts";
 import { type FolderResult, type MessageCounts, syncFolder } from "./folder_sync.ts";
 import type { ImapSession } from "./imap_session.ts";
 import { describeImportError, withoutCredential } from "./import_error.ts";
+import type { ChunkBudget } from "./instance_admission.ts";
 import type { RunWindow } from "./isolate_budget.ts";
 import type { Mailbox, MailStore } from "./mail_store.ts";
 import type { MailboxOutcome } from "./run_outcome.ts";
 
-/** Opens the IMAP session for a mailbox, fetching at most `maxMessageBytes` of each message. */
+/**
+ * Opens the IMAP session for a mailbox, fetching at most `maxMessageBytes` of each
+ * message; one FETCH that takes longer than `fetchTimeoutMs` ends the session.
+ */
 export type ImapConnector = (
   mailbox: Mailbox,
   credential: string,
-  options: { maxMessageBytes: number; stopAt: number },
+  options: { maxMessageBytes: number; stopAt: number; fetchTimeoutMs: number },
 ) => Promise<ImapSession>;
 
 /** The run's running counts, summed over its folders. */
@@ -43,6 +47,7 @@ export interface MailboxImportDeps {
     maxMessageBytes: number;
     maxBodyChars: number;
     chunkSize: number;
+    fetchSeconds: number;
   };
   now: () => number;
   shutdown?: AbortSignal;
@@ -55,12 +60,14 @@ export async function importMailbox(
     mailbox: Mailbox;
     /** Added to as folders finish. */
     tally: RunTally;
-    /** The run's time, and the messages it may request in all. */
-    window: RunWindow & { maxMessages: number };
+    /** The run's time. */
+    window: RunWindow;
+    /** What the run's chunks may ask for and receive (instance_admission.ts). */
+    budget: ChunkBudget;
   },
 ): Promise<MailboxOutcome> {
   const { mail, log, limits, now } = deps;
-  const { runId, mailbox, tally, window } = job;
+  const { runId, mailbox, tally, window, budget } = job;
   if (mailbox.paused_reason) {
     return { mailboxId: mailbox.id, paused: true, error: mailbox.paused_reason };
   }
@@ -81,6 +88,7 @@ export async function importMailbox(
     session = await deps.connect(mailbox, credential, {
       maxMessageBytes: limits.maxMessageBytes,
       stopAt: window.stopAt,
+      fetchTimeoutMs: limits.fetchSeconds * 1000,
     });
     const states = await mail.folderStates(mailbox.id);
     let hasMore = false;
@@ -92,7 +100,7 @@ export async function importMailbox(
         folder,
         state: states.get(folder),
         limits,
-        maxMessages: window.maxMessages - tally.requested,
+        budget,
         deadline: window.deadline,
         now,
         stop: deps.shutdown,

@@ -13,7 +13,10 @@
  * yields a row (with parse_error) so one bad message never aborts a batch.
  */
 import { createHash } from "node:crypto";
+import { decodeHTML } from "entities";
 import PostalMime from "postal-mime";
+import { parseAddresses } from "./addresses.ts";
+import { decodeWords } from "./encoded_words.ts";
 import { safeLine, safeText } from "./safe_text.ts";
 import { withJoinedBlob } from "./joined_blob.ts";
 import { plainTextOf } from "./mime_text.ts";
@@ -42,6 +45,9 @@ export interface ParsedEmail {
 export const DEFAULT_MAX_BODY_CHARS = 256 * 1024;
 const SNIPPET_CHARS = 200;
 const MAX_HEADER_CHARS = 2000;
+// Enough raw field for MAX_HEADER_CHARS decoded characters (a Q-encoded CJK character
+// takes 9): a longer subject is not decoded past it.
+const MAX_RAW_SUBJECT_CHARS = 32 * 1024;
 
 /**
  * A header field (or other one-line text) safe for Postgres text and jsonb and for
@@ -80,22 +86,31 @@ function normaliseMessageId(value: unknown): string | null {
   return trimmed === "" ? null : trimmed;
 }
 
-interface PostalAddress {
-  name?: string;
-  address?: string;
-  group?: PostalAddress[];
+/** The raw values of the fields we decode ourselves: the first Subject and From, every To and Cc. */
+function fieldValues(headers: { key: string; value: string }[]) {
+  const fields = {
+    subject: null as string | null,
+    from: "",
+    to: [] as string[],
+    cc: [] as string[],
+  };
+  for (const { key, value } of headers) {
+    if (key === "subject") fields.subject ??= value;
+    else if (key === "from") fields.from ||= value;
+    else if (key === "to") fields.to.push(value);
+    else if (key === "cc") fields.cc.push(value);
+  }
+  return fields;
 }
 
-function addresses(list: unknown, limit = 100): EmailAddress[] {
-  if (!Array.isArray(list)) return [];
-  const flat: EmailAddress[] = [];
-  for (const entry of list as PostalAddress[]) {
-    for (const member of entry.group ?? [entry]) {
-      if (flat.length >= limit) return flat;
-      flat.push({ name: cleanText(member.name, 300), address: cleanText(member.address, 320) });
-    }
-  }
-  return flat;
+/** The addresses of an address field (To and Cc may come more than once), bounded. */
+function addresses(values: string | string[], limit = 100): EmailAddress[] {
+  const value = typeof values === "string" ? values : values.join(", ");
+  if (value === "") return [];
+  return parseAddresses(value, limit).map((entry) => ({
+    name: cleanText(entry.name, 300),
+    address: cleanText(entry.address, 320),
+  }));
 }
 
 function validDate(value: unknown): string | null {
@@ -111,15 +126,19 @@ function referencesFrom(value: unknown): string[] | null {
   return ids.length > 0 ? ids : null;
 }
 
-/** A readable text from HTML when a message has no text part. */
+/**
+ * A readable text from HTML when a message has no text part. Every character
+ * reference the HTML standard defines, named and numeric, is decoded (npm `entities`,
+ * the decoder of the htmlparser2/cheerio family), after the tags are gone so that
+ * `&lt;b&gt;` stays text.
+ */
 function htmlToText(html: string): string {
-  return html
+  const text = html
     .replace(/<(script|style|head)[^>]*>[\s\S]*?<\/\1>/gi, " ")
     .replace(/<br\s*\/?>|<\/(p|div|li|tr|h[1-6])>/gi, "\n")
-    .replace(/<[^>]+>/g, " ")
-    .replace(/&nbsp;/g, " ").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'").replace(/&amp;/g, "&")
-    .replace(/[ \t]+/g, " ")
+    .replace(/<[^>]+>/g, " ");
+  return decodeHTML(text)
+    .replace(/[ \t\u00a0]+/g, " ")
     .replace(/\n\s*\n+/g, "\n\n")
     .trim();
 }
@@ -142,16 +161,22 @@ export async function parseMessage(
     const fullText = fast ? fast.text : email.text ?? (email.html ? htmlToText(email.html) : null);
     const text = fullText === null ? null : fullText.replaceAll("\u0000", "").toWellFormed();
     const bodyText = text === null ? null : text.slice(0, maxBodyChars);
-    const from = addresses(email.from ? [email.from] : [], 1)[0] ?? null;
+    const fields = fieldValues(email.headers);
+    const from = addresses(fields.from, 1)[0] ?? null;
     return {
       message_key: messageKey(messageId, source),
       message_id: messageId,
       in_reply_to: normaliseMessageId(email.inReplyTo),
       references: referencesFrom(email.references),
       from_address: from,
-      to_addresses: addresses(email.to),
-      cc_addresses: addresses(email.cc),
-      subject: cleanText(email.subject),
+      to_addresses: addresses(fields.to),
+      cc_addresses: addresses(fields.cc),
+      // Decoded here, not by postal-mime: adjacent encoded words are joined (encoded_words.ts).
+      subject: cleanText(
+        fields.subject === null
+          ? null
+          : decodeWords(fields.subject.slice(0, MAX_RAW_SUBJECT_CHARS)),
+      ),
       sent_at: validDate(email.date),
       // The body keeps its lines and tabs: it is the mail's content, shown as text.
       body_text: bodyText ? safeText(bodyText, maxBodyChars) || null : null,

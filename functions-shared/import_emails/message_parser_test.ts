@@ -620,3 +620,102 @@ Deno.test("terminal escapes in header fields are not stored; the body keeps its 
   assert.doesNotMatch(parsed.snippet ?? "", controls);
   assert.match(parsed.body_text ?? "", /line one\n\tline two/);
 });
+
+// --- mail as real mailers write it (issue 18; each failed before) ----------------------
+
+Deno.test("HTML-only mail: every character reference is decoded, named and numeric, once", async () => {
+  const row = await parsed(message(
+    ["Subject: Gruss", "Content-Type: text/html; charset=utf-8"],
+    [
+      "<p>Freundliche Gr&uuml;&szlig;e aus der Hauptstra&szlig;e 1</p>",
+      "<p>&bdquo;Zitat&ldquo; &#252;ber &#xFC;ber &#XFC;ber &euro;5 &copy; caf&eacute;</p>",
+      "<p>&lt;b&gt; stays text, &amp;lt; stays &amp;lt;, &unknownref; stays</p>",
+    ].join("\r\n"),
+  ));
+  const text = row.body_text ?? "";
+  assert.ok(text.includes("Freundliche Grüße aus der Hauptstraße 1"), text);
+  assert.ok(text.includes("„Zitat“ über über über €5 © café"), text);
+  assert.ok(text.includes("<b> stays text, &lt; stays &lt;, &unknownref; stays"), text);
+  assert.ok(row.snippet?.startsWith("Freundliche Grüße"), row.snippet ?? "");
+});
+
+Deno.test("comments in address fields are neither addresses nor names (RFC 5322 §3.2.2, A.5)", async () => {
+  const row = await parsed(message([
+    "From: Pete(A wonderful \\) chap) <pete(his account)@silly.test(his host)>",
+    "To: A Group(Some people)",
+    "     :Chris Jones <c@(Chris's host.)public.example>,",
+    "         joe@example.org,",
+    "  John <jdoe@one.test> (my dear friend); (the end of the group)",
+    "Cc:(Empty list)(start)Hidden recipients  :(nobody(that I know))  ;",
+  ], "x"));
+  assert.deepEqual(row.from_address, { name: "Pete", address: "pete@silly.test" });
+  assert.deepEqual(row.to_addresses, [
+    { name: "Chris Jones", address: "c@public.example" },
+    { name: null, address: "joe@example.org" },
+    { name: "John", address: "jdoe@one.test" },
+  ]);
+  assert.deepEqual(row.cc_addresses, []);
+});
+
+Deno.test("the obsolete address syntax a receiver must parse is parsed (RFC 5322 §4, A.6)", async () => {
+  const row = await parsed(message([
+    "From  : John Doe <jdoe@machine(comment).  example>",
+    "To  : Mary Smith <@node.test:mary@example.net>, , jdoe@test  . example",
+    "Cc: Joe Q. Public <john.q.public@example.com>",
+  ], "x"));
+  assert.deepEqual(row.from_address, { name: "John Doe", address: "jdoe@machine.example" });
+  assert.deepEqual(row.to_addresses, [
+    { name: "Mary Smith", address: "mary@example.net" },
+    { name: null, address: "jdoe@test.example" },
+  ]);
+  assert.deepEqual(row.cc_addresses, [
+    { name: "Joe Q. Public", address: "john.q.public@example.com" },
+  ]);
+});
+
+Deno.test("an encoded word that splits a multi-byte character is joined with its neighbour (RFC 2047)", async () => {
+  const row = await parsed(message([
+    // 日本語: 本 (E6 9C AC) split after its first byte, each word padded on its own.
+    "Subject: =?UTF-8?B?5pel5g==?= =?UTF-8?B?nKzoqp4=?=",
+    // The same split in Q, the charset spelled differently in each word.
+    "From: =?UTF-8?Q?=E6=97=A5=E6?=\r\n =?utf-8?Q?=9C=AC=E8=AA=9E?= <jp@example.test>",
+  ], "x"));
+  assert.equal(row.subject, "日本語");
+  assert.deepEqual(row.from_address, { name: "日本語", address: "jp@example.test" });
+  // Words in different charsets are not joined; text between words stays.
+  const mixed = await parsed(message([
+    "Subject: =?ISO-8859-1?Q?caf=E9?= =?UTF-8?Q?_cr=C3=A8me?= and =?UTF-8?Q?br=C3=BBl=C3=A9e?=",
+  ], "x"));
+  assert.equal(mixed.subject, "café crème and brûlée");
+});
+
+Deno.test("a us-ascii or unknown charset over valid UTF-8 bytes is read as UTF-8", async () => {
+  for (const charset of ["us-ascii", "x-unknown-charset"]) {
+    const plain = await parsed(message(
+      [
+        `Subject: =?${charset}?Q?Envoy=C3=A9?=`,
+        `Content-Type: text/plain; charset=${charset}`,
+        "Content-Transfer-Encoding: 8bit",
+      ],
+      "Envoyé par le service de messagerie texte de Bell Mobilité.",
+    ));
+    assert.equal(plain.subject, "Envoyé", charset);
+    assert.equal(plain.body_text, "Envoyé par le service de messagerie texte de Bell Mobilité.\n");
+    const quoted = await parsed(message(
+      [
+        `Content-Type: text/plain; charset="${charset}"`,
+        "Content-Transfer-Encoding: quoted-printable",
+      ],
+      "Envoy=C3=A9",
+    ));
+    assert.equal(quoted.body_text, "Envoyé\n", charset);
+  }
+  // Bytes that are not UTF-8 keep the label's reading (us-ascii is windows-1252 in the
+  // Encoding Standard): 0xE9 is é there.
+  const latin = await parsed(bytes(
+    "Content-Type: text/plain; charset=us-ascii\r\n\r\nEnvoy",
+    [0xe9],
+    "\r\n",
+  ));
+  assert.equal(latin.body_text, "Envoyé\n");
+});

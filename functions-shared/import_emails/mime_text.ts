@@ -26,6 +26,7 @@
  * groups are joined with "\n".
  */
 import { Buffer } from "node:buffer";
+import { charsetLabel, decodeCharset, decoderFor } from "./charsets.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -186,24 +187,18 @@ function splitParts(source: Uint8Array, start: number, end: number, boundary: st
   return parts;
 }
 
-const decoders = new Map<string, TextDecoder>();
-
-/** The decoder postal-mime would pick, when it is one we can apply to a whole body. */
-function decoderFor(charset: string | undefined): TextDecoder {
-  const label = (charset || "utf8").trim().toLowerCase();
-  let decoder = decoders.get(label);
-  if (!decoder) {
-    try {
-      decoder = new TextDecoder(label);
-    } catch {
-      return notHandled(); // postal-mime has aliases and fallbacks for these
-    }
-    // The line handling below needs CR and LF to be single bytes with no state around
-    // them, as postal-mime strips CRs before it decodes.
-    if (decoder.encoding.startsWith("utf-16") || decoder.encoding === "iso-2022-jp") notHandled();
-    decoders.set(label, decoder);
-  }
-  return decoder;
+/**
+ * The text of a body in its declared charset, by charsets.ts's rule (postal-mime's
+ * decoder, except that a `us-ascii` or unknown label over valid UTF-8 reads as UTF-8).
+ * An unknown label over other bytes is postal-mime's (it has aliases and fallbacks).
+ */
+function bodyText(bytes: Uint8Array, charset: string | undefined): string {
+  const label = charsetLabel(charset);
+  const encoding = decoderFor(label)?.encoding;
+  // The line handling needs CR and LF to be single bytes with no state around them,
+  // as postal-mime strips CRs before it decodes.
+  if (encoding?.startsWith("utf-16") || encoding === "iso-2022-jp") notHandled();
+  return decodeCharset(bytes, label) ?? notHandled();
 }
 
 const hexValue = (c: number) =>
@@ -253,14 +248,14 @@ function decodeBase64(source: Uint8Array, start: number, end: number): Uint8Arra
 /** The text of one text/plain leaf, as postal-mime's getTextContent gives it. */
 function leafText(source: Uint8Array, start: number, end: number, headers: ContentHeaders): string {
   if (/^flowed$/i.test(headers.params.get("format") ?? "")) notHandled();
-  const decoder = decoderFor(headers.params.get("charset"));
-  if (/base64/.test(headers.encoding)) return decoder.decode(decodeBase64(source, start, end));
+  const charset = headers.params.get("charset");
+  if (/base64/.test(headers.encoding)) return bodyText(decodeBase64(source, start, end), charset);
   if (/quoted-printable/.test(headers.encoding)) {
-    return decoder.decode(decodeQuotedPrintable(source, start, end));
+    return bodyText(decodeQuotedPrintable(source, start, end), charset);
   }
   // Every line, without its trailing CRs, followed by "\n".
   if (start === end) return "";
-  let text = decoder.decode(source.subarray(start, end)).replaceAll("\r\n", "\n");
+  let text = bodyText(source.subarray(start, end), charset).replaceAll("\r\n", "\n");
   if (text.includes("\r\n")) text = text.replace(/\r+\n/g, "\n"); // CR CR LF: rare
   return text.endsWith("\n") ? text : `${text.replace(/\r+$/, "")}\n`;
 }

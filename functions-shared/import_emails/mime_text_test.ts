@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import PostalMime from "postal-mime";
 import { generateMessage } from "../../bench/mail_corpus.ts";
+import { corpusMessages } from "../../tests/support/mail_reference.ts";
 import { plainTextOf } from "./mime_text.ts";
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
@@ -189,7 +190,11 @@ const declined: Record<string, Uint8Array> = {
     `${headers("multipart/mixed; boundary*0=a; boundary*1=b")}\r\n--ab\r\n\r\nx\r\n--ab--\r\n`,
   ),
   "a comment in Content-Type": utf8(`${headers("text/plain (comment); charset=utf-8")}\r\nx\r\n`),
-  "unknown charset": utf8(`${headers("text/plain; charset=x-unknown-42")}\r\nx\r\n`),
+  // Over UTF-8 bytes an unknown label reads as UTF-8 (charsets.ts); over others,
+  // postal-mime's aliases and fallbacks decide.
+  "unknown charset, bytes not UTF-8": latin1(
+    `${headers("text/plain; charset=x-unknown-42")}\r\ncaf\u00e9\r\n`,
+  ),
   "utf-16": new Uint8Array([
     ...utf8(`${headers("text/plain; charset=utf-16le")}\r\n`),
     0x68,
@@ -238,6 +243,28 @@ Deno.test("the fast path declines what it is not sure about (postal-mime parses 
   }
 });
 
+Deno.test("a us-ascii or unknown label over UTF-8 bytes reads as UTF-8 (postal-mime: windows-1252)", () => {
+  for (const charset of ["us-ascii", "US-ASCII", "ascii", "x-unknown-42", "utf-9"]) {
+    for (const encoding of ["8bit", "quoted-printable", "base64"]) {
+      const body = encoding === "8bit"
+        ? "Envoy\u00e9 par Bell Mobilit\u00e9\r\n"
+        : encoding === "base64"
+        ? btoa(String.fromCharCode(...utf8("Envoy\u00e9 par Bell Mobilit\u00e9\n")))
+        : "Envoy=C3=A9 par Bell Mobilit=C3=A9\r\n";
+      const source = utf8(
+        `${
+          headers(`text/plain; charset=${charset}`, `Content-Transfer-Encoding: ${encoding}\r\n`)
+        }\r\n${body}`,
+      );
+      assert.equal(plainTextOf(source)?.text, "Envoy\u00e9 par Bell Mobilit\u00e9\n", charset);
+    }
+  }
+  // Labelled us-ascii but not UTF-8: as labelled (windows-1252, the Encoding Standard's
+  // mapping of us-ascii), as postal-mime reads it.
+  const latin = latin1(`${headers("text/plain; charset=us-ascii")}\r\nEnvoy\u00e9\r\n`);
+  assert.equal(plainTextOf(latin)?.text, "Envoy\u00e9\n");
+});
+
 Deno.test("the benchmark's mail: every message answered, and equal to postal-mime", async () => {
   for (let index = 0; index < 300; index++) {
     const { source } = generateMessage(index, { seed: 7 });
@@ -250,4 +277,28 @@ Deno.test("the benchmark's mail: every message answered, and equal to postal-mim
   assert.ok(
     await agreesWithPostalMime(big.subarray(0, 1024 * 1024), "a 5 MB message cut at 1 MiB"),
   );
+});
+
+Deno.test("the real-world corpus: where the fast path answers, it is postal-mime's text, but for the UTF-8 rule", async () => {
+  // Labelled us-ascii, the bytes UTF-8: here postal-mime reads windows-1252 (mojibake).
+  const utf8Rule = new Set([
+    "enmime__low-quality_incorrect-charset.eml",
+    "ruby-mail__error_emails_content_transfer_encoding_plain.eml",
+    "ruby-mail__plain_emails_raw_email10.eml",
+    "ruby-mail__plain_emails_raw_email6.eml",
+  ]);
+  let answered = 0;
+  for (const { name, source } of corpusMessages()) {
+    const fast = plainTextOf(source);
+    if (fast === undefined) continue;
+    answered++;
+    const email = await PostalMime.parse(source);
+    if (utf8Rule.has(name)) {
+      assert.notEqual(fast.text, email.text, name);
+      assert.ok(!/\u00c3[\u0080-\u00bf]/.test(fast.text ?? ""), `${name}: mojibake`);
+    } else {
+      assert.equal(fast.text, email.text ?? null, name);
+    }
+  }
+  assert.ok(answered >= 180, `the fast path answered only ${answered} messages`);
 });

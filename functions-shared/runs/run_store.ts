@@ -27,6 +27,12 @@ export interface RunStore {
     status: FinalStatus,
     options?: { error?: string; details?: Record<string, unknown> },
   ): Promise<boolean>;
+  /**
+   * After finishRun, for a run that ended partial with more to import: the database
+   * decides (auto_sync.continue_run, the one home of the rule) and queues the
+   * continuation, signed, through pg_net; the continuation's run id, or null.
+   */
+  continueRun(runId: string): Promise<string | null>;
 }
 
 export function createRunStore(sql: Sql): RunStore {
@@ -57,6 +63,10 @@ export function createRunStore(sql: Sql): RunStore {
         options.error ?? null
       }, ${details}) as finished`;
       return row.finished === true;
+    },
+    async continueRun(runId) {
+      const [row] = await sql`select auto_sync.continue_run(${runId}::uuid) as next_run_id`;
+      return (row.next_run_id as string | null) ?? null;
     },
   };
 }

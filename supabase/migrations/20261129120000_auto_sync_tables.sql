@@ -1,8 +1,10 @@
 -- Signed auto-sync: the extensions it needs, the private schemas (auto_sync, and
 -- auto_sync_user_api behind the public wrappers), the wire limits the settings obey
 -- (auto_sync.wire_limit), and the scheduler's tables (settings, schedules, runs, replay
--- ledger) with their indexes and grants, and the interval bound their CHECK and enable()
--- share (auto_sync.interval_problem). Functions live in the files named for what they do:
+-- ledger) with their indexes and grants, the interval bound their CHECK and enable()
+-- share (auto_sync.interval_problem), and the endpoint rule the settings CHECKs use
+-- (auto_sync.endpoint_url_problem, auto_sync.internal_hosts_problem). Functions live in
+-- the files named for what they do:
 --   ..._auto_sync_next_run.sql        when a schedule runs next: the one rule (next_run_at)
 --   ..._auto_sync_run_lifecycle.sql   a run from insert to its end: accept, start, finish,
 --                                     fail, reject, lose, and the schedule's bookkeeping
@@ -71,16 +73,65 @@ comment on function auto_sync.wire_limit(text) is
 revoke execute on function auto_sync.wire_limit(text) from public, anon, authenticated;
 grant execute on function auto_sync.wire_limit(text) to service_role;
 
+-- Where dispatch() may send its signed requests, the one rule (the settings CHECKs use
+-- it; an operator asks it why an update was refused): https anywhere, plain http only
+-- to a host on the database's own network, one of the local ones (127.0.0.1, localhost,
+-- host.docker.internal, kong: the local stack, `supabase start`, the official compose)
+-- or one the operator names in settings.internal_hosts (e.g. Coolify's supabase-kong).
+-- No user name or password in the URL, no whitespace or control character.
+create function auto_sync.internal_hosts_problem(p_hosts text[]) returns text
+language sql immutable parallel safe set search_path = ''
+as $$
+  select case
+    when p_hosts is null then 'is missing'
+    when pg_catalog.cardinality(p_hosts) > 20 then 'holds more than 20 host names'
+    when pg_catalog.array_position(p_hosts, null) is not null then 'holds a null'
+    when exists (
+      select 1 from pg_catalog.unnest(p_hosts) h
+       where pg_catalog.length(h) > 253
+          or h !~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$')
+      then 'holds a name that is not a lower-case DNS host name (labels of a-z, 0-9 and inner -, dot-separated)'
+  end
+$$;
+comment on function auto_sync.internal_hosts_problem(text[]) is
+  'The settings.internal_hosts bound: null when valid (at most 20 lower-case DNS host names, each label 1-63 characters of a-z, 0-9 and inner hyphens, 253 at most), else what is wrong.';
+revoke execute on function auto_sync.internal_hosts_problem(text[]) from public, anon, authenticated, service_role;
+
+create function auto_sync.endpoint_url_problem(p_url text, p_internal_hosts text[]) returns text
+language sql immutable parallel safe set search_path = ''
+as $$
+  with parts as (
+    select pg_catalog.substring(p_url, '^([A-Za-z][A-Za-z0-9+.-]*)://') as scheme,
+           pg_catalog.substring(p_url, '^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)') as authority
+  )
+  select case
+    when p_url is null then null
+    when pg_catalog.length(p_url) > 2048 then 'is longer than 2048 characters'
+    when p_url ~ '[[:space:][:cntrl:]]' then 'holds whitespace or a control character'
+    when p.scheme is null or p.scheme not in ('https', 'http') then 'is not an https:// URL'
+    when p.authority ~ '@' then 'holds a user name or password'
+    when p.authority !~ '^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?$'
+      then 'has no valid host'
+    when p.scheme = 'http'
+         and pg_catalog.lower(pg_catalog.regexp_replace(p.authority, ':[0-9]+$', ''))
+             <> all (array['127.0.0.1', 'localhost', 'host.docker.internal', 'kong']
+                     || coalesce(p_internal_hosts, '{}'))
+      then 'is plain http to a host that is neither local nor in settings.internal_hosts'
+  end
+    from parts p
+$$;
+comment on function auto_sync.endpoint_url_problem(text, text[]) is
+  'The settings.endpoint_url rule: null when allowed (https anywhere; plain http only to 127.0.0.1, localhost, host.docker.internal, kong or a host in p_internal_hosts; no user name or password, no whitespace), else what is wrong. select auto_sync.endpoint_url_problem(url, internal_hosts) says why an update was refused.';
+revoke execute on function auto_sync.endpoint_url_problem(text, text[]) from public, anon, authenticated, service_role;
+
 -- One row: where dispatch() sends requests and how much it sends per tick. Not a
 -- secret (the signing key lives in Vault). Kept in a table because
 -- `ALTER DATABASE ... SET app.settings.*` is refused on hosted Supabase.
 create table auto_sync.settings (
   id boolean primary key default true check (id),
-  endpoint_url text check (
-    endpoint_url ~ '^https://[^\s]+$'
-    -- plain http only to the local stack's own hosts
-    or endpoint_url ~ '^http://(127\.0\.0\.1|localhost|host\.docker\.internal|kong)(:[0-9]+)?/[^\s]*$'
-  ),
+  endpoint_url text,
+  internal_hosts text[] not null default '{}'
+    constraint settings_internal_hosts_check check (auto_sync.internal_hosts_problem(internal_hosts) is null),
   batch_limit integer not null default 500 check (batch_limit between 1 and 10000),
   request_ttl interval not null default '5 minutes'
     check (request_ttl between interval '30 seconds'
@@ -100,15 +151,23 @@ create table auto_sync.settings (
       ledger_retention >= 2 * auto_sync.wire_limit('request_lifetime_seconds') * interval '1 second'),
   cron_history_retention interval not null default '7 days'
     check (cron_history_retention >= interval '1 hour'),
+  allow_anonymous_users boolean not null default false,
   updated_at timestamptz not null default now(),
   -- never call a request lost while the function may still accept it
-  constraint settings_ack_deadline_covers_request_ttl check (ack_deadline >= request_ttl)
+  constraint settings_ack_deadline_covers_request_ttl check (ack_deadline >= request_ttl),
+  -- checked with the host names in the same row: dropping a host the URL uses is refused too
+  constraint settings_endpoint_url_check check (
+    auto_sync.endpoint_url_problem(endpoint_url, internal_hosts) is null)
 );
 insert into auto_sync.settings default values;
 comment on table auto_sync.settings is
   'Single row of non-secret dispatch settings: endpoint URL, batch limit per tick, request lifetime and timeout, in-flight timeout, jitter.';
 comment on column auto_sync.settings.endpoint_url is
-  'URL of the cron-auto-sync Edge Function, e.g. https://<ref>.supabase.co/functions/v1/cron-auto-sync. dispatch() sends nothing while it is null.';
+  'URL of the cron-auto-sync Edge Function, e.g. https://<ref>.supabase.co/functions/v1/cron-auto-sync. https, or plain http to a local host or one in internal_hosts (endpoint_url_problem). dispatch() sends nothing while it is null.';
+comment on column auto_sync.settings.internal_hosts is
+  'Host names on the database''s own network that endpoint_url may reach over plain http (e.g. {supabase-kong} on Coolify), beside 127.0.0.1, localhost, host.docker.internal and kong. Everything else needs https (endpoint_url_problem).';
+comment on column auto_sync.settings.allow_anonymous_users is
+  'false (default): users signed in anonymously (the is_anonymous claim of Supabase Auth) are refused by the user API (user_api_caller): they cannot connect a mailbox, turn auto-sync on or read runs. true allows them.';
 comment on column auto_sync.settings.request_ttl is
   'exp - iat of each signed request; at most the verifier''s 5-minute timestamp tolerance.';
 comment on column auto_sync.settings.in_flight_timeout is
@@ -125,6 +184,33 @@ comment on column auto_sync.settings.ledger_retention is
   'purge_history() deletes replay-ledger ids older than this. At least 10 minutes: the verifier''s timestamp window is 300 s either side.';
 comment on column auto_sync.settings.cron_history_retention is
   'purge_history() deletes cron.job_run_details rows of auto-sync-dispatch and auto-sync-maintenance older than this.';
+
+-- Who may use the user API (auto_sync_user_api.*), one rule: a signed-in user
+-- (auth.uid()), and, unless settings.allow_anonymous_users, not an anonymous one (Supabase
+-- Auth's `is_anonymous` claim, as Supabase's RLS guide reads it from auth.jwt()). Returns
+-- the user id or raises 42501 "Cannot <action>: ...". The functions that only stop work
+-- (disable_auto_sync, remove_mailbox) check auth.uid() alone, so an anonymous user can
+-- always undo what they did while it was allowed.
+create function auto_sync.user_api_caller(p_action text) returns uuid
+language plpgsql stable set search_path = ''
+as $$
+declare
+  v_user_id uuid := auth.uid();
+begin
+  if v_user_id is null then
+    raise exception 'Cannot %: not signed in', p_action using errcode = '42501';
+  end if;
+  if coalesce((auth.jwt() ->> 'is_anonymous')::boolean, false)
+     and not (select s.allow_anonymous_users from auto_sync.settings s) then
+    raise exception 'Cannot %: anonymous users are not allowed', p_action
+      using errcode = '42501', hint = 'Sign in with an account (auto_sync.settings.allow_anonymous_users is off).';
+  end if;
+  return v_user_id;
+end
+$$;
+comment on function auto_sync.user_api_caller(text) is
+  'The user API''s caller: auth.uid(), refusing (42501) a caller not signed in, and an anonymous one (is_anonymous claim) unless settings.allow_anonymous_users.';
+revoke execute on function auto_sync.user_api_caller(text) from public, anon, authenticated, service_role;
 
 -- The interval bound, one rule: what is wrong with an interval, or null when it is a valid
 -- schedule interval (5 minutes to 30 days). Bounded both ways: a huge interval would

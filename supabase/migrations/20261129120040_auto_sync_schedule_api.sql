@@ -77,12 +77,9 @@ returns table (enabled boolean, every interval, next_run_at timestamptz)
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
-  v_user_id uuid := auth.uid();
+  v_user_id uuid := auto_sync.user_api_caller('enable auto-sync');  -- signed in, not anonymous
   v_schedule auto_sync.schedules;
 begin
-  if v_user_id is null then
-    raise exception 'Cannot enable auto-sync: not signed in' using errcode = '42501';
-  end if;
   v_schedule := auto_sync.enable(v_user_id, p_every);  -- bounded there (interval_problem)
   return query select v_schedule.enabled, v_schedule.every, v_schedule.next_run_at;
 end

@@ -25,12 +25,9 @@ language plpgsql volatile security definer set search_path = ''
 as $$
 declare
   c_max_mailboxes constant integer := 10;
-  v_user_id uuid := auth.uid();
+  v_user_id uuid := auto_sync.user_api_caller('add mailbox');  -- signed in, not anonymous
   v_mailbox_id uuid;
 begin
-  if v_user_id is null then
-    raise exception 'Cannot add mailbox: not signed in' using errcode = '42501';
-  end if;
   if p_credential is null or length(p_credential) = 0 or length(p_credential) > 8192 then
     raise exception 'Cannot add mailbox: the password or token must be 1 to 8192 characters' using errcode = '22023';
   end if;
@@ -75,9 +72,7 @@ declare
   v_old public.mailboxes;
   v_secret_id uuid;
 begin
-  if auth.uid() is null then
-    raise exception 'Cannot update mailbox: not signed in' using errcode = '42501';
-  end if;
+  perform auto_sync.user_api_caller('update mailbox');  -- signed in, not anonymous
   if p_credential is not null and (length(p_credential) = 0 or length(p_credential) > 8192) then
     raise exception 'Cannot update mailbox: the password or token must be 1 to 8192 characters' using errcode = '22023';
   end if;

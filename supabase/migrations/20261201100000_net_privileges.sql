@@ -10,9 +10,12 @@
 -- This migration first grants `postgres` explicitly what our functions and pg_net's
 -- worker need (on Supabase they had it only through PUBLIC), then revokes the rest
 -- from PUBLIC and the API roles. Where the objects belong to another role and the
--- migration runs without superuser rights (hosted Supabase: the extensions belong to
--- supabase_admin), PostgreSQL skips each revoke with a warning; the migration then
--- lists what is still granted (auto_sync.extension_privileges_left()) as a WARNING.
+-- migration runs without superuser rights (hosted Supabase and the self-hosted image:
+-- the extensions belong to supabase_admin), PostgreSQL skips each revoke with a warning,
+-- or refuses it outright on an object the role holds no privilege on (each statement
+-- runs alone, so that stops nothing); the migration then lists what is still granted
+-- (auto_sync.extension_privileges_left()) as a WARNING. `deno task doctor` reports what
+-- each API role can still use (ops/extension_reach.ts).
 -- SECURITY.md, "pg_net and Vault privileges", says what that leaves and why it is not
 -- reachable through the Data API.
 
@@ -55,25 +58,59 @@ revoke all on function auto_sync.extension_privileges_left() from public, anon, 
 do $$
 declare
   v_left text;
+  v_statement text;
+  v_refused text[] := '{}';
 begin
-  -- What `postgres` needs, granted by name before PUBLIC loses it: dispatch() queues
-  -- (insert + the id sequence, http_post), reconcile_runs() and purge_history() read
-  -- and delete responses, and the worker (as postgres on Supabase) works the queue.
-  grant usage on schema net to postgres;
-  grant all on all tables in schema net to postgres;
-  grant all on all sequences in schema net to postgres;
-  grant execute on all functions in schema net to postgres;
+  -- Each statement on one object, alone: where the running role holds no privilege at
+  -- all on an object, PostgreSQL refuses its GRANT or REVOKE outright (insufficient
+  -- privilege) instead of skipping it with a warning. On hosted Supabase, postgres holds
+  -- nothing on Vault's internal _crypto_aead_det_encrypt / _crypto_aead_det_noncegen (its
+  -- after-create script grants only create_secret, update_secret, _crypto_aead_det_decrypt),
+  -- so one statement on "all functions in schema vault" would stop the whole migration.
+  for v_statement in
+    with objects as (
+      select 'schema' as kind, pg_catalog.format('%I', n.nspname) as name, n.nspname as schema
+        from pg_catalog.pg_namespace n where n.nspname in ('net', 'vault')
+      union all
+      select case c.relkind when 'S' then 'sequence' else 'table' end,
+             pg_catalog.format('%I.%I', n.nspname, c.relname), n.nspname
+        from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+       where n.nspname in ('net', 'vault') and c.relkind in ('r', 'v', 'p', 'S')
+      union all
+      select 'function', pg_catalog.format('%I.%I(%s)', n.nspname, p.proname,
+                                            pg_catalog.pg_get_function_identity_arguments(p.oid)),
+             n.nspname
+        from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+       where n.nspname in ('net', 'vault')
+    )
+    -- What `postgres` needs on net, granted by name before PUBLIC loses it: dispatch()
+    -- queues (insert + the id sequence, http_post), reconcile_runs() and purge_history()
+    -- read and delete responses, and the worker (as postgres on Supabase) works the queue.
+    -- (Vault: only postgres reads secrets, the functions connect as postgres; Supabase
+    -- grants it by name already.)
+    select statement from (
+      select 1 as step, pg_catalog.format('grant %s on %s %s to postgres',
+               case kind when 'schema' then 'usage' when 'function' then 'execute' else 'all' end,
+               kind, name) as statement
+        from objects where schema = 'net'
+      union all
+      select 2, pg_catalog.format('revoke all on %s %s from public, anon, authenticated, service_role',
+               kind, name)
+        from objects
+    ) statements
+    order by step
+  loop
+    begin
+      execute v_statement;
+    exception when insufficient_privilege then
+      v_refused := v_refused || v_statement;
+    end;
+  end loop;
 
-  revoke all on schema net from public, anon, authenticated, service_role;
-  revoke all on all tables in schema net from public, anon, authenticated, service_role;
-  revoke all on all sequences in schema net from public, anon, authenticated, service_role;
-  revoke all on all functions in schema net from public, anon, authenticated, service_role;
-
-  -- Vault: only postgres reads secrets (the functions connect as postgres).
-  revoke all on schema vault from public, anon, authenticated, service_role;
-  revoke all on all tables in schema vault from public, anon, authenticated, service_role;
-  revoke all on all functions in schema vault from public, anon, authenticated, service_role;
-
+  if pg_catalog.cardinality(v_refused) > 0 then
+    raise warning 'pg_net/Vault statements refused, this role holds no privilege on their object:%',
+      E'\n  ' || pg_catalog.array_to_string(v_refused, E'\n  ');
+  end if;
   select pg_catalog.string_agg(l, E'\n  ') into v_left from auto_sync.extension_privileges_left() l;
   if v_left is not null then
     raise warning 'pg_net/Vault privileges this role could not revoke (see SECURITY.md):%',

@@ -134,6 +134,8 @@ export interface FakeMessage {
 export interface FakeFolder {
   uidValidity: number;
   messages: FakeMessage[];
+  /** A lying server: SEARCH announces the messages, FETCH sends none of them. */
+  fetchNothing?: boolean;
 }
 
 /** An ImapSession over in-memory folders, behaving as an honest server does. */
@@ -173,7 +175,7 @@ export function fakeSession(
     fetchChunk(folder, uids) {
       count("FETCH");
       events.push(`fetch ${folder}`);
-      const wanted = new Set(uids);
+      const wanted = new Set(folders[folder].fetchNothing ? [] : uids);
       return Promise.resolve(
         folders[folder].messages.filter((message) => wanted.has(message.uid)).map((message) => {
           const source = new TextEncoder().encode(message.source);
