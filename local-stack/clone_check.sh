@@ -15,7 +15,7 @@ clone="$closed/clone"
 second=(
   env -u STACK_DB_URL -u STACK_FUNCTIONS_URL -u STACK_STATE_DIR
   STACK_GATEWAY_PORT=28321 STACK_DB_PORT=28322 STACK_IMAP_PORT=28143 STACK_IMAPS_PORT=28993
-  STACK_TEST_PORT_BASE=28480
+  STACK_TEST_PORT_BASE=28480 STACK_OAUTH_PORT=28360
 )
 cleanup() {
   "${second[@]}" "$clone/scripts/stack" reset >/dev/null 2>&1 || true
@@ -37,4 +37,4 @@ fi
 [ "$(stat -c %a "$closed")" = 700 ] || { echo "clone check: the 0700 directory was opened up"; exit 1; }
 (cd "$clone" && "${second[@]}" "$repo/tools/node_modules/.bin/deno" test --quiet --allow-all \
   tests/cron_tick_test.ts)
-echo "clone check: a second stack (ports 28321/28322/28143/28993) from a clone in a 0700 directory passed"
+echo "clone check: a second stack (ports 28321/28322/28143/28993/28360) from a clone in a 0700 directory passed"

@@ -9,6 +9,7 @@
  *   STACK_IMAP_PORT       Dovecot, plaintext + STARTTLS
  *   STACK_IMAPS_PORT      Dovecot, implicit TLS
  *   STACK_TEST_PORT_BASE  first of the 20 ports tests and benchmarks open for their own servers
+ *   STACK_OAUTH_PORT      the local authorization server (oidc-provider), http://127.0.0.1:<port>
  *   STACK_DB_URL, STACK_FUNCTIONS_URL, STACK_STATE_DIR  whole URLs / the state folder
  */
 import defaults from "./ports.json" with { type: "json" };
@@ -40,11 +41,17 @@ export const gatewayPort = port("STACK_GATEWAY_PORT");
 export const dbPort = port("STACK_DB_PORT");
 export const imapPort = port("STACK_IMAP_PORT");
 export const imapsPort = port("STACK_IMAPS_PORT");
+export const oauthPort = port("STACK_OAUTH_PORT");
 
 export const dbUrl = fromEnv("STACK_DB_URL") ??
   `postgresql://postgres:postgres@127.0.0.1:${dbPort}/postgres`;
 export const functionsUrl = fromEnv("STACK_FUNCTIONS_URL") ??
   `http://127.0.0.1:${gatewayPort}/functions/v1`;
+
+/** The local authorization server's issuer (local-stack/oauth/). */
+export const oauthIssuer = `http://127.0.0.1:${oauthPort}`;
+/** The redirect URI its mail clients are registered with (the connect flow's callback, planned). */
+export const oauthRedirectUri = `${functionsUrl}/oauth-callback`;
 
 /** The stack's state (keys, logs, Dovecot); `.stack` in the clone may link elsewhere (scripts/stack). */
 export const stateDir = fromEnv("STACK_STATE_DIR") ?? `${repo}.stack`;

@@ -51,6 +51,7 @@ Deno.test("scripts and TypeScript agree on every default port and URL of the sta
   assert.equal(bash.STACK_GATEWAY_PORT, String(ts.gatewayPort));
   assert.equal(bash.STACK_IMAP_PORT, String(ts.imapPort));
   assert.equal(bash.STACK_IMAPS_PORT, String(ts.imapsPort));
+  assert.equal(bash.STACK_OAUTH_PORT, String(ts.oauthPort));
   assert.equal(bash.STACK_DB_URL, ts.dbUrl);
   assert.equal(bash.STACK_FUNCTIONS_URL, ts.functionsUrl);
   assert.equal(bash.STACK_STATE_DIR, ts.stateDir);
@@ -65,6 +66,7 @@ Deno.test("a second stack: every port moves with the environment, on both sides"
     STACK_IMAP_PORT: "55143",
     STACK_IMAPS_PORT: "55993",
     STACK_TEST_PORT_BASE: "55480",
+    STACK_OAUTH_PORT: "55360",
     STACK_STATE_DIR: "/var/tmp/second-stack",
   };
   const bash = await bashView(env);
@@ -75,6 +77,8 @@ Deno.test("a second stack: every port moves with the environment, on both sides"
   assert.equal(ts.functionsUrl, bash.STACK_FUNCTIONS_URL);
   assert.equal(bash.STACK_IMAPS_PORT, "55993");
   assert.equal(ts.imapsPort, 55993);
+  assert.equal(bash.STACK_OAUTH_PORT, "55360");
+  assert.equal(ts.oauthIssuer, "http://127.0.0.1:55360");
   assert.equal(ts.stateDir, "/var/tmp/second-stack");
   const opened = [
     ...ts.testPorts.rotationFunctions,
