@@ -2,7 +2,7 @@
 -- auto_sync.remove_stored_service_key() (20261129140010_remove_stored_service_key.sql), on
 -- a database set up the Option 1 way (fixtures/stored_service_key_setup.psql), as the
 -- superuser. The non-superuser case, the messages it prints and the state after a commit
--- are in tests/service_key_cleanup_test.ts.
+-- are in tests/ops/service_key_cleanup_test.ts.
 --
 -- One transaction, rolled back: ALTER DATABASE / ALTER ROLE ... SET, cron.schedule and
 -- the clean-up's own changes are all transactional, so pg_cron and other sessions never
@@ -10,9 +10,9 @@
 -- relative to this file, so `supabase test db` runs every check too.
 begin;
 \ir support/test_helpers.psql
--- The clean-up reports with NOTICEs and WARNINGs; tests/service_key_cleanup_test.ts checks them.
+-- The clean-up reports with NOTICEs and WARNINGs; tests/ops/service_key_cleanup_test.ts checks them.
 set local client_min_messages = error;
--- Not at the same time as tests/service_key_cleanup_test.ts (same objects, same settings).
+-- Not at the same time as tests/ops/service_key_cleanup_test.ts (same objects, same settings).
 select pg_advisory_xact_lock(hashtext('service_key_cleanup_test'));
 \set cleanup 'select auto_sync.remove_stored_service_key()'
 

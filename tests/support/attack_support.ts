@@ -1,5 +1,5 @@
 /**
- * Shared tooling for the attack suite (tests/attack_*_test.ts): fresh dispatched
+ * Shared tooling for the attack suite (the attack_*_test.ts files under tests/): fresh dispatched
  * runs with clean-up, signing over arbitrary byte strings with the stack's own key,
  * a raw HTTP/1.1 client for requests fetch() refuses to send, a collector of every
  * response body (scanned for the signing secret at the end of each file), and the
