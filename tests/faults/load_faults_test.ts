@@ -24,8 +24,10 @@ import { holdImportAfterFirstBatch, type ImportHold } from "../support/import_ho
 import postgresClient from "postgres";
 import type postgres from "postgres";
 import { addMailbox, appendMessages, createImapUser, message } from "../support/imap.ts";
-import { connect, dbUrl, functionsUrl, stateDir, waitFor } from "../support/local_stack.ts";
+import { connect, dbUrl, stateDir, waitFor } from "../support/local_stack.ts";
 import { pauseWorker, resumeWorker } from "../support/pg_net_worker.ts";
+import { mapLimit } from "../support/map_limit.ts";
+import { send, type SignedRequest } from "../support/signed_requests.ts";
 
 const repo = new URL("../../", import.meta.url).pathname;
 
@@ -73,42 +75,6 @@ async function ensureStack(): Promise<void> {
   }
 }
 
-async function mapLimit<T, R>(
-  items: T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index]);
-    }
-  }));
-  return results;
-}
-
-interface Row {
-  id: string;
-  ts: string;
-  signature: string;
-  body: Uint8Array;
-}
-
-function post(row: Row): Promise<Response> {
-  return fetch(`${functionsUrl}/cron-auto-sync`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "webhook-id": row.id,
-      "webhook-timestamp": row.ts,
-      "webhook-signature": row.signature,
-    },
-    body: row.body as BodyInit,
-  });
-}
-
 Deno.test("1,000 signed requests at concurrency 50: each run accepted exactly once, all finish, replays all refused", async () => {
   const sql = connect();
   const prefix = tag("load");
@@ -127,21 +93,21 @@ Deno.test("1,000 signed requests at concurrency 50: each run accepted exactly on
       prefix + "%"
     }`;
     // Signed by the database, as dispatch() signs: body = jsonb::text, one query for all.
-    const rows = await sql<Row[]>`
+    const rows = await sql<SignedRequest[]>`
       with k as (select auto_sync.signing_keys() as keys, floor(extract(epoch from now()))::bigint as ts),
       c as (
         select r.id, k.ts, k.keys,
                auto_sync.request_claims(r.user_id, r.id, k.ts, 300) as claims
           from auto_sync.runs r join auth.users u on u.id = r.user_id, k
          where u.email like ${prefix + "%"})
-      select c.id::text as id, c.ts::text as ts, convert_to(c.claims::text, 'UTF8') as body,
+      select c.id::text as id, c.ts::text as timestamp, convert_to(c.claims::text, 'UTF8') as body,
              auto_sync.sign(c.id::text, c.ts, c.claims::text, c.keys) as signature
         from c`;
     assert.equal(rows.length, n);
 
     const started = performance.now();
     const statuses = await mapLimit(rows, 50, async (row) => {
-      const response = await post(row);
+      const response = await send(row);
       const body = await response.json();
       if (response.status === 202) assert.deepEqual(body, { run_id: row.id });
       return response.status;
@@ -185,7 +151,7 @@ Deno.test("1,000 signed requests at concurrency 50: each run accepted exactly on
          where u.email like ${prefix + "%"} order by r.id`;
     const before = await snapshot();
     const replays = await mapLimit(rows, 50, async (row) => {
-      const response = await post(row);
+      const response = await send(row);
       await response.body?.cancel();
       return response.status;
     });

@@ -9,7 +9,12 @@ import assert from "node:assert/strict";
 import { parse as parseToml } from "smol-toml";
 import { functionsUp, type GatewayProcess, startGateway } from "../support/gateway_process.ts";
 import { connect, createUser, dbUrl, mintUserToken, stateDir } from "../support/local_stack.ts";
-import { claimsFor, createDispatchedRun, signInDatabase } from "../support/signed_requests.ts";
+import {
+  claimsFor,
+  createDispatchedRun,
+  send,
+  signInDatabase,
+} from "../support/signed_requests.ts";
 import { testPorts } from "../../local-stack/urls.ts";
 import { functionNames } from "../../local-stack/gateway_flags.ts";
 
@@ -100,16 +105,7 @@ Deno.test("self-hosted with the main router's VERIFY_JWT=true: pg_cron's signed 
     assert.ok(await functionsUp(target), target.output());
     const runId = await createDispatchedRun(sql, userId);
     const signed = await signInDatabase(sql, claimsFor(userId, runId));
-    const response = await fetch(`${target.functionsUrl}/cron-auto-sync`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "webhook-id": signed.id,
-        "webhook-timestamp": signed.timestamp,
-        "webhook-signature": signed.signature,
-      },
-      body: signed.body,
-    });
+    const response = await send(signed, { url: `${target.functionsUrl}/cron-auto-sync` });
     assert.equal(response.status, 401);
     assert.equal(response.headers.get("sb-error-code"), "UNAUTHORIZED_NO_AUTH_HEADER");
     assert.deepEqual(await response.json(), {

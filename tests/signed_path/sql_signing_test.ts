@@ -7,7 +7,11 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { Webhook } from "standardwebhooks";
-import { jsonbText, signRequest } from "../../functions-shared/wire/client/signed_request.ts";
+import {
+  jsonbText,
+  signRequest,
+  webhookHeaders,
+} from "../../functions-shared/wire/client/signed_request.ts";
 import {
   generateSecret,
   parseSecret,
@@ -70,11 +74,13 @@ for (const [name, claims] of Object.entries(payloads)) {
     );
     assert.deepEqual(ours, { ok: true, id, timestamp });
 
-    const theirs = new Webhook(secret).verify(new TextDecoder().decode(bytes), {
-      "webhook-id": id,
-      "webhook-timestamp": String(timestamp),
-      "webhook-signature": row.signature,
+    const headers = webhookHeaders({
+      id,
+      timestamp: String(timestamp),
+      signature: row.signature,
+      body: bytes,
     });
+    const theirs = new Webhook(secret).verify(new TextDecoder().decode(bytes), headers);
     assert.deepEqual(theirs, JSON.parse(new TextDecoder().decode(bytes)));
 
     // And one flipped body byte breaks it on our side.

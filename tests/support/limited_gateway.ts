@@ -8,7 +8,7 @@ import type postgres from "postgres";
 import { testPorts } from "../../local-stack/urls.ts";
 import { type GatewayProcess, startGateway } from "./gateway_process.ts";
 import { dbUrl, readFunctionsEnv, stateDir, waitFor } from "./local_stack.ts";
-import { claimsFor, createDispatchedRun, signInDatabase } from "./signed_requests.ts";
+import { claimsFor, createDispatchedRun, send, signInDatabase } from "./signed_requests.ts";
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -43,16 +43,7 @@ export async function sendSignedRun(
 ): Promise<string> {
   const runId = await createDispatchedRun(sql, userId);
   const request = await signInDatabase(sql, claimsFor(userId, runId));
-  const response = await fetch(`${gateway.functionsUrl}/cron-auto-sync`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "webhook-id": request.id,
-      "webhook-timestamp": request.timestamp,
-      "webhook-signature": request.signature,
-    },
-    body: request.body,
-  });
+  const response = await send(request, { url: `${gateway.functionsUrl}/cron-auto-sync` });
   const text = await response.text();
   assert.equal(response.status, 202, text);
   return runId;
