@@ -1,6 +1,6 @@
 -- pgTAP: the clean-up of the service-role key stored in the database,
 -- auto_sync.remove_stored_service_key() (20261129140010_remove_stored_service_key.sql), on
--- a database set up the Option 1 way (fixtures/stored_service_key_setup.psql), as the
+-- a database set up with a stored service-role key (fixtures/stored_service_key_setup.psql), as the
 -- superuser. The non-superuser case, the messages it prints and the state after a commit
 -- are in tests/ops/service_key_cleanup_test.ts.
 --
@@ -19,7 +19,7 @@ select pg_advisory_xact_lock(hashtext('service_key_cleanup_test'));
 select plan(34);
 
 -------------------------------------------------------------------------------
--- Fixture: the stored key (Option 1), plus this project's own job (already there)
+-- Fixture: the stored key, plus this project's own job (already there)
 -------------------------------------------------------------------------------
 create role stored_key_pgtap_app nologin;
 create temp table t_dispatch_job on commit drop as
@@ -81,7 +81,7 @@ drop policy "only once configured" on stored_key_pgtap.mailboxes;
 -- A foreign key to the table is fine: only the constraint goes.
 alter table stored_key_pgtap.mailboxes add column config_id bigint references public.auto_sync_config (id);
 
--- Named like an Option 1 key helper, but its body refers to no Option 1 state: an
+-- Named like a stored-key helper, but its body refers to no stored-key state: an
 -- application's own function, which the clean-up must not drop by its name alone.
 create function stored_key_pgtap.get_service_key() returns text language sql
   as $$ select 'the key of an unrelated service'::text $$;
@@ -110,7 +110,7 @@ select hasnt_function('public', 'get_service_role_key', 'get_service_role_key() 
 select hasnt_function('public', 'decrypt_secret', 'decrypt_secret() is dropped');
 select hasnt_function('public', 'encrypt_secret', 'encrypt_secret() is dropped');
 select has_function('stored_key_pgtap', 'get_service_key', array[]::text[],
-                    'a function named like a key helper whose body refers to no Option 1 state stays');
+                    'a function named like a key helper whose body refers to no stored-key state stays');
 select has_table('stored_key_pgtap', 'mailboxes', 'the table with a foreign key to it stays');
 select is((select count(*)::int from pg_constraint where conrelid = 'stored_key_pgtap.mailboxes'::regclass and contype = 'f'),
           0, '... without its foreign key');

@@ -1,7 +1,7 @@
 /**
  * The clean-up of the service-role key stored in the database,
  * auto_sync.remove_stored_service_key() (supabase/migrations/20261129140010_remove_stored_service_key.sql),
- * on a database set up the Option 1 way (supabase/tests/fixtures/stored_service_key_setup.psql): the
+ * on a database set up with a stored service-role key (supabase/tests/fixtures/stored_service_key_setup.psql): the
  * service-role key encrypted in public.auto_sync_config, the encryption key and the
  * service key in `ALTER DATABASE ... SET app.settings.*`, pgcrypto helpers, and one
  * pg_cron job per user calling import-emails with the key as a bearer token.
@@ -276,7 +276,7 @@ Deno.test("service-key clean-up as the superuser: removes the key, its helpers a
     await setUpStoredKey(s);
 
     await t.step(
-      "the fixture stores the key (Option 1): decryptable from the table, jobs scheduled, settings set",
+      "the fixture stores the key: decryptable from the table, jobs scheduled, settings set",
       async () => {
         const [row] = await sql.begin(async (tx) => {
           await tx`select set_config('app.settings.encryption_key', ${s.encryptionKey}, true)`;
