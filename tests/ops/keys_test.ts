@@ -4,6 +4,7 @@
  * step, and no secret ever printed or written where git would see it.
  */
 import assert from "node:assert/strict";
+import { runCommand } from "../support/command.ts";
 import { connect, dbUrl, readFunctionsEnv, stackSecrets } from "../support/local_stack.ts";
 import {
   claimsFor,
@@ -23,7 +24,7 @@ async function keys(...args: string[]) {
 
 /** The key tool run from `cwd` with extra environment (e.g. its own TMPDIR and HOME). */
 async function keysIn(place: { cwd?: string; env?: Record<string, string> }, ...args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
+  const result = await runCommand(Deno.execPath(), {
     cwd: place.cwd,
     env: place.env,
     args: [
@@ -36,12 +37,9 @@ async function keysIn(place: { cwd?: string; env?: Record<string, string> }, ...
       `${repo}ops/keys.ts`,
       ...args,
     ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
-  printed.push(text);
-  return { code: output.code, text };
+  });
+  printed.push(result.text);
+  return result;
 }
 
 const vaultKeyNames = async () =>

@@ -3,21 +3,16 @@
  * local migration is applied on the stack's database, and applying again is a no-op.
  */
 import assert from "node:assert/strict";
+import { runCommand } from "../support/command.ts";
 import { dbUrl } from "../support/local_stack.ts";
 
 const repo = new URL("../../", import.meta.url).pathname;
 const cli = `${repo}tools/node_modules/.bin/supabase`;
 
-async function supabase(...args: string[]) {
-  const output = await new Deno.Command(cli, {
+function supabase(...args: string[]) {
+  return runCommand(cli, {
     args: [...args, "--workdir", repo, "--db-url", `${dbUrl}?sslmode=disable`],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: output.code,
-    text: new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr),
-  };
+  });
 }
 
 Deno.test("supabase migration list: every local migration is applied", async () => {

@@ -7,15 +7,14 @@
  */
 import assert from "node:assert/strict";
 import { parse as parseToml } from "smol-toml";
-import { functionsUp, type GatewayProcess, startGateway } from "../support/gateway_process.ts";
-import { connect, createUser, dbUrl, mintUserToken, stateDir } from "../support/local_stack.ts";
+import { functionsUp, type GatewayProcess, stackGateway } from "../support/gateway_process.ts";
+import { connect, createUser, mintUserToken } from "../support/local_stack.ts";
 import {
   claimsFor,
   createDispatchedRun,
   send,
   signInDatabase,
 } from "../support/signed_requests.ts";
-import { testPorts } from "../../local-stack/urls.ts";
 import { functionNames } from "../../local-stack/gateway_flags.ts";
 
 const repo = new URL("../..", import.meta.url).pathname;
@@ -23,15 +22,7 @@ const configPath = `${repo}supabase/config.toml`;
 const sql = connect();
 
 function gateway(flags: string[]): Promise<GatewayProcess> {
-  return startGateway(testPorts.platformGateway, [
-    "--db-url",
-    dbUrl,
-    "--env-file",
-    `${stateDir}/functions.env`,
-    "--project",
-    `${stateDir}/project.json`,
-    ...flags,
-  ]);
+  return stackGateway(flags);
 }
 
 /** config.toml with import-emails' verify_jwt set back to true, in a temporary copy. */

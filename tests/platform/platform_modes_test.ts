@@ -11,10 +11,9 @@
  */
 import assert from "node:assert/strict";
 import { generateKeyPair, importJWK, type JWTPayload, SignJWT } from "jose";
-import { functionsUp, type GatewayProcess, startGateway } from "../support/gateway_process.ts";
-import { connect, createUser, dbUrl, stateDir } from "../support/local_stack.ts";
+import { functionsUp, type GatewayProcess, stackGateway } from "../support/gateway_process.ts";
+import { connect, createUser, stateDir } from "../support/local_stack.ts";
 import { type ProjectMode, readProject } from "../../local-stack/project.ts";
-import { testPorts } from "../../local-stack/urls.ts";
 
 const MODES: ProjectMode[] = ["hosted-asymmetric", "hosted-legacy", "self-hosted"];
 
@@ -67,16 +66,7 @@ async function post(gateway: GatewayProcess, token: string): Promise<number> {
 
 /** A gateway of its own emulating `mode`, on the stack's database, keys and project. */
 function modeGateway(mode: ProjectMode) {
-  return startGateway(testPorts.platformGateway, [
-    "--mode",
-    mode,
-    "--db-url",
-    dbUrl,
-    "--env-file",
-    `${stateDir}/functions.env`,
-    "--project",
-    `${stateDir}/project.json`,
-  ]);
+  return stackGateway(["--mode", mode]);
 }
 
 for (const mode of MODES) {

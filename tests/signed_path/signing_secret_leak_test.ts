@@ -17,19 +17,10 @@ import assert from "node:assert/strict";
 import { connect, stackSecrets, stateDir, waitFor } from "../support/local_stack.ts";
 import { queueLikeDispatch } from "../support/sent_requests.ts";
 import { testPorts } from "../../local-stack/urls.ts";
-import {
-  assertNoSecretIn,
-  Fixtures,
-  post,
-  secretForms,
-  signClaims,
-  signRaw,
-  TARGETS,
-  waitFinished,
-} from "../support/attack_support.ts";
+import * as attack from "../support/attack_support.ts";
 
 const sql = connect();
-const fixtures = new Fixtures(sql);
+const fixtures = new attack.Fixtures(sql);
 const gatewayLog = `${stateDir}/gateway.log`;
 
 function readIfPresent(path: string): string | null {
@@ -54,40 +45,40 @@ async function logWith(message: string, runId: string): Promise<string> {
 Deno.test("the secret forms are specific enough to scan for", () => {
   for (const secret of stackSecrets()) {
     assert.match(secret, /^whsec_[A-Za-z0-9+/]{43}=$/);
-    for (const form of secretForms(secret)) assert.ok(form.length >= 12);
+    for (const form of attack.secretForms(secret)) assert.ok(form.length >= 12);
   }
 });
 
 Deno.test("no signing secret in the gateway log (every function's output), after refusals and an acceptance", async () => {
   const refusedRun = await fixtures.run();
   const acceptedRun = await fixtures.run();
-  const valid = signClaims(acceptedRun.claims);
+  const valid = attack.signClaims(acceptedRun.claims);
   const statuses: number[] = [];
-  for (const target of TARGETS) {
+  for (const target of attack.TARGETS) {
     // Refused before the signature checks out (rate-limited log lines) and after it
     // (a correctly signed request for another audience: logged with its run id).
-    const badKey = signRaw(
+    const badKey = attack.signRaw(
       valid.id,
       valid.timestamp,
       valid.body,
       crypto.getRandomValues(new Uint8Array(32)),
     );
-    statuses.push((await post(badKey, { target })).status);
-    const stale = signClaims(refusedRun.claims, {
+    statuses.push((await attack.post(badKey, { target })).status);
+    const stale = attack.signClaims(refusedRun.claims, {
       timestamp: String(Number(valid.timestamp) - 3_600),
     });
-    statuses.push((await post(stale, { target })).status);
-    const otherAudience = signClaims({ ...refusedRun.claims, aud: "someone-else" });
-    statuses.push((await post(otherAudience, { target })).status);
+    statuses.push((await attack.post(stale, { target })).status);
+    const otherAudience = attack.signClaims({ ...refusedRun.claims, aud: "someone-else" });
+    statuses.push((await attack.post(otherAudience, { target })).status);
   }
   assert.deepEqual(statuses, [401, 401, 403, 401, 401, 403]);
-  assert.equal((await post(valid, { target: TARGETS[0] })).status, 202);
-  assert.equal((await post(valid, { target: TARGETS[1] })).status, 409);
-  assert.equal(await waitFinished(sql, acceptedRun.runId), "skipped");
+  assert.equal((await attack.post(valid, { target: attack.TARGETS[0] })).status, 202);
+  assert.equal((await attack.post(valid, { target: attack.TARGETS[1] })).status, 409);
+  assert.equal(await attack.waitFinished(sql, acceptedRun.runId), "skipped");
 
   await logWith("Rejected signed request", refusedRun.runId);
   const log = await logWith("Signed request accepted", acceptedRun.runId);
-  assertNoSecretIn([log], ".stack/gateway.log");
+  attack.assertNoSecretIn([log], ".stack/gateway.log");
 });
 
 Deno.test("no signing secret in the requests dispatch() gives pg_net's worker to send", async () => {
@@ -114,7 +105,7 @@ Deno.test("no signing secret in the requests dispatch() gives pg_net's worker to
   });
   assert.equal(texts.length, 1, "dispatch() queued the due schedule's request");
   assert.match(texts[0], /webhook-signature/);
-  assertNoSecretIn(texts, "requests queued for pg_net");
+  attack.assertNoSecretIn(texts, "requests queued for pg_net");
 });
 
 Deno.test("no signing secret in the database places requests and answers end up in, after deliveries by pg_net", async () => {
@@ -133,7 +124,7 @@ Deno.test("no signing secret in the database places requests and answers end up 
        where id in (${deliveredId}::bigint, ${undeliveredId}::bigint)`;
     return row.n === 2 ? true : undefined;
   }, { timeoutMs: 30_000, intervalMs: 100 });
-  assert.equal(await waitFinished(sql, delivered.runId), "skipped");
+  assert.equal(await attack.waitFinished(sql, delivered.runId), "skipped");
   await sql`select auto_sync.reconcile_runs()`;
   const [failed] =
     await sql`select status, error from auto_sync.runs where id = ${undelivered.runId}`;
@@ -152,7 +143,7 @@ Deno.test("no signing secret in the database places requests and answers end up 
     scannedIds.includes(deliveredId) && scannedIds.includes(undeliveredId),
     "this file's deliveries are scanned",
   );
-  assertNoSecretIn(rows.map((row) => row.text as string), "database tables");
+  attack.assertNoSecretIn(rows.map((row) => row.text as string), "database tables");
 });
 
 Deno.test("no signing secret in the Postgres server log", () => {
@@ -161,7 +152,7 @@ Deno.test("no signing secret in the Postgres server log", () => {
     console.log("The Postgres server log is not readable by this user; skipped.");
     return;
   }
-  assertNoSecretIn([log], ".stack/pg/server.log");
+  attack.assertNoSecretIn([log], ".stack/pg/server.log");
 });
 
 fixtures.cleanUpLast();
