@@ -36,5 +36,5 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 [ "$(stat -c %a "$closed")" = 700 ] || { echo "clone check: the 0700 directory was opened up"; exit 1; }
 (cd "$clone" && "${second[@]}" "$repo/tools/node_modules/.bin/deno" test --quiet --allow-all \
-  tests/cron_tick_test.ts)
+  tests/signed_path/cron_tick_test.ts)
 echo "clone check: a second stack (ports 28321/28322/28143/28993/28360) from a clone in a 0700 directory passed"

@@ -33,7 +33,7 @@ const JWKS = JSON.stringify([publicJwk]);
 
 /**
  * Supabase Auth as the library reaches it at SUPABASE_URL (a stand-in for these unit
- * tests; tests/platform_modes_test.ts runs the real HTTP path on the stack): the JWKS
+ * tests; tests/platform/platform_modes_test.ts runs the real HTTP path on the stack): the JWKS
  * endpoint, and /user, which accepts a token signed with the legacy secret for a
  * request carrying the project's API key.
  */

@@ -1,5 +1,5 @@
 -- Removes the service-role key stored in the database: the design signed auto-sync
--- replaces ("Option 1" in SECURITY.md) kept it encrypted in a table, the encryption key
+-- replaces (the first design SECURITY.md compares) kept it encrypted in a table, the encryption key
 -- beside it in the database, and one pg_cron job per user calling the Edge Function with
 -- that key as a bearer token.
 --
@@ -596,7 +596,7 @@ begin
 end
 $cleanup$;
 comment on function auto_sync.remove_stored_service_key(boolean) is
-  'Removes the service-role key stored in the database (Option 1: the auto_sync_config table, its helpers, the per-user pg_cron jobs and their history, the app.settings.* key settings), with the caller''s rights; p_dry_run: finds and reports only (deno task doctor). Returns {jobs, history_rows, objects, settings, settings_left, found_key, clean, dry_run, summary}.';
+  'Removes the service-role key stored in the database (the stored-key setup: the auto_sync_config table, its helpers, the per-user pg_cron jobs and their history, the app.settings.* key settings), with the caller''s rights; p_dry_run: finds and reports only (deno task doctor). Returns {jobs, history_rows, objects, settings, settings_left, found_key, clean, dry_run, summary}.';
 revoke execute on function auto_sync.remove_stored_service_key(boolean) from public, anon, authenticated, service_role;
 
 select auto_sync.remove_stored_service_key();

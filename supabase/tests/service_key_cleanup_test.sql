@@ -1,8 +1,8 @@
 -- pgTAP: the clean-up of the service-role key stored in the database,
 -- auto_sync.remove_stored_service_key() (20261129140010_remove_stored_service_key.sql), on
--- a database set up the Option 1 way (fixtures/stored_service_key_setup.psql), as the
+-- a database set up with a stored service-role key (fixtures/stored_service_key_setup.psql), as the
 -- superuser. The non-superuser case, the messages it prints and the state after a commit
--- are in tests/service_key_cleanup_test.ts.
+-- are in tests/ops/service_key_cleanup_test.ts.
 --
 -- One transaction, rolled back: ALTER DATABASE / ALTER ROLE ... SET, cron.schedule and
 -- the clean-up's own changes are all transactional, so pg_cron and other sessions never
@@ -10,16 +10,16 @@
 -- relative to this file, so `supabase test db` runs every check too.
 begin;
 \ir support/test_helpers.psql
--- The clean-up reports with NOTICEs and WARNINGs; tests/service_key_cleanup_test.ts checks them.
+-- The clean-up reports with NOTICEs and WARNINGs; tests/ops/service_key_cleanup_test.ts checks them.
 set local client_min_messages = error;
--- Not at the same time as tests/service_key_cleanup_test.ts (same objects, same settings).
+-- Not at the same time as tests/ops/service_key_cleanup_test.ts (same objects, same settings).
 select pg_advisory_xact_lock(hashtext('service_key_cleanup_test'));
 \set cleanup 'select auto_sync.remove_stored_service_key()'
 
 select plan(34);
 
 -------------------------------------------------------------------------------
--- Fixture: the stored key (Option 1), plus this project's own job (already there)
+-- Fixture: the stored key, plus this project's own job (already there)
 -------------------------------------------------------------------------------
 create role stored_key_pgtap_app nologin;
 create temp table t_dispatch_job on commit drop as
@@ -81,7 +81,7 @@ drop policy "only once configured" on stored_key_pgtap.mailboxes;
 -- A foreign key to the table is fine: only the constraint goes.
 alter table stored_key_pgtap.mailboxes add column config_id bigint references public.auto_sync_config (id);
 
--- Named like an Option 1 key helper, but its body refers to no Option 1 state: an
+-- Named like a stored-key helper, but its body refers to no stored-key state: an
 -- application's own function, which the clean-up must not drop by its name alone.
 create function stored_key_pgtap.get_service_key() returns text language sql
   as $$ select 'the key of an unrelated service'::text $$;
@@ -110,7 +110,7 @@ select hasnt_function('public', 'get_service_role_key', 'get_service_role_key() 
 select hasnt_function('public', 'decrypt_secret', 'decrypt_secret() is dropped');
 select hasnt_function('public', 'encrypt_secret', 'encrypt_secret() is dropped');
 select has_function('stored_key_pgtap', 'get_service_key', array[]::text[],
-                    'a function named like a key helper whose body refers to no Option 1 state stays');
+                    'a function named like a key helper whose body refers to no stored-key state stays');
 select has_table('stored_key_pgtap', 'mailboxes', 'the table with a foreign key to it stays');
 select is((select count(*)::int from pg_constraint where conrelid = 'stored_key_pgtap.mailboxes'::regclass and contype = 'f'),
           0, '... without its foreign key');

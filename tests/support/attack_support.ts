@@ -1,5 +1,5 @@
 /**
- * Shared tooling for the attack suite (tests/attack_*_test.ts): fresh dispatched
+ * Shared tooling for the attack suite (the attack_*_test.ts files under tests/): fresh dispatched
  * runs with clean-up, signing over arbitrary byte strings with the stack's own key,
  * a raw HTTP/1.1 client for requests fetch() refuses to send, a collector of every
  * response body (scanned for the signing secret at the end of each file), and the
@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type postgres from "postgres";
-import { signRequest } from "../../functions-shared/wire/client/signed_request.ts";
+import { signRequest, webhookHeaders } from "../../functions-shared/wire/client/signed_request.ts";
 import { SigningKey } from "../../functions-shared/wire/standard_webhooks.ts";
 import { createUser, functionsUrl, stackSecrets } from "./local_stack.ts";
 import { functionPort } from "../../local-stack/urls.ts";
@@ -16,8 +16,11 @@ import {
   type Claims,
   claimsFor,
   createDispatchedRun,
+  send,
   type SignedRequest,
 } from "./signed_requests.ts";
+
+export { mapLimit } from "./map_limit.ts";
 
 const repo = new URL("../../", import.meta.url).pathname;
 
@@ -228,48 +231,20 @@ export interface Answer {
   text: string;
 }
 
-/** Sends a signed request with fetch; headers set to null are left out. */
+/** Sends a signed request to `target` (send(), fetch) and keeps the answer's body for the scan. */
 export async function post(
   request: SignedRequest,
   options: { target?: Target; headers?: Record<string, string | null>; body?: Uint8Array } = {},
 ): Promise<Answer> {
   const target = options.target ?? GATEWAY;
-  const headers = new Headers({
-    "content-type": "application/json",
-    "webhook-id": request.id,
-    "webhook-timestamp": request.timestamp,
-    "webhook-signature": request.signature,
-  });
-  for (const [name, value] of Object.entries(options.headers ?? {})) {
-    if (value === null) headers.delete(name);
-    else headers.set(name, value);
-  }
-  const response = await fetch(`http://127.0.0.1:${target.port}${target.path}`, {
-    method: "POST",
-    headers,
-    body: (options.body ?? request.body) as BodyInit,
+  const response = await send(request, {
+    url: `http://127.0.0.1:${target.port}${target.path}`,
+    headers: options.headers,
+    body: options.body as BodyInit | undefined,
   });
   const text = await response.text();
   collectedBodies.push(text);
   return { status: response.status, text };
-}
-
-/** Runs `fn` over `items` with at most `limit` at a time, keeping order. */
-export async function mapLimit<T, R>(
-  items: T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index], index);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 export interface RawResponse {
@@ -405,16 +380,13 @@ export function rawHead(target: Target, lines: string[], method = "POST"): strin
   return [`${method} ${target.path} HTTP/1.1`, "Host: 127.0.0.1", ...lines, "", ""].join("\r\n");
 }
 
-/** The usual header lines of a signed request, in wire form. */
+/** The usual header lines of a signed request (webhookHeaders()), in wire form. */
 export function signedLines(
   request: SignedRequest,
   contentLength = request.body.byteLength,
 ): string[] {
   return [
-    "Content-Type: application/json",
-    `webhook-id: ${request.id}`,
-    `webhook-timestamp: ${request.timestamp}`,
-    `webhook-signature: ${request.signature}`,
+    ...Object.entries(webhookHeaders(request)).map(([name, value]) => `${name}: ${value}`),
     `Content-Length: ${contentLength}`,
   ];
 }

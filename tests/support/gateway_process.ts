@@ -4,6 +4,9 @@
  * output (and its functions') is kept so a test can assert on what a user would
  * read in the logs.
  */
+import { testPorts } from "../../local-stack/urls.ts";
+import { dbUrl, stateDir } from "./local_stack.ts";
+
 const gatewayPath = new URL("../../local-stack/gateway.ts", import.meta.url).pathname;
 
 export interface GatewayProcess {
@@ -68,6 +71,26 @@ export async function startGateway(
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
+}
+
+/**
+ * A second gateway over this repository's functions, the stack's database and project
+ * keys, on the tests' platform port: the stack's function secrets unless `envFile`
+ * names other ones, and `flags` for the mode, limits or JWT check under test.
+ */
+export function stackGateway(
+  flags: string[],
+  options: { envFile?: string } = {},
+): Promise<GatewayProcess> {
+  return startGateway(testPorts.platformGateway, [
+    "--db-url",
+    dbUrl,
+    "--env-file",
+    options.envFile ?? `${stateDir}/functions.env`,
+    "--project",
+    `${stateDir}/project.json`,
+    ...flags,
+  ]);
 }
 
 /** Polls the gateway's health until every function is up (true) or one has exited (false). */

@@ -5,10 +5,9 @@
  */
 import assert from "node:assert/strict";
 import type postgres from "postgres";
-import { testPorts } from "../../local-stack/urls.ts";
-import { type GatewayProcess, startGateway } from "./gateway_process.ts";
-import { dbUrl, readFunctionsEnv, stateDir, waitFor } from "./local_stack.ts";
-import { claimsFor, createDispatchedRun, signInDatabase } from "./signed_requests.ts";
+import { type GatewayProcess, stackGateway } from "./gateway_process.ts";
+import { readFunctionsEnv, waitFor } from "./local_stack.ts";
+import { claimsFor, createDispatchedRun, send, signInDatabase } from "./signed_requests.ts";
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -24,15 +23,7 @@ export async function limitedGateway(
     Object.entries(env).map(([name, value]) => `${name}=${JSON.stringify(value)}`).join("\n"),
     { mode: 0o600 },
   );
-  return await startGateway(testPorts.platformGateway, [
-    "--db-url",
-    dbUrl,
-    "--env-file",
-    `${dir}/functions.env`,
-    "--project",
-    `${stateDir}/project.json`,
-    ...flags,
-  ]);
+  return await stackGateway(flags, { envFile: `${dir}/functions.env` });
 }
 
 /** A scheduled run for the user, signed by the database, sent to the gateway; its run id. */
@@ -43,16 +34,7 @@ export async function sendSignedRun(
 ): Promise<string> {
   const runId = await createDispatchedRun(sql, userId);
   const request = await signInDatabase(sql, claimsFor(userId, runId));
-  const response = await fetch(`${gateway.functionsUrl}/cron-auto-sync`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "webhook-id": request.id,
-      "webhook-timestamp": request.timestamp,
-      "webhook-signature": request.signature,
-    },
-    body: request.body,
-  });
+  const response = await send(request, { url: `${gateway.functionsUrl}/cron-auto-sync` });
   const text = await response.text();
   assert.equal(response.status, 202, text);
   return runId;

@@ -10,6 +10,7 @@ import {
   buildClaims,
   nowSeconds,
   type SignedRequest,
+  webhookHeaders,
 } from "../../functions-shared/wire/client/signed_request.ts";
 import { functionsUrl } from "./local_stack.ts";
 
@@ -62,22 +63,26 @@ export async function signInDatabase(
   };
 }
 
-/** Sends a signed request to cron-auto-sync through the gateway, over real HTTP. */
+/**
+ * The tests' one sender of signed requests, over real HTTP: to cron-auto-sync through
+ * the stack's gateway unless `url` says where else. Header overrides set to null are
+ * left out; `body` replaces the signed bytes.
+ */
 export function send(
   request: SignedRequest,
-  overrides: { headers?: Record<string, string | null>; body?: BodyInit; method?: string } = {},
+  overrides: {
+    url?: string;
+    headers?: Record<string, string | null>;
+    body?: BodyInit;
+    method?: string;
+  } = {},
 ): Promise<Response> {
-  const headers = new Headers({
-    "content-type": "application/json",
-    "webhook-id": request.id,
-    "webhook-timestamp": request.timestamp,
-    "webhook-signature": request.signature,
-  });
+  const headers = new Headers(webhookHeaders(request));
   for (const [name, value] of Object.entries(overrides.headers ?? {})) {
     if (value === null) headers.delete(name);
     else headers.set(name, value);
   }
-  return fetch(`${functionsUrl}/cron-auto-sync`, {
+  return fetch(overrides.url ?? `${functionsUrl}/cron-auto-sync`, {
     method: overrides.method ?? "POST",
     headers,
     body: overrides.method === "GET" ? undefined : (overrides.body ?? request.body as BodyInit),
