@@ -9,21 +9,13 @@
  */
 import { Buffer } from "node:buffer";
 import { decodeCharsetOrLatin } from "./charsets.ts";
+import { hexDigitValue } from "./hex_digit.ts";
 
 // charset (an RFC 2231 `*language` suffix allowed), encoding, text. No whitespace
 // inside a word, so a stray `=?` in running text cannot swallow the rest of the line.
 const ENCODED_WORD = /=\?([^?\s*]+)(?:\*[^?\s]*)?\?([QqBb])\?([^?\s]*)\?=/g;
 const BETWEEN_WORDS = /^[ \t\r\n]*$/;
 const encoder = new TextEncoder();
-
-const hexValue = (c: number) =>
-  c >= 0x30 && c <= 0x39
-    ? c - 0x30
-    : c >= 0x41 && c <= 0x46
-    ? c - 0x37
-    : c >= 0x61 && c <= 0x66
-    ? c - 0x57
-    : -1;
 
 /** The bytes of one Q word: `_` is a space, `=XX` a byte, anything else itself. */
 function qBytes(text: string): Uint8Array {
@@ -33,9 +25,10 @@ function qBytes(text: string): Uint8Array {
     const c = raw[i];
     if (c === 0x5f) out.push(0x20);
     else if (
-      c === 0x3d && i + 2 < raw.length && hexValue(raw[i + 1]) >= 0 && hexValue(raw[i + 2]) >= 0
+      c === 0x3d && i + 2 < raw.length && hexDigitValue(raw[i + 1]) >= 0 &&
+      hexDigitValue(raw[i + 2]) >= 0
     ) {
-      out.push((hexValue(raw[i + 1]) << 4) | hexValue(raw[i + 2]));
+      out.push((hexDigitValue(raw[i + 1]) << 4) | hexDigitValue(raw[i + 2]));
       i += 2;
     } else out.push(c);
   }

@@ -27,6 +27,7 @@
  */
 import { Buffer } from "node:buffer";
 import { charsetLabel, decodeCharset, decoderFor } from "./charsets.ts";
+import { hexDigitValue } from "./hex_digit.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -201,15 +202,6 @@ function bodyText(bytes: Uint8Array, charset: string | undefined): string {
   return decodeCharset(bytes, label) ?? notHandled();
 }
 
-const hexValue = (c: number) =>
-  c >= 0x30 && c <= 0x39
-    ? c - 0x30
-    : c >= 0x41 && c <= 0x46
-    ? c - 0x37
-    : c >= 0x61 && c <= 0x66
-    ? c - 0x57
-    : -1;
-
 /** Quoted-printable, line by line as postal-mime does: `=XX` decoded, a final `=` joins lines. */
 function decodeQuotedPrintable(source: Uint8Array, start: number, end: number): Uint8Array {
   const out = new Uint8Array(end - start + 1);
@@ -221,8 +213,8 @@ function decodeQuotedPrintable(source: Uint8Array, start: number, end: number): 
     for (let i = position; i < last; i++) {
       const c = source[i];
       if (c === 0x3d && i + 2 < last) {
-        const high = hexValue(source[i + 1]);
-        const low = hexValue(source[i + 2]);
+        const high = hexDigitValue(source[i + 1]);
+        const low = hexDigitValue(source[i + 2]);
         if (high >= 0 && low >= 0) {
           out[length++] = (high << 4) | low;
           i += 2;
