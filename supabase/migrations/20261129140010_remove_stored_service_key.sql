@@ -274,7 +274,8 @@ begin
       v_functions := array(select f from pg_catalog.unnest(v_functions) f where f <> all (v_kept_crypto));
       raise warning 'service-key clean-up: kept the encryption-key settings% because other objects may still need them: %',
         coalesce(' and ' || nullif(pg_catalog.array_to_string(array(
-                   select f::pg_catalog.regprocedure::text from pg_catalog.unnest(v_kept_crypto) f), ', '), ''), ''),
+                   select f::pg_catalog.regprocedure::text from pg_catalog.unnest(v_kept_crypto) f order by 1),
+                 ', '), ''), ''),
         pg_catalog.array_to_string(v_in_use, ', ')
         using hint = 'Decrypt that data or move it into Vault, then clear the key yourself: '
                      'clearing it now could leave data nobody can decrypt.';

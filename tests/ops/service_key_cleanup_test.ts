@@ -655,7 +655,7 @@ Deno.test("service-key clean-up keeps the encryption key when other data may sti
     assertNoSecret(run.output, s);
     assert.match(
       run.output,
-      /WARNING: {2}service-key clean-up: kept the encryption-key settings and public\.encrypt_secret\(text\), public\.decrypt_secret\(bytea\) because other objects may still need them: /,
+      /WARNING: {2}service-key clean-up: kept the encryption-key settings and public\.decrypt_secret\(bytea\), public\.encrypt_secret\(text\) because other objects may still need them: /,
     );
     assert.match(run.output, new RegExp(`column ${schema}\\.accounts\\.password_encrypted`));
     assert.match(run.output, new RegExp(`function ${schema}\\.imap_password\\(integer\\)`));
