@@ -8,6 +8,8 @@
  */
 import { z } from "zod";
 import { KeyringError, parseKeyring, type SigningKey } from "../wire/standard_webhooks.ts";
+import { isAllowedEndpoint } from "../oauth/bounded_fetch.ts";
+import { MICROSOFT_TENANT } from "../oauth/providers.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -16,8 +18,28 @@ export class ConfigError extends Error {
 /** A JSON Web Key as SUPABASE_JWKS holds it (checked by Supabase's client when used). */
 export type Jwk = Record<string, unknown>;
 
+/** One OAuth client registration at a provider (the function's secrets only). */
+export interface OAuthClientConfig {
+  clientId: string;
+  clientSecret: string;
+}
+
+/** The providers an operator registered the kit with; a provider left out is not offered. */
+export interface OAuthConfig {
+  google?: OAuthClientConfig;
+  microsoft?: OAuthClientConfig & { tenant: string };
+  /** A provider from its OpenID discovery document (the operator's issuer). */
+  generic?: OAuthClientConfig & {
+    issuer: string;
+    scopes: string[];
+    imap: { host: string; port: number };
+  };
+}
+
 export interface ImporterConfig {
   imap: { caPem?: string; allowPrivateHosts: boolean; allowPlaintext: boolean };
+  /** OAuth mailboxes' refresh tokens are redeemed with these clients. */
+  oauth: OAuthConfig;
   /** One run's budget (import_run.ts ImportLimits). */
   limits: { maxMessages: number; maxSeconds: number };
   /** One function instance's budget, shared by its runs (isolate_budget.ts). */
@@ -145,6 +167,44 @@ export const VARIABLES = {
     return (usable.find(([name]) => name === "default") ?? usable[0])?.[1];
   }),
   SUPABASE_ANON_KEY: optionalText(),
+  OAUTH_GOOGLE_CLIENT_ID: optionalText(),
+  OAUTH_GOOGLE_CLIENT_SECRET: optionalText(),
+  OAUTH_MICROSOFT_CLIENT_ID: optionalText(),
+  OAUTH_MICROSOFT_CLIENT_SECRET: optionalText(),
+  OAUTH_MICROSOFT_TENANT: optionalText().transform((tenant, ctx) =>
+    tenant === undefined ? "common" : MICROSOFT_TENANT.test(tenant) ? tenant : fail(
+      ctx,
+      `Invalid ${NAME}: expected common, organizations, consumers, a tenant id or domain`,
+    )
+  ),
+  OAUTH_GENERIC_ISSUER: optionalText().transform((issuer, ctx) => {
+    if (issuer === undefined) return undefined;
+    let url: URL | undefined;
+    try {
+      url = new URL(issuer);
+    } catch { /* refused below */ }
+    // https; plain http only to a loopback server (a local authorization server).
+    return url && isAllowedEndpoint(url, true)
+      ? issuer
+      : fail(ctx, `Invalid ${NAME}: expected an https URL (http only to a loopback host)`);
+  }),
+  OAUTH_GENERIC_CLIENT_ID: optionalText(),
+  OAUTH_GENERIC_CLIENT_SECRET: optionalText(),
+  OAUTH_GENERIC_SCOPES: optionalText().transform((scopes, ctx) => {
+    const list = (scopes ?? "openid email offline_access").split(/\s+/);
+    return list.every((scope) => /^[\x21\x23-\x5b\x5d-\x7e]{1,200}$/.test(scope)) &&
+        list.length <= 20
+      ? list.join(" ")
+      : fail(ctx, `Invalid ${NAME}: expected space-separated OAuth scopes`);
+  }),
+  OAUTH_GENERIC_IMAP: optionalText().transform((value, ctx) => {
+    if (value === undefined) return undefined;
+    const match = /^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?):([1-9][0-9]{0,4})$/.exec(value);
+    const port = Number(match?.[3]);
+    return match && port <= 65535
+      ? { host: match[1], port }
+      : fail(ctx, `Invalid ${NAME}: expected host:port of the provider's IMAP server (TLS)`);
+  }),
   // Set only by self-hosted Supabase's `main` router, which passes its whole environment
   // (VERIFY_JWT among it) to every function: how a function knows it runs there.
   VERIFY_JWT: optionalText(),
@@ -158,6 +218,20 @@ export const SELF_HOSTED_WALL_CLOCK_SECONDS = 60;
 
 export type VariableName = keyof typeof VARIABLES;
 
+/** The OAuth clients: the importer redeems refresh tokens with them. */
+const OAUTH_VARIABLES = [
+  "OAUTH_GOOGLE_CLIENT_ID",
+  "OAUTH_GOOGLE_CLIENT_SECRET",
+  "OAUTH_MICROSOFT_CLIENT_ID",
+  "OAUTH_MICROSOFT_CLIENT_SECRET",
+  "OAUTH_MICROSOFT_TENANT",
+  "OAUTH_GENERIC_ISSUER",
+  "OAUTH_GENERIC_CLIENT_ID",
+  "OAUTH_GENERIC_CLIENT_SECRET",
+  "OAUTH_GENERIC_SCOPES",
+  "OAUTH_GENERIC_IMAP",
+] as const satisfies VariableName[];
+
 /** The importer's variables: both functions run it (cron-auto-sync hands off in-process). */
 const IMPORTER_VARIABLES = [
   "IMAP_TLS_CA",
@@ -169,6 +243,7 @@ const IMPORTER_VARIABLES = [
   "IMPORT_MAX_CONCURRENT_RUNS",
   "IMPORT_MAX_MESSAGES_PER_INSTANCE",
   "VERIFY_JWT",
+  ...OAUTH_VARIABLES,
 ] as const satisfies VariableName[];
 
 export const READ_BY = {
@@ -217,6 +292,54 @@ function parse<T>(schema: z.ZodType<T>, env: Environment): T {
 
 type Parsed<K extends VariableName> = { [P in K]: z.output<(typeof VARIABLES)[P]> };
 
+/**
+ * The registered providers. A provider's variables come as a set (a client id without its
+ * secret is a mistake worth refusing at start-up, not at the first import).
+ */
+function oauthConfig(env: Parsed<(typeof OAUTH_VARIABLES)[number]>): OAuthConfig {
+  const problems: string[] = [];
+  function set<K extends (typeof OAUTH_VARIABLES)[number]>(names: K[]): boolean {
+    const given = names.filter((name) => env[name] !== undefined);
+    if (given.length === 0) return false;
+    const missing = names.filter((name) => env[name] === undefined);
+    if (missing.length === 0) return true;
+    problems.push(`Missing ${missing.join(", ")}: ${given.join(", ")} is set`);
+    return false;
+  }
+  const config: OAuthConfig = {};
+  if (set(["OAUTH_GOOGLE_CLIENT_ID", "OAUTH_GOOGLE_CLIENT_SECRET"])) {
+    config.google = {
+      clientId: env.OAUTH_GOOGLE_CLIENT_ID!,
+      clientSecret: env.OAUTH_GOOGLE_CLIENT_SECRET!,
+    };
+  }
+  if (set(["OAUTH_MICROSOFT_CLIENT_ID", "OAUTH_MICROSOFT_CLIENT_SECRET"])) {
+    config.microsoft = {
+      clientId: env.OAUTH_MICROSOFT_CLIENT_ID!,
+      clientSecret: env.OAUTH_MICROSOFT_CLIENT_SECRET!,
+      tenant: env.OAUTH_MICROSOFT_TENANT,
+    };
+  }
+  if (
+    set([
+      "OAUTH_GENERIC_ISSUER",
+      "OAUTH_GENERIC_CLIENT_ID",
+      "OAUTH_GENERIC_CLIENT_SECRET",
+      "OAUTH_GENERIC_IMAP",
+    ])
+  ) {
+    config.generic = {
+      issuer: env.OAUTH_GENERIC_ISSUER!,
+      clientId: env.OAUTH_GENERIC_CLIENT_ID!,
+      clientSecret: env.OAUTH_GENERIC_CLIENT_SECRET!,
+      scopes: env.OAUTH_GENERIC_SCOPES.split(" "),
+      imap: env.OAUTH_GENERIC_IMAP!,
+    };
+  }
+  if (problems.length > 0) throw new ConfigError(problems.join("; "));
+  return config;
+}
+
 function importerConfig(
   env: Parsed<(typeof IMPORTER_VARIABLES)[number]>,
   raw: Environment,
@@ -229,6 +352,7 @@ function importerConfig(
       // Cleartext IMAP is allowed where private hosts are (local servers), or on its own opt-in.
       allowPlaintext: env.IMAP_ALLOW_PRIVATE_HOSTS || env.IMAP_ALLOW_PLAINTEXT,
     },
+    oauth: oauthConfig(env),
     limits: { maxMessages: env.IMPORT_MAX_MESSAGES, maxSeconds: env.IMPORT_MAX_SECONDS },
     isolate: {
       wallClockSeconds: selfHosted
