@@ -60,6 +60,16 @@ export interface CronAutoSyncConfig {
   importer: ImporterConfig;
 }
 
+export interface OAuthConnectConfig {
+  databaseUrl: string;
+  auth: UserAuthConfig;
+  oauth: OAuthConfig;
+  /** The exact redirect URI registered at every provider: <SUPABASE_URL>/functions/v1/oauth-callback. */
+  redirectUri: string;
+  /** The app URLs the callback may send the browser back to (exact match). */
+  returnUrls: string[];
+}
+
 export interface ImportEmailsConfig {
   databaseUrl: string;
   auth: UserAuthConfig;
@@ -205,6 +215,27 @@ export const VARIABLES = {
       ? { host: match[1], port }
       : fail(ctx, `Invalid ${NAME}: expected host:port of the provider's IMAP server (TLS)`);
   }),
+  OAUTH_RETURN_URLS: optionalText().transform((value, ctx) => {
+    const urls = (value ?? "").split(",").map((url) => url.trim()).filter((url) => url);
+    if (urls.length > 20) return fail(ctx, `Invalid ${NAME}: at most 20 URLs`);
+    const normalised: string[] = [];
+    for (const text of urls) {
+      let url: URL | undefined;
+      try {
+        url = new URL(text);
+      } catch { /* refused below */ }
+      if (!url || !isAllowedEndpoint(url, true) || url.hash) {
+        return fail(
+          ctx,
+          `Invalid ${NAME}: "${
+            text.slice(0, 100)
+          }" is not an https URL (http only to a loopback host) without a fragment`,
+        );
+      }
+      normalised.push(url.href);
+    }
+    return normalised;
+  }),
   // Set only by self-hosted Supabase's `main` router, which passes its whole environment
   // (VERIFY_JWT among it) to every function: how a function knows it runs there.
   VERIFY_JWT: optionalText(),
@@ -246,6 +277,17 @@ const IMPORTER_VARIABLES = [
   ...OAUTH_VARIABLES,
 ] as const satisfies VariableName[];
 
+/** The connect flow's variables: oauth-connect (start, finish) and oauth-callback, one module. */
+const CONNECT_VARIABLES = [
+  "SUPABASE_DB_URL",
+  "SUPABASE_URL",
+  "SUPABASE_JWKS",
+  "SUPABASE_PUBLISHABLE_KEYS",
+  "SUPABASE_ANON_KEY",
+  ...OAUTH_VARIABLES,
+  "OAUTH_RETURN_URLS",
+] as const satisfies VariableName[];
+
 export const READ_BY = {
   "cron-auto-sync": ["SUPABASE_DB_URL", "AUTO_SYNC_SIGNING_SECRETS", ...IMPORTER_VARIABLES],
   "import-emails": [
@@ -256,6 +298,8 @@ export const READ_BY = {
     "SUPABASE_ANON_KEY",
     ...IMPORTER_VARIABLES,
   ],
+  "oauth-connect": CONNECT_VARIABLES,
+  "oauth-callback": CONNECT_VARIABLES,
 } as const satisfies Record<string, VariableName[]>;
 
 /** What the platform injects into every function; the rest are the operator's secrets. */
@@ -379,14 +423,32 @@ export function cronAutoSyncConfig(env: Environment): CronAutoSyncConfig {
   };
 }
 
-export function importEmailsConfig(env: Environment): ImportEmailsConfig {
-  const raw = parse(schemaOf(READ_BY["import-emails"]), env);
+/** The key Auth expects in `apikey`: the one rule for every function that verifies users. */
+function authApiKey(raw: { SUPABASE_PUBLISHABLE_KEYS?: string; SUPABASE_ANON_KEY?: string }) {
   const apiKey = raw.SUPABASE_PUBLISHABLE_KEYS ?? raw.SUPABASE_ANON_KEY;
   if (!apiKey) {
     throw new ConfigError(
       "Missing SUPABASE_PUBLISHABLE_KEYS or SUPABASE_ANON_KEY: cannot reach Supabase Auth",
     );
   }
+  return apiKey;
+}
+
+export function oauthConnectConfig(env: Environment): OAuthConnectConfig {
+  const raw = parse(schemaOf(READ_BY["oauth-connect"]), env);
+  const supabaseUrl = raw.SUPABASE_URL.replace(/\/+$/, "");
+  return {
+    databaseUrl: raw.SUPABASE_DB_URL,
+    auth: { supabaseUrl, apiKey: authApiKey(raw), jwks: raw.SUPABASE_JWKS },
+    oauth: oauthConfig(raw),
+    redirectUri: `${supabaseUrl}/functions/v1/oauth-callback`,
+    returnUrls: raw.OAUTH_RETURN_URLS,
+  };
+}
+
+export function importEmailsConfig(env: Environment): ImportEmailsConfig {
+  const raw = parse(schemaOf(READ_BY["import-emails"]), env);
+  const apiKey = authApiKey(raw);
   return {
     databaseUrl: raw.SUPABASE_DB_URL,
     auth: { supabaseUrl: raw.SUPABASE_URL, apiKey, jwks: raw.SUPABASE_JWKS },

@@ -6,6 +6,7 @@ import {
   cronAutoSyncConfig,
   DEFAULT_IMPORTER_CONFIG,
   importEmailsConfig,
+  oauthConnectConfig,
   PLATFORM_INJECTED,
   READ_BY,
   type VariableName,
@@ -156,6 +157,35 @@ Deno.test("half a provider, a bad tenant, issuer or IMAP server throw at start-u
     })).importer.oauth.generic?.issuer,
     "http://127.0.0.1:54360",
   );
+});
+
+Deno.test("the connect flow: the exact redirect URI from SUPABASE_URL, return URLs exact and safe", () => {
+  const config = oauthConnectConfig(hostedEnv({
+    OAUTH_RETURN_URLS: "https://app.example/mailboxes, http://localhost:3000/connected",
+  }));
+  assert.equal(
+    config.redirectUri,
+    "https://abcdefghijklmnopqrst.supabase.co/functions/v1/oauth-callback",
+  );
+  assert.deepEqual(config.returnUrls, [
+    "https://app.example/mailboxes",
+    "http://localhost:3000/connected",
+  ]);
+  assert.deepEqual(oauthConnectConfig(hostedEnv()).returnUrls, [], "none: every connect refused");
+  for (
+    const bad of [
+      "http://app.example/mailboxes", // cleartext to a public host
+      "https://app.example/mailboxes#x",
+      "javascript:alert(1)",
+      "not a url",
+    ]
+  ) {
+    assert.throws(
+      () => oauthConnectConfig(hostedEnv({ OAUTH_RETURN_URLS: bad })),
+      /Invalid OAUTH_RETURN_URLS/,
+      bad,
+    );
+  }
 });
 
 Deno.test("the budget's settings come from the environment; nonsense throws at start-up", () => {

@@ -82,6 +82,9 @@ force_introspection = yes
 /** The client the stack's functions use: Microsoft's shape, short-lived access tokens. */
 export const functionsClientId = "microsoft-shape-short";
 
+/** The app page the stack's connect flow returns to (an allowlist of one). */
+export const returnUrl = "http://localhost:3000/mailboxes";
+
 /** The functions' OAuth variables (config.ts) for this server and the stack's Dovecot. */
 export function functionSecrets(issuer: string, secret: string, imapsPort: number): string {
   return [
@@ -91,6 +94,8 @@ export function functionSecrets(issuer: string, secret: string, imapsPort: numbe
     `OAUTH_GENERIC_SCOPES="${shapeScopes.microsoft}"`,
     // Dovecot's certificate names localhost (its CA is the functions' IMAP_TLS_CA).
     `OAUTH_GENERIC_IMAP=localhost:${imapsPort}`,
+    // Where the connect flow may send the browser back (the example app's page).
+    `OAUTH_RETURN_URLS=${returnUrl}`,
     "",
   ].join("\n");
 }
