@@ -12,6 +12,10 @@
  *           303 to return_to?oauth_ticket=... (or ?oauth_error=connect_failed)
  *   POST .../oauth-connect/finish   {ticket}, the user's token again
  *        -> 200 {mailbox_id}: the mailbox made (or reconnected) for that user only
+ *   POST .../oauth-connect/disconnect  {mailbox_id}, the user's token
+ *        -> 200 {revoked}: the mailbox, its mail and its Vault secret deleted, then the grant
+ *           revoked at the provider where it has an endpoint (false where it has none or
+ *           the call failed: the user revokes it in their account)
  *
  * Every refusal is generic (the reason goes to the log, never a token or the provider's text).
  */
@@ -209,11 +213,46 @@ export function createOAuthConnectApp(deps: OAuthConnectDeps): Hono {
     return Response.json({ mailbox_id: mailboxId });
   }
 
+  /** Disconnect: delete first (the token leaves the database whatever happens), then revoke. */
+  async function disconnect(request: Request): Promise<Response> {
+    const caller = await user(request.headers.get("authorization") ?? undefined);
+    if (!caller) return errorResponse(401);
+    const body = await jsonBody(request);
+    const mailboxId = typeof body?.mailbox_id === "string" ? body.mailbox_id : "";
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(mailboxId)) {
+      return errorResponse(400);
+    }
+    let taken: Awaited<ReturnType<ConnectStore["takeMailbox"]>>;
+    try {
+      taken = await store.takeMailbox(caller.userId, mailboxId);
+    } catch (error) {
+      log.error("Cannot disconnect", { user_id: caller.userId, error: errorText(error) });
+      return errorResponse(503);
+    }
+    if (!taken) return errorResponse(404);
+    let revoked = false;
+    try {
+      const client = await providers.client(taken.provider);
+      revoked = client && taken.refreshToken ? await client.revoke(taken.refreshToken) : false;
+    } catch (error) {
+      log.warn("Revocation failed", {
+        user_id: caller.userId,
+        provider: taken.provider,
+        error: error instanceof Error ? error.message : "unknown",
+      });
+    }
+    log.info("Mailbox disconnected", { user_id: caller.userId, mailbox_id: mailboxId, revoked });
+    return Response.json({ revoked });
+  }
+
   app.all("*", (c) => {
     const path = new URL(c.req.url).pathname;
     if (c.req.method === "GET" && /\/oauth-callback\/?$/.test(path)) return callback(c.req.raw);
     if (c.req.method === "POST" && /\/oauth-connect\/finish\/?$/.test(path)) {
       return finish(c.req.raw);
+    }
+    if (c.req.method === "POST" && /\/oauth-connect\/disconnect\/?$/.test(path)) {
+      return disconnect(c.req.raw);
     }
     if (c.req.method === "POST" && /\/oauth-connect\/?$/.test(path)) return start(c.req.raw);
     return errorResponse(404);

@@ -28,6 +28,14 @@ export interface ConnectStore {
     refreshToken: string;
     ticketSha256: string;
   }): Promise<void>;
+  /**
+   * Deletes the user's own connected mailbox (its mail and Vault secret too) and returns what
+   * revocation needs; null for another user's, an unknown or a password mailbox.
+   */
+  takeMailbox(
+    userId: string,
+    mailboxId: string,
+  ): Promise<{ provider: string; refreshToken: string | null } | null>;
   /** The mailbox id; null for another user's, a spent or an expired ticket. */
   finish(user: { userId: string; isAnonymous: boolean }, ticketSha256: string): Promise<
     string | null
@@ -55,6 +63,11 @@ export function createConnectStore(sql: Sql): ConnectStore {
       await sql`select auto_sync.park_oauth_connection(${connection.userId}::uuid,
         ${connection.provider}, ${connection.address}, ${connection.imap.host},
         ${connection.imap.port}, ${connection.refreshToken}, ${connection.ticketSha256})`;
+    },
+    async takeMailbox(userId, mailboxId) {
+      const [row] = await sql`
+        select * from auto_sync.take_oauth_mailbox(${userId}::uuid, ${mailboxId}::uuid)`;
+      return row ? { provider: row.provider, refreshToken: row.refresh_token } : null;
     },
     async finish(user, ticketSha256) {
       const [row] = await sql`select auto_sync.finish_oauth_connect(${user.userId}::uuid,

@@ -1,13 +1,13 @@
 -- pgTAP: the connect flow's database side (20261203100010_oauth_connect.sql): a state is
 -- spent once and expires; a parked connection's ticket turns into a mailbox for its own user
 -- only, once; a reconnect updates the same mailbox and clears reconnect_needed; the caps;
--- the refresh token never outlives its row in Vault.
+-- the refresh token never outlives its row in Vault; disconnect takes the user's own only.
 --
 -- One transaction, rolled back.
 begin;
 \ir support/test_helpers.psql
 
-select plan(16);
+select plan(19);
 
 select tests.create_supabase_user('a', 'a11ce000-0000-4000-8000-00000000000a');
 select tests.create_supabase_user('b', 'b0b00000-0000-4000-8000-00000000000b');
@@ -70,6 +70,19 @@ update auto_sync.oauth_pending_connections set expires_at = now() - interval '1 
 select is(auto_sync.finish_oauth_connect(tests.get_supabase_uid('a'), false, pg_temp.h('t3')), null, 'an expired ticket makes nothing');
 select throws_ok($$select auto_sync.park_oauth_connection(tests.get_supabase_uid('a'), 'google', 'y@gmail.test',
                    'imap.gmail.com', 993, '', pg_temp.h('s2'))$$, '22023', null, 'an empty refresh token is refused');
+
+-------------------------------------------------------------------------------
+-- Disconnect (20261203100020_oauth_disconnect.sql)
+-------------------------------------------------------------------------------
+select is((select count(*)::int from auto_sync.take_oauth_mailbox(tests.get_supabase_uid('b'), (select id from t_box))), 0,
+          'another user cannot take the mailbox');
+select results_eq(
+  $$select provider, refresh_token from auto_sync.take_oauth_mailbox(tests.get_supabase_uid('a'), (select id from t_box))$$,
+  $$values ('google', 'rt-a2')$$,
+  'its user takes it: provider and refresh token, for revocation');
+select is((select count(*)::int from public.mailboxes where id = (select id from t_box))
+          + (select count(*)::int from vault.secrets where name = 'mailbox:' || (select id from t_box)), 0,
+          '... and the mailbox and its Vault secret are gone');
 
 select * from finish();
 rollback;

@@ -4,7 +4,7 @@
  * authorization URL (PKCE S256, a single-use state stored hashed, the exact redirect URI),
  * signs in and consents as a browser would, the callback redeems the code and sends the
  * browser back to the allowed app page with a ticket, and the same user's "finish" makes the
- * mailbox, which then imports. And the attacks: a forged or replayed state, a callback that
+ * mailbox, which then imports; disconnect deletes it and revokes the grant. And the attacks: a forged or replayed state, a callback that
  * lands in another user's session, a code swapped between two users' flows, a return URL
  * outside the allowlist, an anonymous user. Needs the running stack.
  */
@@ -17,8 +17,8 @@ import {
   waitFor,
 } from "../support/local_stack.ts";
 import { appendMessages, createImapUser, IMAPS_PORT, message } from "../support/imap.ts";
-import { oauthRedirectUri, signInAndConsent } from "../support/oauth.ts";
-import { returnUrl } from "../../local-stack/oauth/provision.ts";
+import { oauthRedirectUri, signInAndConsent, tokenRequest } from "../support/oauth.ts";
+import { functionsClientId, returnUrl } from "../../local-stack/oauth/provision.ts";
 
 const sql = connect();
 
@@ -237,6 +237,43 @@ Deno.test("attack: no token, an anonymous user, and a finish without a ticket ar
     403,
   );
   assert.equal((await finish(await mintUserToken(userId), "short")).status, 400);
+});
+
+async function disconnect(token: string, mailboxId: unknown) {
+  const response = await fetch(`${functionsUrl}/oauth-connect/disconnect`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ mailbox_id: mailboxId }),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+Deno.test("disconnect: the mailbox and its secret go, the grant is revoked at the provider", async () => {
+  const userId = await createUser(sql, "disconnect");
+  const other = await createUser(sql, "disconnect-other");
+  const token = await mintUserToken(userId);
+  const imapUser = await createImapUser();
+  const { ticket } = await connectUntilTicket(token, imapUser);
+  const { body } = await finish(token, ticket);
+  const mailboxId = body.mailbox_id;
+  const [stored] = await sql`
+    select auto_sync.mailbox_credential(${mailboxId}::uuid) as token, c.secret_id
+      from auto_sync.mailbox_credentials c where c.mailbox_id = ${mailboxId}`;
+
+  assert.equal((await disconnect(await mintUserToken(other), mailboxId)).status, 404, "not theirs");
+  assert.equal((await disconnect(token, "not-a-uuid")).status, 400);
+  assert.deepEqual(await disconnect(token, mailboxId), { status: 200, body: { revoked: true } });
+  assert.equal((await mailboxesOf(userId)).length, 0);
+  const [secret] =
+    await sql`select count(*)::int as n from vault.secrets where id = ${stored.secret_id}`;
+  assert.equal(secret.n, 0, "the refresh token left Vault");
+  const refused = await tokenRequest(functionsClientId, {
+    grant_type: "refresh_token",
+    refresh_token: stored.token,
+  });
+  assert.equal(refused.status, 400);
+  assert.equal(refused.body.error, "invalid_grant", "revoked at the provider");
+  assert.equal((await disconnect(token, mailboxId)).status, 404, "gone");
 });
 
 Deno.test({ name: "close the database connection", fn: () => sql.end() });
