@@ -22,6 +22,14 @@ export type ProviderClients = {
   client(name: string): Promise<TokenClient | null>;
 };
 
+/**
+ * The name Supabase Auth gives a provider's identities (`app_metadata.providers`): Microsoft is
+ * `azure` there; any other provider is expected under its own name.
+ */
+export function supabaseAuthProvider(name: string): string {
+  return name === "microsoft" ? "azure" : name;
+}
+
 const LOOPBACK_HTTP = /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//;
 
 export function createProviderClients(

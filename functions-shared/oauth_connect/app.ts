@@ -12,6 +12,11 @@
  *           303 to return_to?oauth_ticket=... (or ?oauth_error=connect_failed)
  *   POST .../oauth-connect/finish   {ticket}, the user's token again
  *        -> 200 {mailbox_id}: the mailbox made (or reconnected) for that user only
+ *   POST .../oauth-connect/handover  {provider, refresh_token}, the user's token: a refresh
+ *        token the app received from Supabase Auth (provider_refresh_token, same client).
+ *        -> 200 {mailbox_id} after one refresh proves it works and its ID token names the
+ *           user's own account (their email, and a sign-in with that provider): a refresh
+ *           token stolen elsewhere cannot be turned into an import of someone else's mail
  *   POST .../oauth-connect/disconnect  {mailbox_id}, the user's token
  *        -> 200 {revoked}: the mailbox, its mail and its Vault secret deleted, then the grant
  *           revoked at the provider where it has an endpoint (false where it has none or
@@ -24,7 +29,7 @@ import { cors } from "../import_emails/cors.ts";
 import type { UserAuthenticator } from "../import_emails/user_auth.ts";
 import { sha256Hex } from "../import_emails/oauth_access.ts";
 import { ReconnectNeededError, TokenRequestError } from "../oauth/oauth_errors.ts";
-import type { ProviderClients } from "../oauth/provider_clients.ts";
+import { type ProviderClients, supabaseAuthProvider } from "../oauth/provider_clients.ts";
 import { errorResponse, isJsonContentType, readBodyWithLimit } from "../platform/http.ts";
 import { errorText, type Logger } from "../platform/log.ts";
 import type { ConnectStore } from "./connect_store.ts";
@@ -213,6 +218,66 @@ export function createOAuthConnectApp(deps: OAuthConnectDeps): Hono {
     return Response.json({ mailbox_id: mailboxId });
   }
 
+  /** Handover: a refresh token from Supabase Auth, for the account the user signed in with. */
+  async function handover(request: Request): Promise<Response> {
+    const caller = await user(request.headers.get("authorization") ?? undefined);
+    if (!caller) return errorResponse(401);
+    if (caller.isAnonymous) return errorResponse(403);
+    const body = await jsonBody(request);
+    const provider = typeof body?.provider === "string" ? body.provider : "";
+    const handed = typeof body?.refresh_token === "string" ? body.refresh_token : "";
+    const client = providers.names.includes(provider) ? await providers.client(provider) : null;
+    if (!client || handed.length === 0 || handed.length > 8192) return errorResponse(400);
+    if (!caller.email || !caller.providers?.includes(supabaseAuthProvider(provider))) {
+      log.warn("Rejected handover", { user_id: caller.userId, reason: "no such sign-in" });
+      return errorResponse(403);
+    }
+    let redeemed: Awaited<ReturnType<typeof client.refreshWithIdentity>>;
+    try {
+      redeemed = await client.refreshWithIdentity(handed);
+    } catch (error) {
+      log.warn("Rejected handover", {
+        user_id: caller.userId,
+        reason: error instanceof ReconnectNeededError || error instanceof TokenRequestError
+          ? error.message
+          : "refresh failed",
+      });
+      return errorResponse(400);
+    }
+    const address = redeemed.idTokenClaims?.email;
+    const token = redeemed.tokens.refreshToken;
+    if (
+      !address || !ADDRESS.test(address) || !token ||
+      address.toLowerCase() !== caller.email.toLowerCase()
+    ) {
+      // Not the caller's own account: nothing is stored (a stolen token stays useless here).
+      log.warn("Rejected handover", { user_id: caller.userId, reason: "not the user's account" });
+      return errorResponse(403);
+    }
+    try {
+      // The ticket never leaves the function: park and finish at once, for this user.
+      const ticketSha256 = await sha256Hex(randomToken());
+      await store.park({
+        userId: caller.userId,
+        provider,
+        address,
+        imap: client.provider.imap,
+        refreshToken: token,
+        ticketSha256,
+      });
+      const mailboxId = await store.finish(caller, ticketSha256);
+      if (!mailboxId) throw new Error("Handover ticket not found");
+      log.info("Mailbox handed over", { user_id: caller.userId, mailbox_id: mailboxId });
+      return Response.json({ mailbox_id: mailboxId });
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === "42501") return errorResponse(403);
+      if (code === "54000") return errorResponse(429);
+      log.error("Cannot store handover", { user_id: caller.userId, error: errorText(error) });
+      return errorResponse(503);
+    }
+  }
+
   /** Disconnect: delete first (the token leaves the database whatever happens), then revoke. */
   async function disconnect(request: Request): Promise<Response> {
     const caller = await user(request.headers.get("authorization") ?? undefined);
@@ -250,6 +315,9 @@ export function createOAuthConnectApp(deps: OAuthConnectDeps): Hono {
     if (c.req.method === "GET" && /\/oauth-callback\/?$/.test(path)) return callback(c.req.raw);
     if (c.req.method === "POST" && /\/oauth-connect\/finish\/?$/.test(path)) {
       return finish(c.req.raw);
+    }
+    if (c.req.method === "POST" && /\/oauth-connect\/handover\/?$/.test(path)) {
+      return handover(c.req.raw);
     }
     if (c.req.method === "POST" && /\/oauth-connect\/disconnect\/?$/.test(path)) {
       return disconnect(c.req.raw);
