@@ -115,8 +115,10 @@ export type Database = {
           label: string | null
           last_error: string | null
           last_synced_at: string | null
+          oauth_provider: string | null
           paused_reason: string | null
           port: number
+          reconnect_needed_at: string | null
           tls_mode: string
           updated_at: string
           user_id: string
@@ -135,8 +137,10 @@ export type Database = {
           label?: string | null
           last_error?: string | null
           last_synced_at?: string | null
+          oauth_provider?: string | null
           paused_reason?: string | null
           port: number
+          reconnect_needed_at?: string | null
           tls_mode?: string
           updated_at?: string
           user_id: string
@@ -155,8 +159,10 @@ export type Database = {
           label?: string | null
           last_error?: string | null
           last_synced_at?: string | null
+          oauth_provider?: string | null
           paused_reason?: string | null
           port?: number
+          reconnect_needed_at?: string | null
           tls_mode?: string
           updated_at?: string
           user_id?: string

@@ -1,4 +1,6 @@
 /** Error description for a failed mailbox import, and the credential scrub. */
+import { ReconnectNeededError, TokenRequestError } from "../oauth/oauth_errors.ts";
+import { OAuthNotConfiguredError } from "./oauth_access.ts";
 import { safeLine } from "./safe_text.ts";
 import { HostNotAllowedError, ImapSessionError } from "./session_errors.ts";
 import type { Mailbox } from "./mail_store.ts";
@@ -10,6 +12,13 @@ const CONNECTION_LOST = /^(ECONNRESET|EPIPE|NoConnection|EConnectionClosed|ETIME
 /** The text without the credential; scrub before any cut, so no part of it survives one. */
 export function withoutCredential(text: string, credential: string | null): string {
   return credential && credential.length >= 4 ? text.replaceAll(credential, "[redacted]") : text;
+}
+
+/** What a user reads for an OAuth mailbox whose grant the provider refused. */
+export function reconnectNeededText(mailbox: Mailbox): string {
+  return `Reconnect needed: ${
+    mailbox.oauth_provider ?? "the provider"
+  } no longer accepts this mailbox's connection (revoked, expired or replaced); connect it again`;
 }
 
 /**
@@ -28,7 +37,19 @@ export function describeImportError(error: unknown, mailbox: Mailbox, credential
   };
   const server = `"${mailbox.host}:${mailbox.port}"`;
   let text: string;
-  if (e?.authenticationFailed) {
+  const provider = `"${mailbox.oauth_provider}"`;
+  if (error instanceof ReconnectNeededError) {
+    text = reconnectNeededText(mailbox);
+  } else if (error instanceof OAuthNotConfiguredError) {
+    text = `Sign-in with ${provider} is not configured on this server; the operator must set it up`;
+  } else if (error instanceof TokenRequestError) {
+    // The kind says whose problem it is; the provider's own text is never shown.
+    text = error.kind === "client"
+      ? `The server's sign-in with ${provider} was refused by the provider; the operator must fix its registration`
+      : `Cannot get an access token from ${provider} (${
+        error.kind === "transient" ? "no usable answer" : "an unusable token"
+      }); the next run retries`;
+  } else if (e?.authenticationFailed) {
     text = `Login failed for "${mailbox.username}" at ${mailbox.host}: the server refused the ${
       mailbox.auth_kind === "oauth2" ? "access token" : "password"
     }`;

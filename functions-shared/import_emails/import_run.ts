@@ -16,6 +16,7 @@ import type { RunStore } from "../runs/run_store.ts";
 import { noMessages } from "./folder_sync.ts";
 import { type Admission, admitRun } from "./instance_admission.ts";
 import { type ImapConnector, importMailbox, type RunTally } from "./mailbox_import.ts";
+import type { OAuthAccess } from "./oauth_access.ts";
 import type { MailStore } from "./mail_store.ts";
 import { DEFAULT_MAX_BODY_CHARS } from "./message_parser.ts";
 import { DEFAULT_IMPORTER_CONFIG } from "../platform/config.ts";
@@ -83,6 +84,8 @@ export interface ImportRunnerDeps {
   log: Logger;
   /** Opens the IMAP session (runner_from_config.ts: imapflow with the configured CA). */
   connect: ImapConnector;
+  /** Access tokens for OAuth mailboxes (oauth_access.ts), one cache per function instance. */
+  oauth?: OAuthAccess;
   limits?: Partial<ImportLimits>;
   now?: () => number;
   /**
@@ -103,7 +106,15 @@ export function createImportRunner(deps: ImportRunnerDeps): ImportRunner {
   const now = deps.now ?? Date.now;
   const isolate = deps.isolate ??
     createIsolateBudget({ ...DEFAULT_ISOLATE_BUDGET, startedAt: now(), now });
-  const mailboxDeps = { mail, log, connect: deps.connect, limits, now, shutdown: deps.shutdown };
+  const mailboxDeps = {
+    mail,
+    log,
+    connect: deps.connect,
+    oauth: deps.oauth,
+    limits,
+    now,
+    shutdown: deps.shutdown,
+  };
   const shuttingDown = () => deps.shutdown?.aborted === true;
 
   /**

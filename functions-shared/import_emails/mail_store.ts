@@ -14,6 +14,10 @@ export interface Mailbox {
   folders: string[];
   /** Set when imports stopped on their own (repeated login failures); the importer skips it. */
   paused_reason: string | null;
+  /** The provider whose client redeems the stored refresh token; null: password or access token. */
+  oauth_provider?: string | null;
+  /** The provider refused the grant: skipped until the user connects the mailbox again. */
+  reconnect_needed_at?: Date | string | null;
 }
 
 export interface FolderState {
@@ -64,6 +68,14 @@ export interface MailStore {
     folder: string,
     progress: Omit<FolderProgress, "lastUid">,
   ): Promise<void>;
+  /** Compare-and-swap of an OAuth mailbox's refresh token (false: a newer one is stored). */
+  storeRotatedRefreshToken(
+    mailboxId: string,
+    presentedSha256: string,
+    newToken: string,
+  ): Promise<boolean>;
+  /** The provider refused the grant of this stored token: the mailbox needs a reconnect. */
+  markReconnectNeeded(mailboxId: string, presentedSha256: string, error: string): Promise<boolean>;
   /** Returns the pause reason when this outcome paused the mailbox. */
   recordOutcome(
     mailboxId: string,
@@ -103,7 +115,8 @@ export function createMailStore(sql: Sql): MailStore {
   return {
     async importTargets(userId) {
       return await sql<Mailbox[]>`
-        select id, user_id, host, port, tls_mode, username, auth_kind, folders, paused_reason
+        select id, user_id, host, port, tls_mode, username, auth_kind, folders, paused_reason,
+               oauth_provider, reconnect_needed_at
           from auto_sync.import_targets(${userId}::uuid)`;
     },
     async credential(mailboxId) {
@@ -142,6 +155,16 @@ export function createMailStore(sql: Sql): MailStore {
       await sql`
         select auto_sync.touch_folder(${mailboxId}::uuid, ${folder}, ${progress.uidValidity},
           ${progress.highestModseq?.toString() ?? null}::numeric, ${progress.messageCount})`;
+    },
+    async storeRotatedRefreshToken(mailboxId, presentedSha256, newToken) {
+      const [row] = await sql`
+        select auto_sync.store_rotated_refresh_token(${mailboxId}::uuid, ${presentedSha256}, ${newToken}) as kept`;
+      return row.kept === true;
+    },
+    async markReconnectNeeded(mailboxId, presentedSha256, error) {
+      const [row] = await sql`
+        select auto_sync.mark_reconnect_needed(${mailboxId}::uuid, ${presentedSha256}, ${error}) as marked`;
+      return row.marked === true;
     },
     async recordOutcome(mailboxId, outcome) {
       const [row] = await sql`

@@ -1,13 +1,17 @@
 /**
- * One mailbox's import within a run: its lease, its credential, one IMAP session, its
- * folders in order (folder_sync.ts), then its outcome recorded and the lease released
- * whatever happened. A failure is described for the user (import_error.ts) and
- * detailed for the operator in the log, never with the credential.
+ * One mailbox's import within a run: its lease, its credential (for an OAuth mailbox, an
+ * access token from its refresh token: oauth_access.ts), one IMAP session, its folders in
+ * order (folder_sync.ts), then its outcome recorded and the lease released whatever
+ * happened. A failure is described for the user (import_error.ts) and detailed for the
+ * operator in the log, never with the credential. A grant the provider refused puts the
+ * mailbox into "reconnect needed" (not a failed login, not retried).
  */
+import { ReconnectNeededError } from "../oauth/oauth_errors.ts";
 import { errorText, type Logger } from "../platform/log.ts";
 import { type FolderResult, type MessageCounts, syncFolder } from "./folder_sync.ts";
 import type { ImapSession } from "./imap_session.ts";
-import { describeImportError, withoutCredential } from "./import_error.ts";
+import { describeImportError, reconnectNeededText, withoutCredential } from "./import_error.ts";
+import { type OAuthAccess, OAuthNotConfiguredError, sha256Hex } from "./oauth_access.ts";
 import type { ChunkBudget } from "./instance_admission.ts";
 import type { RunWindow } from "./isolate_budget.ts";
 import type { Mailbox, MailStore } from "./mail_store.ts";
@@ -42,6 +46,8 @@ export interface MailboxImportDeps {
   mail: MailStore;
   log: Logger;
   connect: ImapConnector;
+  /** Access tokens for OAuth mailboxes; without it such a mailbox fails as not configured. */
+  oauth?: OAuthAccess;
   limits: {
     maxSeconds: number;
     maxMessageBytes: number;
@@ -71,6 +77,9 @@ export async function importMailbox(
   if (mailbox.paused_reason) {
     return { mailboxId: mailbox.id, paused: true, error: mailbox.paused_reason };
   }
+  if (mailbox.reconnect_needed_at) {
+    return { mailboxId: mailbox.id, reconnectNeeded: true, error: reconnectNeededText(mailbox) };
+  }
   // The run's budget plus a minute, but never past its instance's end: a run killed
   // with its instance must not keep the mailbox from the next run for long.
   const leaseSeconds = Math.min(
@@ -81,11 +90,20 @@ export async function importMailbox(
     return { mailboxId: mailbox.id, busy: true };
   }
   let credential: string | null = null;
+  let accessToken: string | null = null;
   let session: ImapSession | null = null;
   try {
     credential = await mail.credential(mailbox.id);
     if (!credential) throw new Error("No password or token is stored for this mailbox");
-    session = await deps.connect(mailbox, credential, {
+    const provider = mailbox.oauth_provider;
+    if (provider) {
+      if (!deps.oauth) throw new OAuthNotConfiguredError(provider);
+      accessToken = await deps.oauth.accessToken(
+        { ...mailbox, oauth_provider: provider },
+        credential,
+      );
+    }
+    session = await deps.connect(mailbox, accessToken ?? credential, {
       maxMessageBytes: limits.maxMessageBytes,
       stopAt: window.stopAt,
       fetchTimeoutMs: limits.fetchSeconds * 1000,
@@ -115,17 +133,35 @@ export async function importMailbox(
     await mail.recordOutcome(mailbox.id, { error: null, authFailed: false });
     return { mailboxId: mailbox.id, hasMore, commands: session.commands };
   } catch (error) {
+    const scrub = (text: string) =>
+      withoutCredential(withoutCredential(text, credential), accessToken);
     const described = describeImportError(error, mailbox, credential);
+    described.text = scrub(described.text);
     // The details the user's text leaves out, for the operator (never the credential).
     const code = (error as { code?: unknown })?.code;
     log.warn("Mailbox import failed", {
       run_id: runId,
       mailbox_id: mailbox.id,
       code: typeof code === "string" ? code : undefined,
-      error: errorText(
-        withoutCredential(error instanceof Error ? error.message : String(error), credential),
-      ),
+      error: errorText(scrub(error instanceof Error ? error.message : String(error))),
     });
+    if (mailbox.oauth_provider) deps.oauth?.forget(mailbox.id);
+    if (error instanceof ReconnectNeededError && mailbox.oauth_provider && credential) {
+      // Only if the refused token is still the stored one: a reconnect meanwhile stands.
+      const marked = await mail.markReconnectNeeded(
+        mailbox.id,
+        await sha256Hex(credential),
+        described.text,
+      ).catch(() => false);
+      if (marked) {
+        return {
+          mailboxId: mailbox.id,
+          reconnectNeeded: true,
+          error: described.text,
+          commands: session?.commands,
+        };
+      }
+    }
     const paused = await mail.recordOutcome(mailbox.id, {
       error: described.text,
       authFailed: described.authFailed,

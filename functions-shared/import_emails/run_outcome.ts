@@ -12,6 +12,12 @@ export interface MailboxOutcome {
   busy?: boolean;
   /** Paused after repeated failed logins; `error` says why. */
   paused?: boolean;
+  /**
+   * An OAuth mailbox whose grant the provider refused: it waits for its user to connect it
+   * again. Neither a failure nor a success of the run (retrying cannot help, and one such
+   * mailbox must not fail, back off or pause the user's others); `error` says so.
+   */
+  reconnectNeeded?: boolean;
   error?: string;
   hasMore?: boolean;
   /** The run's time was up before this mailbox's turn. */
@@ -39,6 +45,24 @@ const SHUT_DOWN_BEFORE_ANYTHING =
  * `shuttingDown` whether the instance announced its end (beforeunload).
  */
 export function runOutcome(
+  mailboxes: MailboxOutcome[],
+  run: { fetched: number; shuttingDown: boolean },
+): RunOutcome {
+  const waiting = mailboxes.filter((outcome) => outcome.reconnectNeeded);
+  if (waiting.length === 0) return outcomeOf(mailboxes, run);
+  const notes = waiting.flatMap((outcome) => outcome.error ? [outcome.error] : []).join("; ");
+  const others = mailboxes.filter((outcome) => !outcome.reconnectNeeded);
+  if (others.length === 0) return { status: "skipped", error: notes, hasMore: false };
+  const rest = outcomeOf(others, run);
+  return {
+    // The run did not cover every mailbox: never "succeeded", never a failure for it.
+    status: rest.status === "succeeded" ? "partial" : rest.status,
+    error: [rest.error, notes].filter((text) => text).join("; "),
+    hasMore: rest.hasMore,
+  };
+}
+
+function outcomeOf(
   mailboxes: MailboxOutcome[],
   run: { fetched: number; shuttingDown: boolean },
 ): RunOutcome {
@@ -88,6 +112,7 @@ export function mailboxDetails(outcome: MailboxOutcome): Record<string, unknown>
     id: outcome.mailboxId,
     ...(outcome.busy ? { already_running: true } : {}),
     ...(outcome.paused ? { paused: true } : {}),
+    ...(outcome.reconnectNeeded ? { reconnect_needed: true } : {}),
     ...(outcome.notStarted ? { not_started: true } : {}),
     ...(outcome.error ? { error: outcome.error } : {}),
     ...(outcome.commands ? { imap_commands: outcome.commands } : {}),

@@ -20,6 +20,12 @@ const more = (id = "a"): MailboxOutcome => ({ mailboxId: id, hasMore: true });
 const busy = (id = "b"): MailboxOutcome => ({ mailboxId: id, busy: true });
 const paused = (id = "p"): MailboxOutcome => ({ mailboxId: id, paused: true, error: PAUSE });
 const failed = (error: string, id = "f"): MailboxOutcome => ({ mailboxId: id, error });
+const RECONNECT = "Reconnect needed: microsoft no longer accepts this mailbox's connection";
+const reconnect = (id = "r"): MailboxOutcome => ({
+  mailboxId: id,
+  reconnectNeeded: true,
+  error: RECONNECT,
+});
 const notStarted = (id = "n"): MailboxOutcome => ({
   mailboxId: id,
   hasMore: true,
@@ -119,6 +125,28 @@ const TABLE: Array<[string, MailboxOutcome[], number, boolean, RunOutcome]> = [
     error: REFUSED,
     hasMore: true,
   }],
+  // An OAuth mailbox waiting for its user to reconnect neither fails the run (no backoff,
+  // no pause of the schedule and so of the user's other mailboxes) nor lets it succeed.
+  ["the only mailbox needs a reconnect", [reconnect()], 0, false, {
+    status: "skipped",
+    error: RECONNECT,
+    hasMore: false,
+  }],
+  ["a reconnect next to one with nothing new", [reconnect(), done()], 0, false, {
+    status: "partial",
+    error: RECONNECT,
+    hasMore: false,
+  }],
+  ["a reconnect next to one that imported and has more", [more(), reconnect()], 3, false, {
+    status: "partial",
+    error: `${BUDGET}; ${RECONNECT}`,
+    hasMore: true,
+  }],
+  ["a reconnect next to a failure", [failed(LOGIN), reconnect()], 0, false, {
+    status: "failed",
+    error: `${LOGIN}; ${RECONNECT}`,
+    hasMore: false,
+  }],
 ];
 
 Deno.test("how a run ends: status, error text and has_more, case by case", () => {
@@ -146,6 +174,11 @@ Deno.test("each mailbox is listed in the run's details with only what applies to
   assert.deepEqual(mailboxDetails(busy("b")), { id: "b", already_running: true });
   assert.deepEqual(mailboxDetails(paused("p")), { id: "p", paused: true, error: PAUSE });
   assert.deepEqual(mailboxDetails(notStarted("n")), { id: "n", not_started: true });
+  assert.deepEqual(mailboxDetails(reconnect("r")), {
+    id: "r",
+    reconnect_needed: true,
+    error: RECONNECT,
+  });
   assert.deepEqual(
     mailboxDetails({ mailboxId: "f", error: REFUSED, commands: { LOGIN: 1 } }),
     { id: "f", error: REFUSED, imap_commands: { LOGIN: 1 } },

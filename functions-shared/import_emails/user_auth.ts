@@ -28,6 +28,10 @@ import { createSigningKeys } from "./signing_keys.ts";
 export interface AuthenticatedUser {
   userId: string;
   isAnonymous: boolean;
+  /** The token's `email` claim, when it has one. */
+  email?: string;
+  /** The sign-in providers Supabase Auth lists in `app_metadata.providers` (google, azure...). */
+  providers?: string[];
 }
 
 export type UserAuthenticator = (
@@ -47,6 +51,9 @@ const userClaims = z.object({
   ]),
   exp: z.number(),
   is_anonymous: z.boolean().optional(),
+  email: z.string().max(320).optional().catch(undefined),
+  app_metadata: z.object({ providers: z.array(z.string().max(100)).max(20).optional() })
+    .optional().catch(undefined),
 });
 
 export function createUserAuthenticator(
@@ -100,7 +107,13 @@ export function createUserAuthenticator(
       if (error || !data) return null;
       const claims = userClaims.safeParse(data.claims);
       if (!claims.success || claims.data.exp <= nowSeconds()) return null;
-      return { userId: claims.data.sub, isAnonymous: claims.data.is_anonymous === true };
+      const { email, app_metadata } = claims.data;
+      return {
+        userId: claims.data.sub,
+        isAnonymous: claims.data.is_anonymous === true,
+        ...(email ? { email } : {}),
+        ...(app_metadata?.providers ? { providers: app_metadata.providers } : {}),
+      };
     } catch {
       return null;
     }

@@ -131,6 +131,21 @@ Deno.test("a valid ES256 user token yields its user id", async () => {
   assert.deepEqual(await jwksAuth()(bearer(await es256Token())), SIGNED_IN);
 });
 
+Deno.test("the token's email and sign-in providers come along (the OAuth handover checks them)", async () => {
+  const claims = userClaims({
+    email: "ada@example.test",
+    app_metadata: { provider: "google", providers: ["google", "email"] },
+  });
+  assert.deepEqual(await jwksAuth()(bearer(await es256Token(claims))), {
+    ...SIGNED_IN,
+    email: "ada@example.test",
+    providers: ["google", "email"],
+  });
+  // Odd shapes of these optional claims are left out, never a refusal of the user.
+  const odd = userClaims({ email: 42, app_metadata: { providers: "google" } });
+  assert.deepEqual(await jwksAuth()(bearer(await es256Token(odd))), SIGNED_IN);
+});
+
 Deno.test("an expired token is refused, using the injected clock", async () => {
   const token = await es256Token();
   assert.deepEqual(await jwksAuth(NOW + 3599)(bearer(token)), SIGNED_IN);

@@ -69,12 +69,12 @@ export const microsoftProfile: ProviderProfile = {
 };
 
 /** A tenant: common, organizations, consumers, a tenant id (GUID) or a verified domain. */
-const TENANT =
+export const MICROSOFT_TENANT =
   /^(common|organizations|consumers|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[a-z0-9-]+(\.[a-z0-9-]+)+)$/i;
 
 export function microsoftProvider(options: { tenant?: string } = {}): OAuthProvider {
   const tenant = options.tenant ?? "common";
-  if (!TENANT.test(tenant)) throw new Error(`Invalid Microsoft tenant "${tenant}"`);
+  if (!MICROSOFT_TENANT.test(tenant)) throw new Error(`Invalid Microsoft tenant "${tenant}"`);
   const base = `https://login.microsoftonline.com/${tenant}`;
   return {
     ...microsoftProfile,

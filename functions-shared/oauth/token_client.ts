@@ -220,6 +220,36 @@ export function createTokenClient(
       });
     },
 
+    /**
+     * The refresh-token grant, keeping the ID token the provider sends with it (OpenID Connect
+     * Core 12.2), checked (issuer, audience, expiry) as at the code exchange: whose account the
+     * token opens, for a refresh token handed over from elsewhere (Supabase Auth).
+     */
+    async refreshWithIdentity(
+      refreshToken: string,
+    ): Promise<{ tokens: Tokens; idTokenClaims?: { sub: string; email?: string } }> {
+      return await tokenCall(async () => {
+        const response = await oauth.refreshTokenGrantRequest(
+          as,
+          client,
+          clientAuth,
+          refreshToken,
+          tokenOptions,
+        );
+        const body = await oauth.processRefreshTokenResponse(as, client, response);
+        const claims = oauth.getValidatedIdTokenClaims(body);
+        return {
+          tokens: tokens(body, refreshToken),
+          idTokenClaims: claims
+            ? {
+              sub: claims.sub,
+              email: typeof claims.email === "string" ? claims.email : undefined,
+            }
+            : undefined,
+        };
+      });
+    },
+
     /** RFC 7009 revocation, where the provider has an endpoint; false where it has none. */
     async revoke(token: string): Promise<boolean> {
       if (!provider.revocationEndpoint) return false;

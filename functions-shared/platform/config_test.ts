@@ -6,6 +6,7 @@ import {
   cronAutoSyncConfig,
   DEFAULT_IMPORTER_CONFIG,
   importEmailsConfig,
+  oauthConnectConfig,
   PLATFORM_INJECTED,
   READ_BY,
   type VariableName,
@@ -79,9 +80,112 @@ Deno.test("the importer's defaults are the platform's (free plan wall clock) and
     imap: { caPem: undefined, allowPrivateHosts: false, allowPlaintext: false },
     limits: { maxMessages: 500, maxSeconds: 100 },
     isolate: { wallClockSeconds: 150, maxConcurrentRuns: 2, maxMessages: 1000 },
+    oauth: {},
   });
   assert.deepEqual(cronAutoSyncConfig(cronEnv()).importer, DEFAULT_IMPORTER_CONFIG);
   assert.deepEqual(importEmailsConfig(hostedEnv()).importer, DEFAULT_IMPORTER_CONFIG);
+});
+
+// --- OAuth providers (the importer redeems refresh tokens with them) ---
+
+Deno.test("an OAuth provider is registered by its whole set of variables, in both functions", () => {
+  const env = {
+    OAUTH_GOOGLE_CLIENT_ID: "g-id",
+    OAUTH_GOOGLE_CLIENT_SECRET: "g-secret",
+    OAUTH_MICROSOFT_CLIENT_ID: "m-id",
+    OAUTH_MICROSOFT_CLIENT_SECRET: "m-secret",
+    OAUTH_GENERIC_ISSUER: "https://login.example.test/realm",
+    OAUTH_GENERIC_CLIENT_ID: "x-id",
+    OAUTH_GENERIC_CLIENT_SECRET: "x-secret",
+    OAUTH_GENERIC_IMAP: "imap.example.test:993",
+  };
+  const expected = {
+    google: { clientId: "g-id", clientSecret: "g-secret" },
+    microsoft: { clientId: "m-id", clientSecret: "m-secret", tenant: "common" },
+    generic: {
+      issuer: "https://login.example.test/realm",
+      clientId: "x-id",
+      clientSecret: "x-secret",
+      scopes: ["openid", "email", "offline_access"],
+      imap: { host: "imap.example.test", port: 993 },
+    },
+  };
+  assert.deepEqual(cronAutoSyncConfig(cronEnv(env)).importer.oauth, expected);
+  assert.deepEqual(importEmailsConfig(hostedEnv(env)).importer.oauth, expected);
+  assert.equal(
+    cronAutoSyncConfig(cronEnv({ ...env, OAUTH_MICROSOFT_TENANT: "contoso.onmicrosoft.com" }))
+      .importer.oauth.microsoft?.tenant,
+    "contoso.onmicrosoft.com",
+  );
+});
+
+Deno.test("half a provider, a bad tenant, issuer or IMAP server throw at start-up, naming no secret", () => {
+  const refused: Array<[Record<string, string>, RegExp]> = [
+    [
+      { OAUTH_GOOGLE_CLIENT_SECRET: "s3cret-value" },
+      /Missing OAUTH_GOOGLE_CLIENT_ID: OAUTH_GOOGLE_CLIENT_SECRET is set/,
+    ],
+    [
+      {
+        OAUTH_MICROSOFT_CLIENT_ID: "m",
+        OAUTH_MICROSOFT_CLIENT_SECRET: "s",
+        OAUTH_MICROSOFT_TENANT: "a/b",
+      },
+      /Invalid OAUTH_MICROSOFT_TENANT/,
+    ],
+    [{ OAUTH_GENERIC_ISSUER: "http://login.example.test" }, /Invalid OAUTH_GENERIC_ISSUER/],
+    [{ OAUTH_GENERIC_IMAP: "imap.example.test" }, /Invalid OAUTH_GENERIC_IMAP/],
+    [
+      { OAUTH_GENERIC_ISSUER: "https://login.example.test", OAUTH_GENERIC_CLIENT_ID: "x" },
+      /Missing OAUTH_GENERIC_CLIENT_SECRET, OAUTH_GENERIC_IMAP/,
+    ],
+  ];
+  for (const [env, message] of refused) {
+    assert.throws(() => cronAutoSyncConfig(cronEnv(env)), (error: Error) => {
+      assert.match(error.message, message);
+      assert.ok(!error.message.includes("s3cret-value"));
+      return true;
+    });
+  }
+  // A local authorization server: plain http to loopback only.
+  assert.equal(
+    cronAutoSyncConfig(cronEnv({
+      OAUTH_GENERIC_ISSUER: "http://127.0.0.1:54360",
+      OAUTH_GENERIC_CLIENT_ID: "x",
+      OAUTH_GENERIC_CLIENT_SECRET: "s",
+      OAUTH_GENERIC_IMAP: "localhost:54993",
+    })).importer.oauth.generic?.issuer,
+    "http://127.0.0.1:54360",
+  );
+});
+
+Deno.test("the connect flow: the exact redirect URI from SUPABASE_URL, return URLs exact and safe", () => {
+  const config = oauthConnectConfig(hostedEnv({
+    OAUTH_RETURN_URLS: "https://app.example/mailboxes, http://localhost:3000/connected",
+  }));
+  assert.equal(
+    config.redirectUri,
+    "https://abcdefghijklmnopqrst.supabase.co/functions/v1/oauth-callback",
+  );
+  assert.deepEqual(config.returnUrls, [
+    "https://app.example/mailboxes",
+    "http://localhost:3000/connected",
+  ]);
+  assert.deepEqual(oauthConnectConfig(hostedEnv()).returnUrls, [], "none: every connect refused");
+  for (
+    const bad of [
+      "http://app.example/mailboxes", // cleartext to a public host
+      "https://app.example/mailboxes#x",
+      "javascript:alert(1)",
+      "not a url",
+    ]
+  ) {
+    assert.throws(
+      () => oauthConnectConfig(hostedEnv({ OAUTH_RETURN_URLS: bad })),
+      /Invalid OAUTH_RETURN_URLS/,
+      bad,
+    );
+  }
 });
 
 Deno.test("the budget's settings come from the environment; nonsense throws at start-up", () => {

@@ -5,11 +5,15 @@
  *                                   generated once per stack (mode 600, never in git)
  *   <state>/dovecot/oauth2.conf     the oauth2 passdb that dovecot.conf includes
  *   <state>/dovecot/oauth2.conf.ext its settings: introspection with Dovecot's own client
+ *   <state>/oauth/functions.env     the functions' OAuth secrets (OAUTH_GENERIC_*: this server
+ *                                   as the operator's generic provider, with the
+ *                                   Microsoft-shaped client: rotation, short-lived access
+ *                                   tokens), merged into <state>/functions.env by scripts/stack
  *
- * Usage: provision.ts <state folder> <issuer url>
+ * Usage: provision.ts <state folder> <issuer url> <IMAPS port>
  */
 import { exportJWK, generateKeyPair } from "jose";
-import { introspectionClientId, mailClients } from "./client_shapes.ts";
+import { introspectionClientId, mailClients, shapeScopes } from "./client_shapes.ts";
 
 export type Secrets = {
   clientSecrets: Record<string, string>;
@@ -75,9 +79,32 @@ force_introspection = yes
 `;
 }
 
+/** The client the stack's functions use: Microsoft's shape, short-lived access tokens. */
+export const functionsClientId = "microsoft-shape-short";
+
+/** The app page the stack's connect flow returns to (an allowlist of one). */
+export const returnUrl = "http://localhost:3000/mailboxes";
+
+/** The functions' OAuth variables (config.ts) for this server and the stack's Dovecot. */
+export function functionSecrets(issuer: string, secret: string, imapsPort: number): string {
+  return [
+    `OAUTH_GENERIC_ISSUER=${issuer}`,
+    `OAUTH_GENERIC_CLIENT_ID=${functionsClientId}`,
+    `OAUTH_GENERIC_CLIENT_SECRET=${secret}`,
+    `OAUTH_GENERIC_SCOPES="${shapeScopes.microsoft}"`,
+    // Dovecot's certificate names localhost (its CA is the functions' IMAP_TLS_CA).
+    `OAUTH_GENERIC_IMAP=localhost:${imapsPort}`,
+    // Where the connect flow may send the browser back (the example app's page).
+    `OAUTH_RETURN_URLS=${returnUrl}`,
+    "",
+  ].join("\n");
+}
+
 async function main() {
-  const [state, issuer] = Deno.args;
-  if (!state || !issuer) throw new Error("Usage: provision.ts <state folder> <issuer url>");
+  const [state, issuer, imapsPort] = Deno.args;
+  if (!state || !issuer || !Number(imapsPort)) {
+    throw new Error("Usage: provision.ts <state folder> <issuer url> <IMAPS port>");
+  }
   await Deno.mkdir(`${state}/oauth`, { recursive: true, mode: 0o700 });
   await Deno.mkdir(`${state}/dovecot`, { recursive: true });
   const secretsFile = `${state}/oauth/secrets.json`;
@@ -95,6 +122,11 @@ async function main() {
     { mode: 0o600 },
   );
   await Deno.writeTextFile(`${state}/dovecot/oauth2.conf`, dovecotPassdb(ext), { mode: 0o644 });
+  await Deno.writeTextFile(
+    `${state}/oauth/functions.env`,
+    functionSecrets(issuer, secrets.clientSecrets[functionsClientId], Number(imapsPort)),
+    { mode: 0o600 },
+  );
 }
 
 if (import.meta.main) await main();

@@ -11,6 +11,7 @@
 -- auto_sync.run_error_for_user: the importer's own text (written for users), or a generic
 -- sentence where the run never reached the importer (pg_net's and HTTP details stay with
 -- the operator).
+-- get_mailbox_states' live body: 20261203100000_oauth_mailboxes.sql (state reconnect_needed).
 
 -- The error text a user may read for a run, one rule. The importer writes its errors for
 -- users (import_error.ts: generic, one line, no credential); what the maintenance job

@@ -28,6 +28,8 @@ export function mailbox(id: string, overrides: Partial<Mailbox> = {}): Mailbox {
     auth_kind: "password",
     folders: ["INBOX"],
     paused_reason: null,
+    oauth_provider: null,
+    reconnect_needed_at: null,
     ...overrides,
   };
 }
@@ -44,6 +46,8 @@ export interface FakeMailOptions {
   importTargetsError?: Error;
   recordOutcomeError?: Error;
   releaseError?: Error;
+  /** storeRotatedRefreshToken finds a newer token stored (its compare-and-swap fails). */
+  staleRefreshToken?: boolean;
 }
 
 /** An in-memory MailStore that records every call in order. */
@@ -115,6 +119,18 @@ export class FakeMailStore implements MailStore {
   ): Promise<void> {
     this.record("touchFolder", mailboxId, folder, progress);
     return Promise.resolve();
+  }
+  storeRotatedRefreshToken(
+    mailboxId: string,
+    presentedSha256: string,
+    newToken: string,
+  ): Promise<boolean> {
+    this.record("storeRotatedRefreshToken", mailboxId, presentedSha256, newToken);
+    return Promise.resolve(!this.options.staleRefreshToken);
+  }
+  markReconnectNeeded(mailboxId: string, presentedSha256: string, error: string): Promise<boolean> {
+    this.record("markReconnectNeeded", mailboxId, presentedSha256, error);
+    return Promise.resolve(true);
   }
   recordOutcome(
     mailboxId: string,

@@ -32,13 +32,21 @@ export function stackSecrets(): string[] {
 /** A user access token as Supabase Auth would issue it, signed with the stack's key. */
 export async function mintUserToken(
   userId: string,
-  options: { role?: string; expiresIn?: string; isAnonymous?: boolean } = {},
+  options: {
+    role?: string;
+    expiresIn?: string;
+    isAnonymous?: boolean;
+    email?: string;
+    /** app_metadata.providers, as Supabase Auth lists the user's sign-in providers. */
+    providers?: string[];
+  } = {},
 ): Promise<string> {
   const jwk = JSON.parse(Deno.readTextFileSync(`${stateDir}/jwt_private.jwk`));
   const key = await importJWK(jwk, "ES256");
   return await new SignJWT({
     role: options.role ?? "authenticated",
-    email: `${userId}@example.test`,
+    email: options.email ?? `${userId}@example.test`,
+    ...(options.providers ? { app_metadata: { providers: options.providers } } : {}),
     // Supabase Auth puts the claim in every user token.
     is_anonymous: options.isAnonymous ?? false,
   })
