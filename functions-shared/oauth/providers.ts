@@ -12,6 +12,7 @@ import {
   isAllowedEndpoint,
 } from "./bounded_fetch.ts";
 import { TokenRequestError } from "./oauth_errors.ts";
+import { TENANT_PLACEHOLDER } from "./tenant_issuer.ts";
 
 export type OAuthProvider = {
   /** A name for logs and the database (no secret): "google", "microsoft", or the operator's. */
@@ -76,9 +77,13 @@ export function microsoftProvider(options: { tenant?: string } = {}): OAuthProvi
   const tenant = options.tenant ?? "common";
   if (!MICROSOFT_TENANT.test(tenant)) throw new Error(`Invalid Microsoft tenant "${tenant}"`);
   const base = `https://login.microsoftonline.com/${tenant}`;
+  // Through the shared tenants each token names its user's own tenant (tenant_issuer.ts).
+  const shared = /^(common|organizations|consumers)$/i.test(tenant);
   return {
     ...microsoftProfile,
-    issuer: `${base}/v2.0`,
+    issuer: shared
+      ? `https://login.microsoftonline.com/${TENANT_PLACEHOLDER}/v2.0`
+      : `${base}/v2.0`,
     authorizationEndpoint: `${base}/oauth2/v2.0/authorize`,
     tokenEndpoint: `${base}/oauth2/v2.0/token`,
   };

@@ -9,6 +9,7 @@ import * as oauth from "oauth4webapi";
 import { boundedFetch, defaultFetchBounds, type FetchBounds } from "./bounded_fetch.ts";
 import { errorForOAuthResponse, TokenRequestError } from "./oauth_errors.ts";
 import type { OAuthProvider } from "./providers.ts";
+import { isTenantTemplate, tenantIssuer } from "./tenant_issuer.ts";
 
 export type ClientCredentials = { clientId: string; clientSecret: string };
 
@@ -22,6 +23,9 @@ export type Tokens = {
   rotated: boolean;
   scope: string | undefined;
 };
+
+/** What an ID token says about its account; email only from the `email` claim. */
+export type IdTokenClaims = { sub: string; email?: string; preferredUsername?: string };
 
 export type AuthorizationRequest = {
   url: URL;
@@ -53,6 +57,14 @@ export function createTokenClient(
     token_endpoint: provider.tokenEndpoint,
     revocation_endpoint: provider.revocationEndpoint,
   };
+  if (isTenantTemplate(provider.issuer)) {
+    // oauth4webapi's hook for a per-token issuer (the one its openid-client uses for Entra ID):
+    // only the expected `iss` changes; audience, expiry and algorithm checks stay.
+    const hook = (oauth as unknown as { _expectedIssuer?: symbol })._expectedIssuer;
+    if (typeof hook !== "symbol") throw new Error("Multi-tenant issuers need oauth4webapi's hook");
+    (as as unknown as Record<symbol, unknown>)[hook] = (result: { claims: { tid?: unknown } }) =>
+      tenantIssuer(provider.issuer, result.claims);
+  }
   const client: oauth.Client = { client_id: credentials.clientId };
   const clientAuth = oauth.ClientSecretPost(credentials.clientSecret);
   const requestOptions = {
@@ -158,7 +170,7 @@ export function createTokenClient(
      */
     async exchangeCode(
       callback: { url: URL; expectedState: string; codeVerifier: string; redirectUri: string },
-    ): Promise<{ tokens: Tokens; idTokenClaims?: { sub: string; email?: string } }> {
+    ): Promise<{ tokens: Tokens; idTokenClaims?: IdTokenClaims }> {
       let params: URLSearchParams;
       try {
         params = oauth.validateAuthResponse(as, client, callback.url, callback.expectedState);
@@ -186,12 +198,7 @@ export function createTokenClient(
         }
         return {
           tokens: result,
-          idTokenClaims: claims
-            ? {
-              sub: claims.sub,
-              email: typeof claims.email === "string" ? claims.email : undefined,
-            }
-            : undefined,
+          idTokenClaims: claims ? identity(claims) : undefined,
         };
       });
     },
@@ -227,7 +234,7 @@ export function createTokenClient(
      */
     async refreshWithIdentity(
       refreshToken: string,
-    ): Promise<{ tokens: Tokens; idTokenClaims?: { sub: string; email?: string } }> {
+    ): Promise<{ tokens: Tokens; idTokenClaims?: IdTokenClaims }> {
       return await tokenCall(async () => {
         const response = await oauth.refreshTokenGrantRequest(
           as,
@@ -240,12 +247,7 @@ export function createTokenClient(
         const claims = oauth.getValidatedIdTokenClaims(body);
         return {
           tokens: tokens(body, refreshToken),
-          idTokenClaims: claims
-            ? {
-              sub: claims.sub,
-              email: typeof claims.email === "string" ? claims.email : undefined,
-            }
-            : undefined,
+          idTokenClaims: claims ? identity(claims) : undefined,
         };
       });
     },
@@ -265,6 +267,16 @@ export function createTokenClient(
       });
       return true;
     },
+  };
+}
+
+function identity(claims: oauth.IDToken): IdTokenClaims {
+  return {
+    sub: claims.sub,
+    email: typeof claims.email === "string" ? claims.email : undefined,
+    preferredUsername: typeof claims.preferred_username === "string"
+      ? claims.preferred_username
+      : undefined,
   };
 }
 

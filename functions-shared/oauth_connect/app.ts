@@ -28,6 +28,7 @@ import { Hono } from "hono";
 import { cors } from "../import_emails/cors.ts";
 import type { UserAuthenticator } from "../import_emails/user_auth.ts";
 import { sha256Hex } from "../import_emails/oauth_access.ts";
+import { mailboxAddress } from "../oauth/tenant_issuer.ts";
 import { ReconnectNeededError, TokenRequestError } from "../oauth/oauth_errors.ts";
 import { type ProviderClients, supabaseAuthProvider } from "../oauth/provider_clients.ts";
 import { errorResponse, isJsonContentType, readBodyWithLimit } from "../platform/http.ts";
@@ -163,7 +164,8 @@ export function createOAuthConnectApp(deps: OAuthConnectDeps): Hono {
         codeVerifier: flow.codeVerifier,
         redirectUri: deps.redirectUri,
       });
-      const address = idTokenClaims?.email;
+      // The IMAP username: email, or an address-shaped preferred_username (tenant_issuer.ts).
+      const address = idTokenClaims ? mailboxAddress(idTokenClaims) : undefined;
       if (!address || !ADDRESS.test(address) || !tokens.refreshToken) {
         throw new TokenRequestError("invalid_response", "No usable address or refresh token");
       }
