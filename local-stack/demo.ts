@@ -5,7 +5,10 @@
  * request, pg_net's real worker delivers it, cron-auto-sync verifies it and
  * hands off to import-emails, which imports the mail from the real IMAP server
  * (Dovecot). The captured request is replayed and refused. Two new messages arrive
- * and the user's "sync now" imports exactly those two.
+ * and the user's "sync now" imports exactly those two. Then a second user connects a mailbox
+ * with OAuth: oauth-connect, sign-in and consent at the local oidc-provider (a browser's
+ * steps), oauth-callback, finish; "sync now" imports it, signing in to IMAP with an access
+ * token from the stored refresh token. No token or secret is printed.
  */
 import postgres from "postgres";
 import { dbUrl, functionsUrl, imapsPort, stateDir } from "./urls.ts";
@@ -14,8 +17,11 @@ import { send } from "../tests/support/signed_requests.ts";
 import { capturedRequest, startCapture, stopCapture } from "../tests/support/sent_requests.ts";
 import { withFastDispatchTick } from "../tests/support/dispatch_tick.ts";
 import { addMailbox, appendMessages, createImapUser, message } from "../tests/support/imap.ts";
+import { signInAndConsent } from "../tests/support/oauth.ts";
+import { returnUrl } from "./oauth/provision.ts";
 
 const DEMO_USER = "00000000-0000-4000-8000-00000000de70";
+const DEMO_OAUTH_USER = "00000000-0000-4000-8000-00000000de71";
 const sql = postgres(dbUrl, { max: 2, onnotice: () => {} });
 const bold = (text: string) => `\x1b[1m${text}\x1b[0m`;
 const dim = (text: string) => `\x1b[2m${text}\x1b[0m`;
@@ -27,13 +33,13 @@ const show = (label: string, value: unknown) =>
 const encoder = new TextEncoder();
 const interactive = Deno.stdout.isTerminal();
 
-async function showEmails(runId: string) {
+async function showEmails(runId: string, userId = DEMO_USER) {
   const [run] = await sql`select details from auto_sync.runs where id = ${runId}`;
   show("imported", `${run.details.inserted} new message(s), ${run.details.fetched} fetched`);
   const emails = await sql`
     select e.uid, e.subject, e.from_address ->> 'address' as sender
       from public.emails e join public.mailboxes m on m.id = e.mailbox_id
-     where m.user_id = ${DEMO_USER} order by e.uid`;
+     where m.user_id = ${userId} order by e.uid`;
   for (const email of emails) {
     show(`  uid ${email.uid}`, `${email.subject}  (from ${email.sender})`);
   }
@@ -180,6 +186,76 @@ const manual = await waitFor(async () => {
 }, { timeoutMs: 30_000 });
 show("status", manual.status);
 await showEmails(manualRunId);
+
+/** A JSON POST to a function as the given user. */
+async function callFunction(path: string, userToken: string, body?: unknown) {
+  const response = await fetch(`${functionsUrl}/${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${userToken}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+step(8, "Another user connects a mailbox with OAuth: oauth-connect gives the authorization URL");
+await sql`insert into auth.users (id, email) values (${DEMO_OAUTH_USER}, 'oauth-demo@example.com') on conflict (id) do nothing`;
+await sql`delete from public.mailboxes where user_id = ${DEMO_OAUTH_USER}`;
+const oauthImapUser = await createImapUser();
+await appendMessages(oauthImapUser, "INBOX", [
+  message({ subject: "Signed in with OAuth, no password stored" }),
+  message({ subject: "Your refresh token lives in Vault" }),
+]);
+const oauthToken = await mintUserToken(DEMO_OAUTH_USER);
+const started8 = await callFunction("oauth-connect", oauthToken, {
+  provider: "generic",
+  return_to: returnUrl,
+});
+if (started8.status !== 200) throw new Error(`oauth-connect answered ${started8.status}`);
+const authorizationUrl = new URL(started8.body.authorization_url);
+show(
+  "oauth-connect",
+  `${started8.status} -> ${authorizationUrl.origin}${authorizationUrl.pathname}`,
+);
+show(
+  "request",
+  `PKCE ${authorizationUrl.searchParams.get("code_challenge_method")}, scope "${
+    authorizationUrl.searchParams.get("scope")
+  }", state stored hashed for 10 min`,
+);
+
+step(9, "The user signs in and consents at the provider (the local oidc-provider)");
+const callback = await signInAndConsent(authorizationUrl, oauthImapUser);
+show("signed in as", `${oauthImapUser.username}; consent given`);
+show("provider redirects", `${callback.origin}${callback.pathname}?code=...&state=...`);
+
+step(10, "oauth-callback redeems the code; finish makes the mailbox (same user's token)");
+const arrival = await fetch(callback, { redirect: "manual" });
+await arrival.body?.cancel();
+const backTo = new URL(arrival.headers.get("location") ?? "about:blank");
+const ticket = backTo.searchParams.get("oauth_ticket");
+show("oauth-callback", `${arrival.status} -> ${backTo.origin}${backTo.pathname}?oauth_ticket=...`);
+if (!ticket) throw new Error("The callback gave no ticket");
+const finished = await callFunction("oauth-connect/finish", oauthToken, { ticket });
+if (finished.status !== 200) throw new Error(`finish answered ${finished.status}`);
+const [oauthBox] = await sql`
+  select id, username, host, port, auth_kind, oauth_provider from public.mailboxes
+   where id = ${finished.body.mailbox_id}`;
+show("finish", `${finished.status} mailbox ${oauthBox.id}`);
+show(
+  "mailbox",
+  `imaps://${oauthBox.host}:${oauthBox.port} user ${oauthBox.username}, ${oauthBox.auth_kind} (${oauthBox.oauth_provider}); refresh token in Vault only`,
+);
+
+step(11, '"sync now" imports it: refresh token -> access token -> IMAP XOAUTH2 / OAUTHBEARER');
+const oauthSync = await callFunction("import-emails", oauthToken);
+show("sync now answered", `${oauthSync.status} run ${oauthSync.body.run_id}`);
+const oauthRun = await waitFor(async () => {
+  const [row] = await sql`
+    select status from auto_sync.runs where id = ${oauthSync.body.run_id} and finished_at is not null`;
+  return row;
+}, { timeoutMs: 30_000 });
+show("status", oauthRun.status);
+await showEmails(oauthSync.body.run_id, DEMO_OAUTH_USER);
 
 console.log(
   `\n${bold("Done.")} The stack keeps running: scripts/stack status | scripts/stack stop`,
