@@ -83,6 +83,7 @@ Deno.test("authorization URL: PKCE S256 with a fresh verifier and state, the pre
 Deno.test("OAuth error codes: invalid_grant means reconnect; client errors and outages are not", () => {
   assert.ok(errorForOAuthResponse(400, "invalid_grant") instanceof ReconnectNeededError);
   assert.ok(errorForOAuthResponse(400, "interaction_required") instanceof ReconnectNeededError);
+  assert.ok(errorForOAuthResponse(400, "consent_required") instanceof ReconnectNeededError);
   const client = errorForOAuthResponse(401, "invalid_client");
   assert.ok(client instanceof TokenRequestError && client.kind === "client");
   const outage = errorForOAuthResponse(503, "temporarily_unavailable");
