@@ -112,7 +112,7 @@ export const VARIABLES = {
   // router runs the function (SELF_HOSTED_WALL_CLOCK_SECONDS).
   FUNCTION_WALL_CLOCK_SECONDS: positiveInteger(150),
   IMPORT_MAX_CONCURRENT_RUNS: positiveInteger(2),
-  IMPORT_MAX_MESSAGES_PER_INSTANCE: positiveInteger(1000),
+  IMPORT_MAX_MESSAGES_PER_INSTANCE: positiveInteger(9000),
   SUPABASE_URL: required("cannot verify user tokens"),
   SUPABASE_JWKS: z.string().optional().transform((value, ctx) => {
     // Hosted projects inject a bare array of public keys (empty on projects still on

@@ -78,7 +78,7 @@ Deno.test("the importer's defaults are the platform's (free plan wall clock) and
   assert.deepEqual(DEFAULT_IMPORTER_CONFIG, {
     imap: { caPem: undefined, allowPrivateHosts: false, allowPlaintext: false },
     limits: { maxMessages: 500, maxSeconds: 100 },
-    isolate: { wallClockSeconds: 150, maxConcurrentRuns: 2, maxMessages: 1000 },
+    isolate: { wallClockSeconds: 150, maxConcurrentRuns: 2, maxMessages: 9000 },
   });
   assert.deepEqual(cronAutoSyncConfig(cronEnv()).importer, DEFAULT_IMPORTER_CONFIG);
   assert.deepEqual(importEmailsConfig(hostedEnv()).importer, DEFAULT_IMPORTER_CONFIG);
@@ -89,7 +89,7 @@ Deno.test("the budget's settings come from the environment; nonsense throws at s
     cronAutoSyncConfig(cronEnv({ FUNCTION_WALL_CLOCK_SECONDS: "400" })).importer.isolate,
   );
   assert.equal(budget.wallClockMs, 400_000);
-  assert.equal(budget.messagesLeft(), 1000);
+  assert.equal(budget.messagesLeft(), 9000);
   assert.equal(
     createIsolateBudget(cronAutoSyncConfig(cronEnv()).importer.isolate).wallClockMs,
     150_000,
