@@ -111,7 +111,7 @@ export const VARIABLES = {
   // Unset: 150 (hosted free plan), or 60 where VERIFY_JWT says the self-hosted `main`
   // router runs the function (SELF_HOSTED_WALL_CLOCK_SECONDS).
   FUNCTION_WALL_CLOCK_SECONDS: positiveInteger(150),
-  IMPORT_MAX_CONCURRENT_RUNS: positiveInteger(2),
+  IMPORT_MAX_CONCURRENT_RUNS: positiveInteger(4),
   IMPORT_MAX_MESSAGES_PER_INSTANCE: positiveInteger(9000),
   SUPABASE_URL: required("cannot verify user tokens"),
   SUPABASE_JWKS: z.string().optional().transform((value, ctx) => {

@@ -78,7 +78,7 @@ Deno.test("the importer's defaults are the platform's (free plan wall clock) and
   assert.deepEqual(DEFAULT_IMPORTER_CONFIG, {
     imap: { caPem: undefined, allowPrivateHosts: false, allowPlaintext: false },
     limits: { maxMessages: 500, maxSeconds: 100 },
-    isolate: { wallClockSeconds: 150, maxConcurrentRuns: 2, maxMessages: 9000 },
+    isolate: { wallClockSeconds: 150, maxConcurrentRuns: 4, maxMessages: 9000 },
   });
   assert.deepEqual(cronAutoSyncConfig(cronEnv()).importer, DEFAULT_IMPORTER_CONFIG);
   assert.deepEqual(importEmailsConfig(hostedEnv()).importer, DEFAULT_IMPORTER_CONFIG);
