@@ -106,7 +106,7 @@ export const VARIABLES = {
   ),
   IMAP_ALLOW_PRIVATE_HOSTS: flag(),
   IMAP_ALLOW_PLAINTEXT: flag(),
-  IMPORT_MAX_MESSAGES: positiveInteger(500),
+  IMPORT_MAX_MESSAGES: positiveInteger(5000),
   IMPORT_MAX_SECONDS: positiveInteger(100),
   // Unset: 150 (hosted free plan), or 60 where VERIFY_JWT says the self-hosted `main`
   // router runs the function (SELF_HOSTED_WALL_CLOCK_SECONDS).

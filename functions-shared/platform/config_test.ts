@@ -77,7 +77,7 @@ Deno.test("every variable is read by a function", () => {
 Deno.test("the importer's defaults are the platform's (free plan wall clock) and the run budget", () => {
   assert.deepEqual(DEFAULT_IMPORTER_CONFIG, {
     imap: { caPem: undefined, allowPrivateHosts: false, allowPlaintext: false },
-    limits: { maxMessages: 500, maxSeconds: 100 },
+    limits: { maxMessages: 5000, maxSeconds: 100 },
     isolate: { wallClockSeconds: 150, maxConcurrentRuns: 4, maxMessages: 9000 },
   });
   assert.deepEqual(cronAutoSyncConfig(cronEnv()).importer, DEFAULT_IMPORTER_CONFIG);
@@ -137,7 +137,7 @@ Deno.test("numbers are whole, from 1 to 9,999,999; empty is the default", () => 
     maxMessages: 9_999_999,
     maxSeconds: 1,
   });
-  assert.deepEqual(limits({ IMPORT_MAX_MESSAGES: "" }).maxMessages, 500);
+  assert.deepEqual(limits({ IMPORT_MAX_MESSAGES: "" }).maxMessages, 5000);
 });
 
 Deno.test('private hosts imply cleartext IMAP; either opt-in is exactly "true"', () => {
