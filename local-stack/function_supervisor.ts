@@ -124,7 +124,11 @@ export function startFunctions(config: GatewayConfig, names: string[]): Function
         ...serveFunctionArgs(instancePort, layout),
         isolateHost,
         layout.entrypoint,
-        JSON.stringify({ memoryMb: limits.memoryMb, beforeunloadPct: limits.beforeunloadPct }),
+        JSON.stringify({
+          memoryMb: limits.memoryMb,
+          beforeunloadPct: limits.beforeunloadPct,
+          name,
+        }),
       ],
       clearEnv: true,
       env,
