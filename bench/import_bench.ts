@@ -52,6 +52,7 @@
  * (--allow-all: it reads /proc, chowns Maildir files, runs child processes)
  */
 import { DEFAULT_LIMITS } from "../functions-shared/import_emails/import_run.ts";
+import { BYTES_PER_MESSAGE } from "../functions-shared/import_emails/isolate_budget.ts";
 import type { Mailbox } from "../functions-shared/import_emails/mail_store.ts";
 import {
   acceptedRun,
@@ -129,8 +130,9 @@ const LIMITS: ChildRequest["limits"] = {
 };
 /**
  * The function instance budget (functions-shared/import_emails/isolate_budget.ts) the measured
- * imports run under. At the platform's defaults an instance imports 1,000 messages
- * in its life and runs 2 imports at a time; a first import of a bigger mailbox is
+ * imports run under. At the platform's defaults an instance receives 9,000 messages
+ * in its life, a message counting one more per BYTES_PER_MESSAGE it brings (~3,300 of
+ * this mix), and runs 4 imports at a time; a first import of a bigger mailbox is
  * then a chain of runs, each in a fresh instance. Parts 1–3 measure the importer
  * itself (its rate against the raw fetch, its memory as the runtime counts it), so
  * the budget is raised for them: one run imports the whole mailbox, and the
@@ -140,7 +142,9 @@ const LIMITS: ChildRequest["limits"] = {
  * default limits, each in a fresh instance, one after another until complete.
  */
 const MEASURED_INSTANCE: ChildRequest["instance"] = {
-  maxMessages: CONCURRENT_IMPORTS * LIMITS.maxMessages,
+  // Every message at the byte bound, the most the budget can count it as.
+  maxMessages: CONCURRENT_IMPORTS * LIMITS.maxMessages *
+    (1 + Math.ceil(LIMITS.maxMessageBytes / BYTES_PER_MESSAGE)),
   maxConcurrentRuns: CONCURRENT_IMPORTS,
 };
 if (!Number.isInteger(MESSAGES) || MESSAGES < 10) {

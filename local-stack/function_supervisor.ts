@@ -53,8 +53,8 @@ export interface FunctionSupervisor {
   stopAll(): void;
 }
 
-// Instances listen on ports after the functions' own: functionPort(port, names.length + slot).
-const INSTANCE_SLOTS = 16;
+// Instances listen on ports after the functions' own: functionPort(port, names.length + slot),
+// config.instanceSlots of them.
 const SUPERVISOR_TICK_MS = 50;
 const isolateHost = new URL("./isolate_host.ts", import.meta.url).pathname;
 
@@ -89,13 +89,13 @@ export function startFunctions(config: GatewayConfig, names: string[]): Function
   const liveInstances = new Set<Instance>();
 
   function freeInstancePort(): number {
-    for (let tried = 0; tried < INSTANCE_SLOTS; tried++) {
+    for (let tried = 0; tried < config.instanceSlots; tried++) {
       const candidate = functionPort(port, names.length + nextSlot);
-      nextSlot = (nextSlot + 1) % INSTANCE_SLOTS;
+      nextSlot = (nextSlot + 1) % config.instanceSlots;
       const ours = [...liveInstances].some((instance) => instance.port === candidate);
       if (!ours && portIsFree(candidate)) return candidate;
     }
-    throw new Error(`No free instance port among ${INSTANCE_SLOTS}`);
+    throw new Error(`No free instance port among ${config.instanceSlots}`);
   }
 
   function startInstance(name: string, served?: ServedFunction): Instance {
@@ -124,7 +124,11 @@ export function startFunctions(config: GatewayConfig, names: string[]): Function
         ...serveFunctionArgs(instancePort, layout),
         isolateHost,
         layout.entrypoint,
-        JSON.stringify({ memoryMb: limits.memoryMb, beforeunloadPct: limits.beforeunloadPct }),
+        JSON.stringify({
+          memoryMb: limits.memoryMb,
+          beforeunloadPct: limits.beforeunloadPct,
+          name,
+        }),
       ],
       clearEnv: true,
       env,

@@ -29,6 +29,12 @@ export interface GatewayConfig {
   limits: IsolateLimits;
   /** Self-hosted only: the `main` router's one VERIFY_JWT for every function. */
   selfHostedVerifyJwt: boolean;
+  /**
+   * Function instances alive at once (ports). A retired instance lives on until its
+   * wall clock ends (the runtime's early drop of an idle one is not emulated), so a
+   * chain of fresh instances, one every few seconds, needs more than the default 16.
+   */
+  instanceSlots: number;
 }
 
 export function readGatewayConfig(
@@ -52,6 +58,7 @@ export function readGatewayConfig(
       project: { type: "string" },
       mode: { type: "string", default: env.STACK_PROJECT_MODE ?? "hosted-asymmetric" },
       "verify-jwt": { type: "string", default: env.STACK_SELF_HOSTED_VERIFY_JWT ?? "false" },
+      "instance-slots": { type: "string", default: "16" },
       ...LIMIT_FLAGS,
     },
   });
@@ -61,6 +68,10 @@ export function readGatewayConfig(
   const verifyJwt = values["verify-jwt"];
   if (verifyJwt !== "true" && verifyJwt !== "false") {
     throw new Error(`Invalid --verify-jwt "${verifyJwt}": expected "true" or "false"`);
+  }
+  const instanceSlots = Number(values["instance-slots"]);
+  if (!Number.isInteger(instanceSlots) || instanceSlots < 1 || instanceSlots > 64) {
+    throw new Error(`Invalid --instance-slots "${values["instance-slots"]}": expected 1 to 64`);
   }
   const configPath = values.config!;
   const envFile = values["env-file"];
@@ -77,6 +88,7 @@ export function readGatewayConfig(
     supabaseDir: configPath.slice(0, configPath.lastIndexOf("/")),
     functions: toml.functions ?? {},
     mode,
+    instanceSlots,
     project,
     secrets,
     limits,

@@ -39,6 +39,15 @@ const full = {
     incrementalRounds: 5,
     newMessages: 10,
   },
+  firstImport: {
+    /** Mailboxes imported through the real path, one after another. */
+    mailboxes: [10_000, 50_000],
+    /** 5 MB messages in each. */
+    bigMessages: 5,
+    /** The honest user's mailbox in the fairness rounds. */
+    honest: 1_000,
+    rounds: 3,
+  },
   scale: {
     /** Schedules (10 % due); the first and last are compared. */
     sizes: [1_000, 10_000, 100_000],
@@ -71,6 +80,7 @@ const tiny: typeof full = {
     incrementalRounds: 1,
     newMessages: 2,
   },
+  firstImport: { mailboxes: [300], bigMessages: 1, honest: 30, rounds: 1 },
   scale: { sizes: [100, 200, 400], rounds: 1, perUserJobs: 0, deliveryRequests: 20 },
 };
 

@@ -141,6 +141,7 @@ async function syncInto(result: FolderResult, options: FolderSyncOptions): Promi
     throw new ImapSessionError("The mail server sent two different UIDVALIDITY values");
   }
   const { uids } = listed;
+  options.budget.listed(uids.length);
   if (uids.length === 0) {
     await store.touchFolder(mailbox.id, folder, { uidValidity, highestModseq, messageCount });
     return;

@@ -1,14 +1,17 @@
 import assert from "node:assert/strict";
 import {
   admitRun,
+  MAX_EMPTY_CHUNKS,
   MIN_TURN_MS,
   REQUEST_FACTOR,
   runAllowance,
+  runChunkBudget,
   yieldsTurn,
 } from "./instance_admission.ts";
 import { createIsolateBudget } from "./isolate_budget.ts";
 
 const START = 1_800_000_000_000;
+const NOTHING = { messages: 0, bytes: 0 };
 const limits = { maxMessages: 5, maxSeconds: 100, stopGraceSeconds: 20 };
 
 function instance(options: { maxMessages?: number; maxConcurrentRuns?: number; at?: number } = {}) {
@@ -50,7 +53,11 @@ Deno.test("an admitted run draws chunk by chunk; the instance is charged for wha
 
 Deno.test("runAllowance: a run's own share of a chunk, as a table", () => {
   const max = 10;
-  const cases: [string, { requested: number; received: number; inFlight: number }, number][] = [
+  const cases: [
+    string,
+    { requested: number; received: number; inFlight: number; emptyChunks?: number },
+    number,
+  ][] = [
     ["a fresh run may take its whole budget", { requested: 0, received: 0, inFlight: 0 }, 10],
     ["what arrived is spent", { requested: 6, received: 6, inFlight: 0 }, 4],
     ["chunks in flight count as if they all arrive", { requested: 9, received: 3, inFlight: 6 }, 1],
@@ -58,6 +65,18 @@ Deno.test("runAllowance: a run's own share of a chunk, as a table", () => {
       requested: 8,
       received: 0,
       inFlight: 0,
+    }, 10],
+    ["five chunks in a row brought nothing: the server is asked no more", {
+      requested: 5,
+      received: 0,
+      inFlight: 0,
+      emptyChunks: MAX_EMPTY_CHUNKS,
+    }, 0],
+    ["four in a row: it is asked again", {
+      requested: 4,
+      received: 0,
+      inFlight: 0,
+      emptyChunks: MAX_EMPTY_CHUNKS - 1,
     }, 10],
     ["but a run asks for at most REQUEST_FACTOR times its budget", {
       requested: max * REQUEST_FACTOR - 3,
@@ -131,4 +150,26 @@ Deno.test("a run that finds every slot taken is refused when the instance shuts 
   holder.leave();
   const after = await admitRun(isolate, { limits, now });
   assert.ok(after.admitted, "the slot is free once the holder leaves");
+});
+
+Deno.test("a run's chunk budget stops after MAX_EMPTY_CHUNKS empty chunks in a row, and an arrival resets the count", () => {
+  const { isolate, now } = instance({ maxMessages: 1_000 });
+  const budget = runChunkBudget(isolate, { maxMessages: 100, enteredAt: START, now });
+  for (let i = 0; i < MAX_EMPTY_CHUNKS - 1; i++) budget.settle(budget.take(10), NOTHING);
+  budget.settle(budget.take(10), { messages: 1, bytes: 10 }); // one arrived: the row is broken
+  for (let i = 0; i < MAX_EMPTY_CHUNKS - 1; i++) budget.settle(budget.take(10), NOTHING);
+  assert.equal(budget.take(10), 10, "four in a row: still asked");
+  budget.settle(10, NOTHING);
+  assert.equal(budget.take(10), 0, "five in a row: no more");
+  assert.equal(isolate.messagesLeft(), 999, "only the one message that arrived was charged");
+});
+
+Deno.test("a SEARCH listing is charged to the instance: a hundred UIDs cost about a message", () => {
+  const { isolate, now } = instance({ maxMessages: 9_000 });
+  const budget = runChunkBudget(isolate, { maxMessages: 100, enteredAt: START, now });
+  budget.listed(0);
+  assert.equal(isolate.messagesLeft(), 9_000, "an empty listing costs nothing");
+  budget.listed(300_000); // a hostile listing (tests/fair_share_tick_test.ts lists 100,000)
+  const charged = 9_000 - isolate.messagesLeft();
+  assert.ok(charged >= 2_900 && charged <= 3_100, `${charged} messages' worth charged`);
 });

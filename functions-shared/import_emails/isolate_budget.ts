@@ -8,12 +8,14 @@
  * requests landing in one instance share one budget here:
  *
  *   - at most `maxConcurrentRuns` imports at a time (the others wait their turn);
- *   - at most `maxMessages` messages (and maxMessages x BYTES_PER_MESSAGE bytes)
- *     received over the instance's life (CPU is spent per message received: ~0.7 ms,
- *     BENCHMARKS.md). Charged on arrival: a chunk reserves the UIDs it asks for, and
- *     after it what the server did not send goes back (chunkGrant, settle), so a
- *     server that announces mail and sends none spends nothing of other runs'. A run
- *     that finds it spent ends at once and the next run, in a fresh instance, continues;
+ *   - at most `maxMessages` messages received over the instance's life, a message
+ *     counting one more for every BYTES_PER_MESSAGE it brings: an estimate of the CPU
+ *     the instance spends on them, lined up with the runtime's CPU limits (chunkGrant
+ *     says why). Charged on arrival: a chunk reserves the UIDs it asks for, and after it
+ *     what the server did not send goes back (chunkGrant, settle), so a server that
+ *     announces mail and sends none spends nothing of other runs'. A run that finds it
+ *     spent ends at once; the runtime has retired the instance by then (CPU soft limit),
+ *     so the continuation lands in a fresh one;
  *   - each run's time window ends before the instance's wall clock does (runWindow).
  *
  * Configured from the environment (user secrets FUNCTION_WALL_CLOCK_SECONDS,
@@ -88,26 +90,30 @@ export interface IsolateBudget {
   settle(reserved: number, arrived: { messages: number; bytes: number }): void;
 }
 
-/** Bytes an instance may receive per message of its budget (parsing costs CPU per byte too). */
-export const BYTES_PER_MESSAGE = 256 * 1024;
+/**
+ * Bytes that cost the instance the CPU of one more message: parsing costs CPU per
+ * byte too. Measured on the stack (BENCHMARKS.md, "Instance budget"): after warm-up a
+ * message costs ~0.135 ms of the isolate's CPU plus ~2.6 µs per KiB, so ~52 KiB cost
+ * one message; 48 KiB errs on the side of bytes.
+ */
+export const BYTES_PER_MESSAGE = 24 * 1024;
 
 /**
  * The one rule for what a chunk may reserve of the instance: what is neither received
- * nor reserved by another chunk, and nothing once the instance's bytes are spent (a
- * few huge messages cost the CPU of many small ones).
+ * (a message, plus one for every BYTES_PER_MESSAGE received) nor reserved by another
+ * chunk. The default budget (IMPORT_MAX_MESSAGES_PER_INSTANCE, 9,000) is ~1.4 s of the
+ * isolate's CPU with its start and warm-up: past the runtime's soft limit (1 s: the
+ * instance takes no new request, so the next run lands in a fresh instance) and short
+ * of its hard limit (2 s: killed). A budget spent before the soft limit would leave
+ * the next request in an instance with nothing to give (a minute's wait); one past the
+ * hard limit would have the run killed mid-chunk.
  */
 export function chunkGrant(
   wanted: number,
-  instance: {
-    maxMessages: number;
-    maxBytes: number;
-    received: number;
-    receivedBytes: number;
-    reserved: number;
-  },
+  instance: { maxMessages: number; received: number; receivedBytes: number; reserved: number },
 ): number {
-  if (instance.receivedBytes >= instance.maxBytes) return 0;
-  const left = instance.maxMessages - instance.received - instance.reserved;
+  const spent = instance.received + Math.floor(instance.receivedBytes / BYTES_PER_MESSAGE);
+  const left = instance.maxMessages - spent - instance.reserved;
   return Math.max(0, Math.min(wanted, left));
 }
 
@@ -116,7 +122,6 @@ export function createIsolateBudget(options: IsolateBudgetOptions): IsolateBudge
   let running = 0;
   const account = {
     maxMessages: options.maxMessages,
-    maxBytes: options.maxMessages * BYTES_PER_MESSAGE,
     received: 0,
     receivedBytes: 0,
     reserved: 0,

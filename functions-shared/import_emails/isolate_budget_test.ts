@@ -57,7 +57,6 @@ Deno.test("a waiting run is refused when its time passes or the instance shuts d
 Deno.test("chunkGrant: what a chunk may reserve of the instance, as a table", () => {
   const instance = {
     maxMessages: 100,
-    maxBytes: 1_000,
     received: 0,
     receivedBytes: 0,
     reserved: 0,
@@ -68,8 +67,9 @@ Deno.test("chunkGrant: what a chunk may reserve of the instance, as a table", ()
     ["chunks in flight elsewhere are held back", 10, { received: 80, reserved: 15 }, 5],
     ["nothing left: nothing granted", 10, { received: 100 }, 0],
     ["more received than the budget (a chunk overran): nothing", 10, { received: 104 }, 0],
-    ["the bytes are spent: nothing, whatever messages are left", 10, { receivedBytes: 1_000 }, 0],
-    ["bytes nearly spent: the chunk still goes", 10, { receivedBytes: 999 }, 10],
+    ["bytes count as messages", 10, { received: 80, receivedBytes: 15 * BYTES_PER_MESSAGE }, 5],
+    ["the bytes alone spend it", 10, { receivedBytes: 100 * BYTES_PER_MESSAGE }, 0],
+    ["bytes short of a message cost nothing yet", 10, { receivedBytes: BYTES_PER_MESSAGE - 1 }, 10],
     ["asking for nothing grants nothing", 0, {}, 0],
   ];
   for (const [why, wanted, state, granted] of cases) {
@@ -96,7 +96,7 @@ Deno.test("the instance is charged for what arrives: UIDs the server did not sen
   assert.equal(budget.reserve(1), 0);
 });
 
-Deno.test("the instance's bytes are a budget too: a few huge messages spend it", () => {
+Deno.test("the instance's bytes count too: a few huge messages spend it", () => {
   const budget = createIsolateBudget({
     wallClockSeconds: 150,
     maxConcurrentRuns: 2,
@@ -104,7 +104,7 @@ Deno.test("the instance's bytes are a budget too: a few huge messages spend it",
   });
   const taken = budget.reserve(3);
   budget.settle(taken, { messages: 3, bytes: 10 * BYTES_PER_MESSAGE });
-  assert.equal(budget.messagesLeft(), 0, "7 messages left, but no bytes");
+  assert.equal(budget.messagesLeft(), 0, "3 messages and their bytes: 3 + 10 of 10");
   assert.equal(budget.reserve(1), 0);
 });
 

@@ -138,13 +138,13 @@ export const VARIABLES = {
   ),
   IMAP_ALLOW_PRIVATE_HOSTS: flag(),
   IMAP_ALLOW_PLAINTEXT: flag(),
-  IMPORT_MAX_MESSAGES: positiveInteger(500),
+  IMPORT_MAX_MESSAGES: positiveInteger(5000),
   IMPORT_MAX_SECONDS: positiveInteger(100),
   // Unset: 150 (hosted free plan), or 60 where VERIFY_JWT says the self-hosted `main`
   // router runs the function (SELF_HOSTED_WALL_CLOCK_SECONDS).
   FUNCTION_WALL_CLOCK_SECONDS: positiveInteger(150),
-  IMPORT_MAX_CONCURRENT_RUNS: positiveInteger(2),
-  IMPORT_MAX_MESSAGES_PER_INSTANCE: positiveInteger(1000),
+  IMPORT_MAX_CONCURRENT_RUNS: positiveInteger(4),
+  IMPORT_MAX_MESSAGES_PER_INSTANCE: positiveInteger(9000),
   SUPABASE_URL: required("cannot verify user tokens"),
   SUPABASE_JWKS: z.string().optional().transform((value, ctx) => {
     // Hosted projects inject a bare array of public keys (empty on projects still on

@@ -78,8 +78,8 @@ Deno.test("every variable is read by a function", () => {
 Deno.test("the importer's defaults are the platform's (free plan wall clock) and the run budget", () => {
   assert.deepEqual(DEFAULT_IMPORTER_CONFIG, {
     imap: { caPem: undefined, allowPrivateHosts: false, allowPlaintext: false },
-    limits: { maxMessages: 500, maxSeconds: 100 },
-    isolate: { wallClockSeconds: 150, maxConcurrentRuns: 2, maxMessages: 1000 },
+    limits: { maxMessages: 5000, maxSeconds: 100 },
+    isolate: { wallClockSeconds: 150, maxConcurrentRuns: 4, maxMessages: 9000 },
     oauth: {},
   });
   assert.deepEqual(cronAutoSyncConfig(cronEnv()).importer, DEFAULT_IMPORTER_CONFIG);
@@ -193,7 +193,7 @@ Deno.test("the budget's settings come from the environment; nonsense throws at s
     cronAutoSyncConfig(cronEnv({ FUNCTION_WALL_CLOCK_SECONDS: "400" })).importer.isolate,
   );
   assert.equal(budget.wallClockMs, 400_000);
-  assert.equal(budget.messagesLeft(), 1000);
+  assert.equal(budget.messagesLeft(), 9000);
   assert.equal(
     createIsolateBudget(cronAutoSyncConfig(cronEnv()).importer.isolate).wallClockMs,
     150_000,
@@ -241,7 +241,7 @@ Deno.test("numbers are whole, from 1 to 9,999,999; empty is the default", () => 
     maxMessages: 9_999_999,
     maxSeconds: 1,
   });
-  assert.deepEqual(limits({ IMPORT_MAX_MESSAGES: "" }).maxMessages, 500);
+  assert.deepEqual(limits({ IMPORT_MAX_MESSAGES: "" }).maxMessages, 5000);
 });
 
 Deno.test('private hosts imply cleartext IMAP; either opt-in is exactly "true"', () => {

@@ -13,7 +13,7 @@ import { addMailbox, appendMessages, createImapUser, message } from "../support/
 const sql = connect();
 
 Deno.test("a first import larger than a run is continued at once through pg_net, every message once", async () => {
-  const total = 700; // the default 500 a run, then 200: both within one instance's budget
+  const total = 5_200; // the default 5,000 a run, then 200: both within one instance's budget
   const userId = await createUser(sql, "continue");
   const imapUser = await createImapUser();
   await appendMessages(imapUser, "INBOX", Array.from({ length: total }, () => message()));
@@ -40,10 +40,10 @@ Deno.test("a first import larger than a run is continued at once through pg_net,
         first.details.inserted,
         first.details.has_more,
       ],
-      [500, 500, 500, true],
+      [5_000, 5_000, 5_000, true],
       "the details contract finish_run reads",
     );
-    assert.equal(second.details.inserted, total - 500);
+    assert.equal(second.details.inserted, total - 5_000);
     const gapMs = second.dispatched_at.getTime() - first.finished_at.getTime();
     assert.ok(gapMs >= 0 && gapMs < 1_000, `continued ${gapMs} ms after the first run ended`);
     const [response] =

@@ -51,8 +51,10 @@ export function startHostileServer(folder: FolderCopy, script: Script) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const connections = new Set<Deno.Conn>();
 
+  // By UID, so a folder that announces hundreds of thousands of UIDs answers at once.
+  const byUid = new Map(folder.messages.map((message) => [message.uid, message]));
   const honestRow = (uid: number, seq: number, claimedUid = uid) => {
-    const message = folder.messages.find((m) => m.uid === uid)!;
+    const message = byUid.get(uid)!;
     const head =
       `* ${seq} FETCH (UID ${claimedUid} FLAGS (\\Seen) RFC822.SIZE ${message.source.length} ` +
       `INTERNALDATE "01-Nov-2026 10:00:00 +0000" ` +
@@ -118,7 +120,7 @@ export function startHostileServer(folder: FolderCopy, script: Script) {
     const [tag, ...words] = line.split(" ");
     const isUid = words[0]?.toUpperCase() === "UID";
     const command = (isUid ? words[1] : words[0])?.toUpperCase();
-    const uidNext = Math.max(0, ...folder.messages.map((m) => m.uid)) + 1;
+    const uidNext = folder.messages.reduce((max, m) => Math.max(max, m.uid), 0) + 1;
     const ok = (text = "done") => write(`${tag} OK ${text}${CRLF}`);
     switch (command) {
       case "CAPABILITY":
@@ -155,7 +157,7 @@ export function startHostileServer(folder: FolderCopy, script: Script) {
         await write(`* SEARCH ${folder.messages.map((m) => m.uid).join(" ")}${CRLF}`);
         return ok();
       case "FETCH": {
-        const uids = uidSet(words[2]).filter((uid) => folder.messages.some((m) => m.uid === uid));
+        const uids = uidSet(words[2]).filter((uid) => byUid.has(uid));
         if (script.fetch) return script.fetch(uids, tag, { write, honestRow, close });
         for (const uid of uids) await write(honestRow(uid, uid));
         return ok();
