@@ -30,13 +30,22 @@ create table public.mailboxes (
   import_run_id uuid,
   import_lease_until timestamptz,
   created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
+  updated_at timestamptz not null default now(),
+  -- OAuth mailboxes (..._oauth_mailboxes.sql): a stored refresh token and its provider
+  oauth_provider text check (oauth_provider ~ '^[a-z][a-z0-9_-]{0,31}$'),
+  reconnect_needed_at timestamptz,
+  constraint mailboxes_oauth_provider_needs_oauth2
+    check (oauth_provider is null or auth_kind = 'oauth2')
 );
 create index mailboxes_user_idx on public.mailboxes (user_id);
 comment on table public.mailboxes is
   'A user''s IMAP mailboxes. The credential is in Vault (auto_sync.mailbox_credentials); no column here holds it.';
 comment on column public.mailboxes.paused_reason is 'Set when imports stop on their own (e.g. repeated authentication failures); cleared by update_mailbox.';
 comment on column public.mailboxes.import_run_id is 'The run holding the import lease: one import per mailbox at a time.';
+comment on column public.mailboxes.oauth_provider is
+  'The provider whose client redeems the stored refresh token (google, microsoft, generic); null: a password, or an access token the app keeps fresh.';
+comment on column public.mailboxes.reconnect_needed_at is
+  'When the provider refused the grant (revoked, expired, reused): imports skip the mailbox until it is connected again.';
 
 -- Which Vault secret holds a mailbox's password or OAuth access token. Private.
 create table auto_sync.mailbox_credentials (
@@ -44,6 +53,18 @@ create table auto_sync.mailbox_credentials (
   secret_id uuid not null
 );
 comment on table auto_sync.mailbox_credentials is 'Maps a mailbox to its Vault secret. Deleting the row deletes the secret.';
+
+-- The one bound on a stored credential (password, access or refresh token): what is
+-- wrong with it, or null. Used by every function that puts one in Vault.
+create function auto_sync.credential_problem(p_credential text) returns text
+language sql immutable parallel safe set search_path = ''
+as $$
+  select case when p_credential is null or length(p_credential) not between 1 and 8192
+              then 'must be 1 to 8192 characters' end
+$$;
+comment on function auto_sync.credential_problem(text) is
+  'What is wrong with a credential to store (1 to 8192 characters), or null. The one bound for passwords and tokens.';
+revoke execute on function auto_sync.credential_problem(text) from public, anon, authenticated, service_role;
 
 create table public.emails (
   id bigint generated always as identity primary key,

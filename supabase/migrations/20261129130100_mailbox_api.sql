@@ -28,8 +28,9 @@ declare
   v_user_id uuid := auto_sync.user_api_caller('add mailbox');  -- signed in, not anonymous
   v_mailbox_id uuid;
 begin
-  if p_credential is null or length(p_credential) = 0 or length(p_credential) > 8192 then
-    raise exception 'Cannot add mailbox: the password or token must be 1 to 8192 characters' using errcode = '22023';
+  if auto_sync.credential_problem(p_credential) is not null then
+    raise exception 'Cannot add mailbox: the password or token %', auto_sync.credential_problem(p_credential)
+      using errcode = '22023';
   end if;
   -- One user's concurrent calls queue here, so the cap holds.
   perform pg_advisory_xact_lock(hashtextextended('auto_sync.mailboxes:' || v_user_id::text, 0));
@@ -73,8 +74,9 @@ declare
   v_secret_id uuid;
 begin
   perform auto_sync.user_api_caller('update mailbox');  -- signed in, not anonymous
-  if p_credential is not null and (length(p_credential) = 0 or length(p_credential) > 8192) then
-    raise exception 'Cannot update mailbox: the password or token must be 1 to 8192 characters' using errcode = '22023';
+  if p_credential is not null and auto_sync.credential_problem(p_credential) is not null then
+    raise exception 'Cannot update mailbox: the password or token %', auto_sync.credential_problem(p_credential)
+      using errcode = '22023';
   end if;
   select * into v_old from public.mailboxes where id = p_mailbox_id and user_id = auth.uid() for update;
   if not found then

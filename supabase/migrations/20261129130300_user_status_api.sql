@@ -5,13 +5,13 @@
 --                                        answered with; another user's id returns no row
 --   public.list_auto_sync_runs(limit)    the caller's most recent runs, newest first (1-100)
 --   public.get_mailbox_states()          each of the caller's mailboxes with its state, and
---                                        whether it needs the user (paused, credential refused)
+--                                        whether it needs the user (reconnect needed, paused,
+--                                        credential refused)
 -- Each is a SECURITY INVOKER wrapper of the SECURITY DEFINER function of the same name in
 -- auto_sync_user_api (see ..._auto_sync_tables.sql). A run's error is shown through
 -- auto_sync.run_error_for_user: the importer's own text (written for users), or a generic
 -- sentence where the run never reached the importer (pg_net's and HTTP details stay with
 -- the operator).
--- get_mailbox_states' live body: 20261203100000_oauth_mailboxes.sql (state reconnect_needed).
 
 -- The error text a user may read for a run, one rule. The importer writes its errors for
 -- users (import_error.ts: generic, one line, no credential); what the maintenance job
@@ -32,6 +32,28 @@ comment on function auto_sync.run_error_for_user(text, timestamptz, text) is
   'The error a user reads for a run: the importer''s text (control characters replaced, 500 characters at most), or a generic sentence for a run that never reached the importer (rejected, not delivered, never acknowledged).';
 revoke execute on function auto_sync.run_error_for_user(text, timestamptz, text) from public, anon, authenticated, service_role;
 
+-- A user's runs as their app sees them: the one projection get_auto_sync_run and
+-- list_auto_sync_runs return (counts from the run's details, the error a user may read).
+create function auto_sync.user_runs(p_user_id uuid)
+returns table (
+  id uuid, trigger text, status text, fetched bigint, inserted bigint, duplicates bigint,
+  has_more boolean, error text, created_at timestamptz, started_at timestamptz,
+  finished_at timestamptz
+)
+language sql stable set search_path = ''
+as $$
+  select r.id, r.trigger, r.status, (r.details ->> 'fetched')::bigint,
+         (r.details ->> 'inserted')::bigint, (r.details ->> 'duplicates')::bigint,
+         (r.details ->> 'has_more')::boolean,
+         auto_sync.run_error_for_user(r.status, r.accepted_at, r.error),
+         r.created_at, r.started_at, r.finished_at
+    from auto_sync.runs r
+   where r.user_id = p_user_id
+$$;
+comment on function auto_sync.user_runs(uuid) is
+  'One user''s runs as the user API shows them (get_auto_sync_run, list_auto_sync_runs): status, counts, the error a user may read, timestamps.';
+revoke execute on function auto_sync.user_runs(uuid) from public, anon, authenticated, service_role;
+
 create function auto_sync_user_api.get_auto_sync_run(p_run_id uuid)
 returns table (
   id uuid, trigger text, status text, fetched bigint, inserted bigint, duplicates bigint,
@@ -44,13 +66,7 @@ declare
   v_user_id uuid := auto_sync.user_api_caller('read sync runs');
 begin
   return query
-    select r.id, r.trigger, r.status, (r.details ->> 'fetched')::bigint,
-           (r.details ->> 'inserted')::bigint, (r.details ->> 'duplicates')::bigint,
-           (r.details ->> 'has_more')::boolean,
-           auto_sync.run_error_for_user(r.status, r.accepted_at, r.error),
-           r.created_at, r.started_at, r.finished_at
-      from auto_sync.runs r
-     where r.id = p_run_id and r.user_id = v_user_id;
+    select * from auto_sync.user_runs(v_user_id) r where r.id = p_run_id;
 end
 $$;
 comment on function auto_sync_user_api.get_auto_sync_run(uuid) is
@@ -72,13 +88,7 @@ begin
       using errcode = '22023';
   end if;
   return query
-    select r.id, r.trigger, r.status, (r.details ->> 'fetched')::bigint,
-           (r.details ->> 'inserted')::bigint, (r.details ->> 'duplicates')::bigint,
-           (r.details ->> 'has_more')::boolean,
-           auto_sync.run_error_for_user(r.status, r.accepted_at, r.error),
-           r.created_at, r.started_at, r.finished_at
-      from auto_sync.runs r
-     where r.user_id = v_user_id
+    select * from auto_sync.user_runs(v_user_id) r
      order by r.created_at desc, r.id
      limit p_limit;
 end
@@ -87,6 +97,7 @@ comment on function auto_sync_user_api.list_auto_sync_runs(integer) is
   'Behind public.list_auto_sync_runs: the signed-in user''s most recent runs, newest first (1 to 100).';
 
 -- A mailbox's state, in the order that matters to its user: what needs them first.
+--   reconnect_needed    the provider refused the grant: connect the mailbox again
 --   paused              imports stopped on their own (paused_reason): needs the user
 --   credential_refused  the last login was refused (below the pause): needs the user
 --   disabled            the user turned it off
@@ -106,11 +117,12 @@ declare
 begin
   return query
     select s.id, s.label, s.host, s.username, s.enabled, s.state,
-           s.state in ('paused', 'credential_refused'), s.paused_reason, s.last_error,
-           s.last_synced_at
+           s.state in ('reconnect_needed', 'paused', 'credential_refused'), s.paused_reason,
+           s.last_error, s.last_synced_at
       from (
         select m.*,
-               case when m.paused_reason is not null then 'paused'
+               case when m.reconnect_needed_at is not null then 'reconnect_needed'
+                    when m.paused_reason is not null then 'paused'
                     when m.consecutive_auth_failures > 0 then 'credential_refused'
                     when not m.enabled then 'disabled'
                     when m.import_lease_until > pg_catalog.now() then 'syncing'
@@ -124,7 +136,7 @@ begin
 end
 $$;
 comment on function auto_sync_user_api.get_mailbox_states() is
-  'Behind public.get_mailbox_states: the signed-in user''s mailboxes with their state (paused, credential_refused, disabled, syncing, failing, waiting, ok) and needs_user.';
+  'Behind public.get_mailbox_states: the signed-in user''s mailboxes with their state (reconnect_needed, paused, credential_refused, disabled, syncing, failing, waiting, ok) and needs_user.';
 
 create function public.get_auto_sync_run(p_run_id uuid)
 returns table (
@@ -156,7 +168,7 @@ returns table (
 language sql stable security invoker set search_path = ''
 as $$ select * from auto_sync_user_api.get_mailbox_states() $$;
 comment on function public.get_mailbox_states() is
-  'Signed-in user: each of your mailboxes with its state: paused or credential_refused (needs_user: update the password or token), disabled, syncing, failing, waiting (never synced), ok.';
+  'Signed-in user: each of your mailboxes with its state: reconnect_needed (connect it again), paused or credential_refused (update the password or token): needs_user; disabled, syncing, failing, waiting (never synced), ok.';
 
 -- Supabase grants anon everything in public by default: take it back.
 revoke execute on function auto_sync_user_api.get_auto_sync_run(uuid) from public, anon;

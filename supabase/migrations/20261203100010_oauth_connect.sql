@@ -97,8 +97,9 @@ create function auto_sync.park_oauth_connection(
 language plpgsql volatile security definer set search_path = ''
 as $$
 begin
-  if p_refresh_token is null or length(p_refresh_token) not between 1 and 8192 then
-    raise exception 'Cannot connect mailbox: the refresh token must be 1 to 8192 characters' using errcode = '22023';
+  if auto_sync.credential_problem(p_refresh_token) is not null then
+    raise exception 'Cannot connect mailbox: the refresh token %', auto_sync.credential_problem(p_refresh_token)
+      using errcode = '22023';
   end if;
   insert into auto_sync.oauth_pending_connections
     (ticket_sha256, user_id, provider, address, host, port, secret_id, expires_at)

@@ -8,7 +8,7 @@ begin;
 \ir support/test_helpers.psql
 \ir support/access_objects.psql
 
-select plan(137);
+select plan(141);
 
 select tests.create_supabase_user('a', 'a11ce000-0000-4000-8000-00000000000a');
 select tests.create_supabase_user('c', 'c0c00000-0000-4000-8000-00000000000c');

@@ -13,7 +13,7 @@ begin;
 \ir support/test_helpers.psql
 \ir support/access_objects.psql
 
-select plan(221);
+select plan(227);
 
 -------------------------------------------------------------------------------
 -- Row level security and policies
