@@ -12,7 +12,7 @@
  */
 import postgres from "postgres";
 import { dbUrl, functionsUrl, imapsPort, stateDir } from "./urls.ts";
-import { mintUserToken, waitFor } from "../tests/support/local_stack.ts";
+import { mintUserToken, postAsUser, waitFor } from "../tests/support/local_stack.ts";
 import { send } from "../tests/support/signed_requests.ts";
 import { capturedRequest, startCapture, stopCapture } from "../tests/support/sent_requests.ts";
 import { withFastDispatchTick } from "../tests/support/dispatch_tick.ts";
@@ -188,15 +188,6 @@ show("status", manual.status);
 await showEmails(manualRunId);
 
 /** A JSON POST to a function as the given user. */
-async function callFunction(path: string, userToken: string, body?: unknown) {
-  const response = await fetch(`${functionsUrl}/${path}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${userToken}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: response.status, body: await response.json() };
-}
-
 step(8, "Another user connects a mailbox with OAuth: oauth-connect gives the authorization URL");
 await sql`insert into auth.users (id, email) values (${DEMO_OAUTH_USER}, 'oauth-demo@example.com') on conflict (id) do nothing`;
 await sql`delete from public.mailboxes where user_id = ${DEMO_OAUTH_USER}`;
@@ -206,7 +197,7 @@ await appendMessages(oauthImapUser, "INBOX", [
   message({ subject: "Your refresh token lives in Vault" }),
 ]);
 const oauthToken = await mintUserToken(DEMO_OAUTH_USER);
-const started8 = await callFunction("oauth-connect", oauthToken, {
+const started8 = await postAsUser("oauth-connect", oauthToken, {
   provider: "generic",
   return_to: returnUrl,
 });
@@ -235,7 +226,7 @@ const backTo = new URL(arrival.headers.get("location") ?? "about:blank");
 const ticket = backTo.searchParams.get("oauth_ticket");
 show("oauth-callback", `${arrival.status} -> ${backTo.origin}${backTo.pathname}?oauth_ticket=...`);
 if (!ticket) throw new Error("The callback gave no ticket");
-const finished = await callFunction("oauth-connect/finish", oauthToken, { ticket });
+const finished = await postAsUser("oauth-connect/finish", oauthToken, { ticket });
 if (finished.status !== 200) throw new Error(`finish answered ${finished.status}`);
 const [oauthBox] = await sql`
   select id, username, host, port, auth_kind, oauth_provider from public.mailboxes
@@ -247,7 +238,7 @@ show(
 );
 
 step(11, '"sync now" imports it: refresh token -> access token -> IMAP XOAUTH2 / OAUTHBEARER');
-const oauthSync = await callFunction("import-emails", oauthToken);
+const oauthSync = await postAsUser("import-emails", oauthToken);
 show("sync now answered", `${oauthSync.status} run ${oauthSync.body.run_id}`);
 const oauthRun = await waitFor(async () => {
   const [row] = await sql`

@@ -14,6 +14,7 @@ import {
   createUser,
   functionsUrl,
   mintUserToken,
+  postAsUser,
   waitFor,
 } from "../support/local_stack.ts";
 import { appendMessages, createImapUser, IMAPS_PORT, message } from "../support/imap.ts";
@@ -22,13 +23,8 @@ import { functionsClientId, returnUrl } from "../../local-stack/oauth/provision.
 
 const sql = connect();
 
-async function startConnect(token: string, body: Record<string, unknown>) {
-  const response = await fetch(`${functionsUrl}/oauth-connect`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, body: await response.json() };
+function startConnect(token: string, body: Record<string, unknown>) {
+  return postAsUser("oauth-connect", token, body);
 }
 
 async function authorizationUrl(token: string): Promise<URL> {
@@ -45,13 +41,8 @@ async function arrive(callback: URL | string) {
   return { status: response.status, location: location ? new URL(location) : null };
 }
 
-async function finish(token: string, ticket: string) {
-  const response = await fetch(`${functionsUrl}/oauth-connect/finish`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify({ ticket }),
-  });
-  return { status: response.status, body: await response.json() };
+function finish(token: string, ticket: string) {
+  return postAsUser("oauth-connect/finish", token, { ticket });
 }
 
 async function mailboxesOf(userId: string) {
@@ -239,13 +230,8 @@ Deno.test("attack: no token, an anonymous user, and a finish without a ticket ar
   assert.equal((await finish(await mintUserToken(userId), "short")).status, 400);
 });
 
-async function disconnect(token: string, mailboxId: unknown) {
-  const response = await fetch(`${functionsUrl}/oauth-connect/disconnect`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify({ mailbox_id: mailboxId }),
-  });
-  return { status: response.status, body: await response.json() };
+function disconnect(token: string, mailboxId: unknown) {
+  return postAsUser("oauth-connect/disconnect", token, { mailbox_id: mailboxId });
 }
 
 Deno.test("disconnect: the mailbox and its secret go, the grant is revoked at the provider", async () => {

@@ -7,26 +7,15 @@
  * client secret) cannot be turned into an import of someone else's mail. Needs the stack.
  */
 import assert from "node:assert/strict";
-import {
-  connect,
-  createUser,
-  functionsUrl,
-  mintUserToken,
-  waitFor,
-} from "../support/local_stack.ts";
+import { connect, createUser, mintUserToken, postAsUser, waitFor } from "../support/local_stack.ts";
 import { appendMessages, createImapUser, message } from "../support/imap.ts";
 import { connectWithCode, tokenRequest } from "../support/oauth.ts";
 import { functionsClientId } from "../../local-stack/oauth/provision.ts";
 
 const sql = connect();
 
-async function handover(token: string, body: Record<string, unknown>) {
-  const response = await fetch(`${functionsUrl}/oauth-connect/handover`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, body: await response.json() };
+function handover(token: string, body: Record<string, unknown>) {
+  return postAsUser("oauth-connect/handover", token, body);
 }
 
 Deno.test("handover: the user's own provider refresh token becomes a mailbox that imports", async () => {
@@ -51,12 +40,9 @@ Deno.test("handover: the user's own provider refresh token becomes a mailbox tha
   assert.equal(box.oauth_provider, "generic");
   assert.notEqual(box.stored, providerToken, "the rotation from the proving refresh is kept");
 
-  const sync = await fetch(`${functionsUrl}/import-emails`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}` },
-  });
+  const sync = await postAsUser("import-emails", token);
   assert.equal(sync.status, 202);
-  const { run_id } = await sync.json();
+  const { run_id } = sync.body;
   const run = await waitFor(async () => {
     const [row] =
       await sql`select * from auto_sync.runs where id = ${run_id} and finished_at is not null`;

@@ -80,3 +80,16 @@ export async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 250));
   }
 }
+
+/**
+ * POSTs JSON to a function as a signed-in user (`path` under /functions/v1/, e.g.
+ * "oauth-connect/finish"); the status and the JSON answer.
+ */
+export async function postAsUser(path: string, userToken: string, body?: unknown) {
+  const response = await fetch(`${functionsUrl}/${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${userToken}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: response.status, body: await response.json() };
+}
